@@ -1,0 +1,29 @@
+"""Run the simulator alone: ``python -m webapp.providers.simulator --port 8100 --dir /tmp/sim``."""
+
+from __future__ import annotations
+
+import argparse
+
+from . import create_simulator_app
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Serve the OpenAI Batch API simulator at /simulator/v1.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8100)
+    parser.add_argument("--dir", help="state directory (default: a new temp dir)")
+    parser.add_argument("--validating", type=float, help="seconds in validating (default 1.0)")
+    parser.add_argument("--in-progress", type=float, help="seconds in in_progress (default 5.0)")
+    parser.add_argument("--finalizing", type=float, help="seconds in finalizing (default 1.0)")
+    args = parser.parse_args(argv)
+    overrides = {
+        "SIMULATOR_DIR": args.dir, "SIMULATOR_VALIDATING_SECONDS": args.validating,
+        "SIMULATOR_IN_PROGRESS_SECONDS": args.in_progress, "SIMULATOR_FINALIZING_SECONDS": args.finalizing,
+    }
+    app = create_simulator_app({key: value for key, value in overrides.items() if value is not None})
+    print(f"simulator: http://{args.host}:{args.port}/simulator/v1 (state in {app.config['SIMULATOR_DIR']})")
+    app.run(host=args.host, port=args.port, threaded=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""The simulator blueprint: authentication, injected faults, and OpenAI-shaped errors for every failure."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, request
+from werkzeug.exceptions import HTTPException
+
+from .errors import APIError, error_body, standard_error, to_response
+from .faults import take_fault
+from .settings import current_store
+
+bp = Blueprint("simulator", __name__)
+CONTROL_PREFIX = "/_control"
+ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+
+@bp.record
+def _remember_prefix(state) -> None:
+    # Faults match paths as the API client sees them ("/batches"), whatever prefix the app mounts us at.
+    state.app.extensions.setdefault("simulator_prefixes", {})[state.name] = state.url_prefix or ""
+
+
+def api_path() -> str:
+    """Return the request path below the blueprint's mount point, e.g. ``/batches/batch_abc``."""
+    prefix = current_app.extensions.get("simulator_prefixes", {}).get(request.blueprint, "")
+    return request.path[len(prefix):] if request.path.startswith(prefix) else request.path
+
+
+@bp.before_request
+def _authenticate_and_inject_faults() -> None:
+    path = api_path()
+    if path.startswith(CONTROL_PREFIX):
+        return
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise APIError(401, "You didn't provide an API key. You need to provide your API key in an "
+                       "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
+    status = take_fault(current_store(), request.method, path)
+    if status is not None:
+        raise standard_error(status)
+
+
+@bp.errorhandler(APIError)
+def _api_error(exc: APIError):
+    return to_response(exc)
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(exc: HTTPException):
+    # Werkzeug's own errors (malformed multipart, body too large) keep their status but speak the API's JSON,
+    # not the host app's HTML.
+    status = exc.code or 500
+    body = error_body(status, exc.description if status < 500 else None)["error"]
+    return to_response(APIError(status, body["message"], type=body["type"], code=body["code"]))
+
+
+@bp.errorhandler(Exception)
+def _unexpected_error(exc: Exception):
+    # A bug here must still reach the SDK as a retryable OpenAI-shaped 500, not the host app's HTML page;
+    # the traceback goes to the log, so nothing is hidden.
+    current_app.logger.exception("simulator: unhandled error on %s %s", request.method, request.path)
+    return to_response(APIError(500, "The simulator failed unexpectedly; its log has the traceback.",
+                                type="server_error", code="server_error"))
+
+
+@bp.route("/", defaults={"anything": ""}, methods=ALL_METHODS)
+@bp.route("/<path:anything>", methods=ALL_METHODS)
+def unknown_url(anything: str):
+    """Answer any path the API does not have the way OpenAI does: 404 ``Invalid URL``."""
+    raise APIError(404, f"Invalid URL ({request.method} /v1/{anything})")

@@ -1,0 +1,35 @@
+"""Failure-injection markers (``[[sim:...]]``) and the deterministic failure-rate draw."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+MARKER = re.compile(r"\[\[sim:([a-z_]+)(?:=([A-Za-z0-9_.-]+))?\]\]")
+BATCH_MARKERS = ("expire", "slow_finalize", "empty_error_file_id")
+
+
+def find_markers(text: str) -> dict[str, str | None]:
+    """Return ``{name: value}`` for every marker in ``text`` (value None for a bare ``[[sim:name]]``)."""
+    return {match.group(1): match.group(2) for match in MARKER.finditer(text)}
+
+
+def batch_markers(raw_line: str) -> set[str]:
+    """Return the batch-wide markers found anywhere in one input line."""
+    return {name for name in find_markers(raw_line) if name in BATCH_MARKERS}
+
+
+def requested_status(markers: dict[str, str | None]) -> int | None:
+    """Return the HTTP status a ``[[sim:status=NNN]]`` marker asks for, if it names a 4xx/5xx."""
+    value = markers.get("status")
+    if value and value.isdigit() and 400 <= int(value) <= 599:
+        return int(value)
+    return None
+
+
+def drawn_to_fail(custom_id: str, failure_rate: float) -> bool:
+    """Return True for the ``failure_rate`` share of custom_ids, the same ones on every run."""
+    if failure_rate <= 0:
+        return False
+    digest = hashlib.sha256(custom_id.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < failure_rate

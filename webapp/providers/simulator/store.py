@@ -1,0 +1,151 @@
+"""The simulator's state on disk: JSON metadata and content files, atomic writes, cross-process locks."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import secrets
+import shutil
+import string
+import tempfile
+import time
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+ID_ALPHABET = string.ascii_letters + string.digits
+
+
+def random_token(length: int) -> str:
+    return "".join(secrets.choice(ID_ALPHABET) for _ in range(length))
+
+
+class Store:
+    """One directory shared by every process serving the simulator.
+
+    Readers never lock: each JSON document is replaced atomically. Writers that read-modify-write
+    a batch hold its ``fcntl`` lock, so gunicorn workers cannot interleave.
+    """
+
+    def __init__(self, root: str):
+        self.root = root
+        for sub in ("files", "batches", "locks", "tmp"):
+            os.makedirs(os.path.join(root, sub), exist_ok=True)
+
+    # -- low level -------------------------------------------------------------------------------
+    def _path(self, *parts: str) -> str:
+        return os.path.join(self.root, *parts)
+
+    def temp_path(self) -> str:
+        """Return a fresh path on the store's filesystem, so ``os.replace`` from it is atomic."""
+        fd, path = tempfile.mkstemp(dir=self._path("tmp"))
+        os.close(fd)
+        return path
+
+    def write_json(self, path: str, document: dict) -> None:
+        tmp = self.temp_path()
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(document, fh)
+        os.replace(tmp, path)
+
+    @staticmethod
+    def read_json(path: str) -> dict | None:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                return json.load(fh)
+        except FileNotFoundError:
+            return None
+
+    @contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """Hold an exclusive lock named ``name`` across threads and processes."""
+        with open(self._path("locks", f"{name}.lock"), "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    # -- files -----------------------------------------------------------------------------------
+    def add_file(self, filename: str, purpose: str, write: Callable[[str], None],
+                 file_id: str | None = None) -> dict:
+        """Store a file whose content ``write(path)`` produces; return its OpenAI file object.
+
+        The metadata is written last, so a half-written upload is never visible.
+        """
+        file_id = file_id or f"file-{random_token(22)}"
+        tmp = self.temp_path()
+        try:
+            write(tmp)
+            size = os.path.getsize(tmp)
+            os.replace(tmp, self._path("files", f"{file_id}.data"))
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        now = int(time.time())
+        meta = {
+            "id": file_id, "object": "file", "bytes": size, "created_at": now, "filename": filename,
+            "purpose": purpose, "status": "processed", "status_details": None,
+            "expires_at": now + 30 * 86400 if purpose in ("batch", "batch_output") else None,
+        }
+        self.write_json(self._path("files", f"{file_id}.json"), meta)
+        return meta
+
+    def file_meta(self, file_id: str) -> dict | None:
+        if not SAFE_ID.match(file_id):
+            return None
+        return self.read_json(self._path("files", f"{file_id}.json"))
+
+    def file_path(self, file_id: str) -> str:
+        return self._path("files", f"{file_id}.data")
+
+    def list_files(self) -> list[dict]:
+        metas = (self.read_json(self._path("files", name)) for name in os.listdir(self._path("files"))
+                 if name.endswith(".json"))
+        return [meta for meta in metas if meta is not None]
+
+    def delete_file(self, file_id: str) -> bool:
+        """Delete a file; return False when it did not exist. Batches keep their own input snapshot."""
+        if self.file_meta(file_id) is None:
+            return False
+        for suffix in (".json", ".data"):
+            try:
+                os.remove(self._path("files", file_id + suffix))
+            except FileNotFoundError:
+                pass  # another process deleted it first: the outcome is the same
+        return True
+
+    # -- batches ---------------------------------------------------------------------------------
+    def batch_lock(self, batch_id: str):
+        return self.lock(f"batch-{batch_id}")
+
+    def load_batch(self, batch_id: str) -> dict | None:
+        if not SAFE_ID.match(batch_id):
+            return None
+        return self.read_json(self._path("batches", f"{batch_id}.json"))
+
+    def save_batch(self, record: dict) -> None:
+        self.write_json(self._path("batches", f"{record['id']}.json"), record)
+
+    def list_batches(self) -> list[dict]:
+        records = (self.read_json(self._path("batches", name)) for name in os.listdir(self._path("batches"))
+                   if name.endswith(".json"))
+        return [record for record in records if record is not None]
+
+    def batch_input_path(self, batch_id: str) -> str:
+        return self._path("batches", f"{batch_id}.input.jsonl")
+
+    def snapshot_input(self, batch_id: str, file_id: str) -> None:
+        """Pin the batch's input as the real API does: deleting the file later must not break the batch."""
+        target = self.batch_input_path(batch_id)
+        try:
+            os.link(self.file_path(file_id), target)
+        except OSError:
+            # Hard links are unavailable on some filesystems; a copy costs time, not correctness.
+            shutil.copyfile(self.file_path(file_id), target)
+
+    # -- misc documents --------------------------------------------------------------------------
+    def document_path(self, name: str) -> str:
+        return self._path(f"{name}.json")
