@@ -1,0 +1,45 @@
+# The two commands of the README: `make run` (the app, embedded defaults) and `make test` (the whole suite).
+# Both create the virtual environment and install what they need on a fresh machine.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+FLASK := $(BIN)/flask --app "webapp:create_app_or_exit()"
+HOST ?= 127.0.0.1
+PORT ?= 5000
+
+.PHONY: run test install install-dev migrate worker scheduler sync bench clean
+
+run: install migrate
+	$(FLASK) run --host $(HOST) --port $(PORT) --with-threads --no-reload
+
+test: install-dev
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+$(VENV)/.installed: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+migrate: install
+	$(FLASK) db upgrade
+
+worker: install
+	$(BIN)/python worker.py
+
+scheduler: install
+	$(BIN)/python worker.py scheduler
+
+sync: install
+	$(FLASK) batches sync
+
+clean:
+	rm -rf $(VENV) .pytest_cache

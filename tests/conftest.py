@@ -1,0 +1,155 @@
+"""Shared fixtures: the app on PostgreSQL/Redis (TEST_DATABASE_URL, TEST_REDIS_URL) or SQLite/fakeredis.
+
+The schema is created once per session; each test runs inside an outer transaction that is rolled back
+(SQLAlchemy's "join a session into an external transaction" recipe, with the engine swapped because
+Flask-SQLAlchemy ignores a session-level bind). Tests whose work crosses threads or processes use
+``committed_db`` instead, which commits for real and empties the tables afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from werkzeug.serving import make_server
+
+from webapp import create_app
+from webapp.config import database_url
+from webapp.extensions import db
+from webapp.providers.simulator import create_simulator_app
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL")
+FAST_SIMULATOR = {
+    "SIMULATOR_VALIDATING_SECONDS": 0.05,
+    "SIMULATOR_IN_PROGRESS_SECONDS": 0.2,
+    "SIMULATOR_FINALIZING_SECONDS": 0.05,
+    "SIMULATOR_CANCELLING_SECONDS": 0.05,
+}
+
+
+def backend_summary() -> str:
+    return f"database={'postgresql' if TEST_DATABASE_URL else 'sqlite'} redis={'redis' if TEST_REDIS_URL else 'fakeredis'}"
+
+
+def pytest_report_header(config):
+    return f"backends: {backend_summary()}"
+
+
+def base_config(tmp: Path, **overrides) -> dict:
+    """Settings for a test app, independent of the developer's environment and .env file."""
+    url = database_url(TEST_DATABASE_URL, str(tmp)) if TEST_DATABASE_URL else f"sqlite:///{tmp / 'test.db'}"
+    config = {
+        "TESTING": True,
+        "ENVIRON": {"LOG_FORMAT": "text", "LOG_LEVEL": "WARNING", "SECRET_KEY": "test-secret"},
+        "INSTANCE_PATH": str(tmp / "instance"),
+        "SQLALCHEMY_DATABASE_URI": url,
+        "REDIS_URL": TEST_REDIS_URL,
+        "EMBEDDED_WORKERS": False,
+        "SIMULATOR_DIR": str(tmp / "simulator"),
+        "CLAIM_LEASE_SECONDS": 60,
+        **FAST_SIMULATOR,
+    }
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory):
+    app = create_app(base_config(tmp_path_factory.mktemp("app")))
+    with app.app_context():
+        _reset_schema()
+        if TEST_REDIS_URL:
+            from webapp import queue
+
+            queue.connection(app).flushdb()
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+def _reset_schema() -> None:
+    if db.engine.dialect.name == "postgresql":
+        with db.engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+    else:
+        db.drop_all()
+    db.create_all()
+
+
+@pytest.fixture
+def app_ctx(app):
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture(autouse=True)
+def _rollback(request, app):
+    """Run each test inside one outer transaction, rolled back at the end (unless it uses committed_db)."""
+    if "committed_db" in request.fixturenames:
+        yield
+        return
+    with app.app_context():
+        engines = db._app_engines[app]
+        engine = engines[None]
+        connection = engine.connect()
+        outer = connection.begin()
+        engines[None] = connection
+        db.session.remove()
+        db.session.configure(join_transaction_mode="create_savepoint")
+        try:
+            yield
+        finally:
+            db.session.remove()
+            db.session.configure(join_transaction_mode="conditional_savepoint")
+            engines[None] = engine
+            outer.rollback()
+            connection.close()
+
+
+@pytest.fixture
+def committed_db(app):
+    """Real commits (for threads and other processes); every table is emptied afterwards."""
+    yield
+    with app.app_context():
+        db.session.remove()
+        with db.engine.begin() as conn:
+            for table in reversed(db.metadata.sorted_tables):
+                conn.execute(table.delete())
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+class Server:
+    """A WSGI app served on 127.0.0.1 in a daemon thread (real HTTP for the SDK)."""
+
+    def __init__(self, wsgi_app):
+        self.httpd = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
+        self.port = self.httpd.server_port
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def simulator(app, tmp_path):
+    """The built-in simulator served over HTTP; the app's simulator provider points at it."""
+    sim_app = create_simulator_app({**FAST_SIMULATOR, "SIMULATOR_DIR": str(tmp_path / "sim")})
+    server = Server(sim_app)
+    previous = app.config["SIMULATOR_BASE_URL"]
+    app.config["SIMULATOR_BASE_URL"] = f"{server.url}/simulator/v1"
+    server.app = sim_app
+    yield server
+    app.config["SIMULATOR_BASE_URL"] = previous
+    server.stop()

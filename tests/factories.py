@@ -1,0 +1,37 @@
+"""Test data builders and a driver that runs the engine until a job ends."""
+
+from __future__ import annotations
+
+import time
+
+from webapp.extensions import db
+from webapp.models import BatchJob
+from webapp.services import jobs, sync
+
+
+def chat_body(text: str, model: str = "gpt-4o-mini") -> dict:
+    return {"model": model, "messages": [{"role": "user", "content": text}]}
+
+
+def new_job(texts: list[str] | None = None, count: int = 5, submit: bool = False, **settings) -> BatchJob:
+    """A draft job (or a submitted one) whose requests say ``texts`` (default: ``count`` distinct prompts)."""
+    texts = texts if texts is not None else [f"Classify review number {i}: great product" for i in range(count)]
+    job = jobs.create_job({"name": "test job", "model": "gpt-4o-mini", **settings})
+    if texts:
+        jobs.add_requests(job, [{"custom_id": f"req-{i}", "body": chat_body(t, job.model)} for i, t in enumerate(texts)])
+    if submit:
+        jobs.submit_job(job)
+    return job
+
+
+def run_until_done(job_id: int, timeout: float = 30, pause: float = 0.05) -> BatchJob:
+    """Run sync passes (as the periodic job would) until the job is terminal; fail on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sync.sync_all()
+        db.session.expire_all()
+        job = db.session.get(BatchJob, job_id)
+        if job.is_terminal:
+            return job
+        time.sleep(pause)
+    raise AssertionError(f"job {job_id} still {job.status} after {timeout}s")

@@ -1,0 +1,68 @@
+"""GET / and GET /health: identity, dependencies, and 503 when the database is down."""
+
+from sqlalchemy import create_engine
+
+from tests.conftest import TEST_REDIS_URL
+from webapp import __version__
+from webapp.extensions import db
+
+
+def test_index_names_the_service(client):
+    response = client.get("/", headers={"Accept": "application/json"})
+    assert response.status_code == 200
+    assert response.json == {"service": "ai-batch-processor", "version": __version__}
+
+
+def test_health_reports_each_dependency(client):
+    response = client.get("/health")
+    assert response.status_code == 200
+    body = response.json
+    assert body["database"]["ok"] is True
+    assert body["queue"]["backend"] == ("redis" if TEST_REDIS_URL else "embedded")
+    assert body["provider"]["default"] == "simulator"
+    assert body["provider"]["api_key_configured"] is False
+    assert "workers" in body
+
+
+def test_health_never_shows_the_api_key(app, client):
+    app.config["OPENAI_API_KEY"] = "sk-secret-value-123"
+    try:
+        text = client.get("/health").get_data(as_text=True)
+    finally:
+        app.config["OPENAI_API_KEY"] = None
+    assert "sk-secret-value-123" not in text
+
+
+def test_health_is_503_when_the_database_is_down(app, client):
+    dead = create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none", connect_args={"connect_timeout": 1})
+    with app.app_context():
+        engines = db._app_engines[app]
+        saved = engines[None]
+        engines[None] = dead
+        db.session.remove()
+        try:
+            response = client.get("/health")
+        finally:
+            engines[None] = saved
+            db.session.remove()
+    assert response.status_code == 503
+    assert response.json["status"] == "down"
+    assert response.json["database"] == {"ok": False, "backend": "postgresql", "error": "database unreachable"}
+
+
+def test_request_id_is_echoed_or_generated(client):
+    given = client.get("/", headers={"X-Request-ID": "abc-123"})
+    assert given.headers["X-Request-ID"] == "abc-123"
+    generated = client.get("/")
+    assert len(generated.headers["X-Request-ID"]) == 32
+    hostile = client.get("/", headers={"X-Request-ID": "<script>" + "x" * 200})
+    assert len(hostile.headers["X-Request-ID"]) == 32
+
+
+def test_unknown_paths_get_json_under_api_and_html_elsewhere(client):
+    api = client.get("/api/v1/nothing-here")
+    assert api.status_code == 404
+    assert api.json["error"]["code"] == "not_found"
+    page = client.get("/nothing-here", headers={"Accept": "text/html"})
+    assert page.status_code == 404
+    assert page.mimetype == "text/html"

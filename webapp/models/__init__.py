@@ -1,0 +1,20 @@
+"""The data model; importing this package registers every table on the metadata."""
+
+from webapp.models.batch import PROVIDER_RUNNING, PROVIDER_TERMINAL, BatchStatus, ProviderBatch
+from webapp.models.job import (
+    ACTIVE_JOB_STATUSES,
+    DEFAULT_ENDPOINT,
+    ENDPOINTS,
+    TERMINAL_JOB_STATUSES,
+    BatchJob,
+    EventKind,
+    JobEvent,
+    JobStatus,
+)
+from webapp.models.request import BatchRequest, BatchResponse, RequestStatus
+
+__all__ = [
+    "ACTIVE_JOB_STATUSES", "DEFAULT_ENDPOINT", "ENDPOINTS", "PROVIDER_RUNNING", "PROVIDER_TERMINAL",
+    "TERMINAL_JOB_STATUSES", "BatchJob", "BatchRequest", "BatchResponse", "BatchStatus", "EventKind",
+    "JobEvent", "JobStatus", "ProviderBatch", "RequestStatus",
+]

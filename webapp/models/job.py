@@ -1,0 +1,145 @@
+"""The batch job aggregate: a user's set of requests, its counters, cost, and its event timeline."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Numeric, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+
+from webapp.models.base import Base, utcnow
+
+DEFAULT_ENDPOINT = "/v1/chat/completions"
+ENDPOINTS = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/completions", "/v1/moderations")
+
+
+class JobStatus(StrEnum):
+    DRAFT = "draft"  # requests being added; nothing sent yet
+    QUEUED = "queued"  # submitted; waiting to be split, uploaded or for token capacity
+    RUNNING = "running"  # at least one provider batch in flight
+    CANCELLING = "cancelling"
+    COMPLETED = "completed"
+    COMPLETED_WITH_ERRORS = "completed_with_errors"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_JOB_STATUSES = frozenset(
+    {JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_ERRORS, JobStatus.FAILED, JobStatus.CANCELLED}
+)
+ACTIVE_JOB_STATUSES = frozenset({JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.CANCELLING})
+
+
+class BatchJob(Base):
+    __tablename__ = "batch_jobs"
+    __table_args__ = (
+        Index("ix_batch_jobs_status_created_at", "status", "created_at"),
+        Index("ix_batch_jobs_created_at", "created_at"),
+        Index("ix_batch_jobs_owner_id_created_at", "owner_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(32), default=JobStatus.DRAFT)
+    provider: Mapped[str] = mapped_column(String(32))
+    endpoint: Mapped[str] = mapped_column(String(64), default=DEFAULT_ENDPOINT)
+    model: Mapped[str] = mapped_column(String(100))
+    max_tokens: Mapped[int | None]
+    temperature: Mapped[float | None]
+    max_retries: Mapped[int] = mapped_column(default=3)
+
+    total_requests: Mapped[int] = mapped_column(default=0)
+    pending_requests: Mapped[int] = mapped_column(default=0)
+    in_flight_requests: Mapped[int] = mapped_column(default=0)
+    succeeded_requests: Mapped[int] = mapped_column(default=0)
+    failed_requests: Mapped[int] = mapped_column(default=0)
+
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cached_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    reasoning_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    estimated_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    estimated_cost: Mapped[Decimal | None] = mapped_column(Numeric(18, 8))
+    actual_cost: Mapped[Decimal] = mapped_column(Numeric(18, 8), default=Decimal(0))
+
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    submitted_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+
+    last_error: Mapped[str | None] = mapped_column(Text)
+    # "metadata" is reserved on declarative classes, so the attribute has another name.
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    # Where the requests came from (file name, format, CSV columns and template) for exports.
+    source: Mapped[dict[str, Any] | None]
+    # Accounts arrive later; the column exists so ownership needs no data migration.
+    owner_id: Mapped[int | None]
+
+    batches: Mapped[list["ProviderBatch"]] = relationship(  # noqa: F821
+        back_populates="job", cascade="all, delete-orphan", passive_deletes=True, order_by="ProviderBatch.id"
+    )
+    events: Mapped[list["JobEvent"]] = relationship(
+        back_populates="job", cascade="all, delete-orphan", passive_deletes=True, order_by="JobEvent.id"
+    )
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_JOB_STATUSES
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_JOB_STATUSES
+
+    @property
+    def finished_requests(self) -> int:
+        return self.succeeded_requests + self.failed_requests
+
+    @property
+    def progress(self) -> float:
+        """Share of requests with a final result, 0.0 to 1.0."""
+        return self.finished_requests / self.total_requests if self.total_requests else 0.0
+
+    def __repr__(self) -> str:
+        return f"<BatchJob {self.id} {self.status} {self.name!r}>"
+
+
+class EventKind(StrEnum):
+    CREATED = "created"
+    REQUESTS_ADDED = "requests_added"
+    BATCHES_PLANNED = "batches_planned"
+    SUBMITTED = "submitted"
+    BATCH_CREATED = "batch_created"
+    BATCH_WAITING = "batch_waiting"
+    BATCH_FAILED = "batch_failed"
+    BATCH_ENDED = "batch_ended"
+    RESULTS_INGESTED = "results_ingested"
+    RETRIED = "retried"
+    CANCEL_REQUESTED = "cancel_requested"
+    CANCELLED = "cancelled"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    PROVIDER_ERROR = "provider_error"
+    UPDATED = "updated"
+
+
+class JobEvent(Base):
+    __tablename__ = "job_events"
+    __table_args__ = (Index("ix_job_events_job_id_id", "job_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("batch_jobs.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any] | None]
+    actor: Mapped[str] = mapped_column(String(100), default="system")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    job: Mapped[BatchJob] = relationship(back_populates="events")
+
+    def __repr__(self) -> str:
+        return f"<JobEvent {self.job_id} {self.kind}>"

@@ -1,0 +1,48 @@
+"""Provider registry: picks the batch service for a job (OpenAI-compatible, or the built-in simulator)."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app
+
+from webapp.providers.base import BatchInfo, Provider, ProviderError
+from webapp.providers.openai_provider import OpenAIProvider
+
+OPENAI = "openai"
+SIMULATOR = "simulator"
+LABELS = {OPENAI: "OpenAI", SIMULATOR: "Simulator (built-in, no real model calls)"}
+SIMULATOR_API_KEY = "simulator"
+
+__all__ = ["BatchInfo", "Provider", "ProviderError", "available_providers", "get_provider", "provider_info"]
+
+
+def available_providers(app: Flask | None = None) -> list[str]:
+    """The providers a job may use here: OpenAI only with an API key; the simulator always."""
+    app = app or current_app
+    return [OPENAI, SIMULATOR] if app.config.get("OPENAI_API_KEY") else [SIMULATOR]
+
+
+def get_provider(name: str, app: Flask | None = None) -> Provider:
+    """Return a provider client; raises ProviderError (not retryable) when ``name`` cannot be used here."""
+    app = app or current_app
+    if name == SIMULATOR:
+        return OpenAIProvider(SIMULATOR, api_key=SIMULATOR_API_KEY, base_url=app.config["SIMULATOR_BASE_URL"])
+    if name == OPENAI:
+        if not app.config.get("OPENAI_API_KEY"):
+            raise ProviderError("the OpenAI provider needs OPENAI_API_KEY", retryable=False)
+        return OpenAIProvider(OPENAI, api_key=app.config["OPENAI_API_KEY"], base_url=app.config.get("OPENAI_BASE_URL"))
+    raise ProviderError(f"unknown provider {name!r}", retryable=False)
+
+
+def provider_info(app: Flask | None = None) -> dict:
+    """What /health and the pages show about the configured provider (never the key itself)."""
+    app = app or current_app
+    default = app.config["DEFAULT_PROVIDER"]
+    base_url = app.config["SIMULATOR_BASE_URL"] if default == SIMULATOR else (
+        app.config.get("OPENAI_BASE_URL") or "https://api.openai.com/v1")
+    return {
+        "default": default,
+        "label": LABELS[default],
+        "base_url": base_url,
+        "api_key_configured": bool(app.config.get("OPENAI_API_KEY")),
+        "available": available_providers(app),
+    }

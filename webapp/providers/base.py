@@ -1,0 +1,61 @@
+"""The provider boundary: the batch service interface the engine uses, and its value types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterator, Protocol
+
+
+class ProviderError(Exception):
+    """A provider call failed. ``retryable`` says whether trying again later may succeed (429, 5xx, network)."""
+
+    def __init__(self, message: str, *, retryable: bool, status_code: int | None = None, code: str | None = None):
+        super().__init__(message)
+        self.retryable = retryable
+        self.status_code = status_code
+        self.code = code
+
+
+@dataclass(frozen=True)
+class BatchInfo:
+    """The provider's view of one batch, normalised (``""`` file ids become None, times are aware UTC)."""
+
+    id: str
+    status: str
+    endpoint: str
+    input_file_id: str | None
+    output_file_id: str | None
+    error_file_id: str | None
+    counts_total: int = 0
+    counts_completed: int = 0
+    counts_failed: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    usage: dict[str, Any] | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    timestamps: dict[str, datetime | None] = field(default_factory=dict)
+
+
+class Provider(Protocol):
+    """What the engine needs from a batch service; every method raises ProviderError on failure."""
+
+    name: str
+
+    def upload_input(self, path: Path, filename: str) -> str:
+        """Upload a JSONL input file (streamed from ``path``); return its file id."""
+
+    def create_batch(self, input_file_id: str, endpoint: str, metadata: dict[str, str]) -> BatchInfo: ...
+
+    def get_batch(self, batch_id: str) -> BatchInfo: ...
+
+    def list_batches(self, limit: int = 100) -> Iterator[BatchInfo]:
+        """Every batch the account can see, newest first, fetched page by page."""
+
+    def cancel_batch(self, batch_id: str) -> BatchInfo: ...
+
+    def download_file(self, file_id: str, dest: Path) -> int:
+        """Stream a file's content to ``dest``; return the number of bytes written."""
+
+    def delete_file(self, file_id: str) -> None:
+        """Delete a file; a file that no longer exists is not an error."""

@@ -1,0 +1,177 @@
+"""The job queue: Redis or the embedded in-process queue, the app-context job class, and periodic jobs."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable
+
+import fakeredis
+import redis
+from flask import Flask, current_app
+from rq import Queue, SimpleWorker, Worker
+from rq.job import Job
+from rq.timeouts import TimerDeathPenalty
+from rq_scheduler import Scheduler
+
+from webapp.config import ConfigError
+from webapp.logs import log_context
+
+log = logging.getLogger(__name__)
+QUEUE_NAME = "batches"
+EXTENSION_KEY = "batches_queue"
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    """A job the scheduler runs every ``interval_setting`` seconds; ``id`` keeps it unique in Redis."""
+
+    id: str
+    func: Callable
+    interval_setting: str
+    timeout: int
+
+
+class AppJob(Job):
+    """An RQ job that runs inside the Flask app's context (cf. Flask-RQ2's FlaskJob)."""
+
+    flask_app: Flask | None = None
+
+    def perform(self):
+        if self.flask_app is None:
+            raise RuntimeError("AppJob.flask_app is not set; use job_class_for(app)")
+        with self.flask_app.app_context(), log_context(rq_job_id=self.id):
+            return super().perform()
+
+
+def job_class_for(app: Flask) -> type[AppJob]:
+    """A job class bound to ``app``, so workers need no global app."""
+    return type("AppJob", (AppJob,), {"flask_app": app})
+
+
+def init_app(app: Flask) -> None:
+    """Connect to REDIS_URL (checked now, to fail fast) or create the embedded in-process Redis."""
+    url = app.config.get("REDIS_URL")
+    if url:
+        conn = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=30, health_check_interval=30)
+        try:
+            conn.ping()
+        except redis.RedisError as exc:
+            raise ConfigError(f"REDIS_URL: cannot reach Redis at {_redacted(url)} ({exc}); start it or fix the URL")
+    else:
+        conn = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+    app.extensions[EXTENSION_KEY] = conn
+
+
+def connection(app: Flask | None = None) -> redis.Redis:
+    return (app or current_app).extensions[EXTENSION_KEY]
+
+
+def is_embedded(app: Flask | None = None) -> bool:
+    return not (app or current_app).config.get("REDIS_URL")
+
+
+def get_queue(app: Flask | None = None) -> Queue:
+    app = app or current_app
+    return Queue(
+        QUEUE_NAME,
+        connection=connection(app),
+        job_class=job_class_for(app),
+        is_async=not app.config.get("QUEUE_SYNCHRONOUS", False),
+    )
+
+
+def enqueue(func: Callable, *args, timeout: int = 600, **kwargs) -> Job:
+    """Queue ``func(*args, **kwargs)``. Jobs are idempotent, so a duplicate costs a pass, never a wrong result."""
+    return get_queue().enqueue_call(
+        func, args=args, kwargs=kwargs, timeout=timeout, result_ttl=3600, failure_ttl=7 * 86400,
+    )
+
+
+def periodic_jobs() -> list[PeriodicJob]:
+    from webapp import jobs
+
+    return [PeriodicJob("periodic:sync", jobs.sync_all, "SYNC_INTERVAL_SECONDS", timeout=3600)]
+
+
+def schedule_periodic_jobs(app: Flask, scheduler: Scheduler) -> None:
+    """Reconcile the scheduler's periodic jobs with ``periodic_jobs()``: safe at every start."""
+    wanted = {job.id: job for job in periodic_jobs()}
+    for scheduled in scheduler.get_jobs():
+        if scheduled.id in wanted:
+            scheduler.cancel(scheduled)
+    for job in wanted.values():
+        scheduler.schedule(
+            scheduled_time=datetime.now(timezone.utc).replace(tzinfo=None),
+            func=job.func, interval=app.config[job.interval_setting], repeat=None,
+            id=job.id, timeout=job.timeout, result_ttl=600, queue_name=QUEUE_NAME,
+        )
+        log.info("periodic job scheduled", extra={"periodic_job": job.id, "interval": app.config[job.interval_setting]})
+
+
+def new_scheduler(app: Flask, scheduler_class: type[Scheduler] = Scheduler, interval: float | None = None) -> Scheduler:
+    return scheduler_class(
+        queue_name=QUEUE_NAME, connection=connection(app), job_class=job_class_for(app),
+        interval=interval if interval is not None else min(5, app.config["SYNC_INTERVAL_SECONDS"]),
+    )
+
+
+class ThreadWorker(SimpleWorker):
+    """An RQ worker that runs in a background thread: no signal handlers, timer-based job timeouts."""
+
+    death_penalty_class = TimerDeathPenalty
+
+    def _install_signal_handlers(self):
+        pass
+
+
+class ThreadScheduler(Scheduler):
+    """rq-scheduler's loop, in a background thread (signals belong to the main thread)."""
+
+    def _install_signal_handlers(self):
+        pass
+
+
+def new_worker(app: Flask, worker_class: type[Worker] = Worker, **kwargs) -> Worker:
+    return worker_class([get_queue(app)], connection=connection(app), job_class=job_class_for(app), **kwargs)
+
+
+class EmbeddedRuntime:
+    """Runs one worker and the scheduler in daemon threads of the web process (no REDIS_URL)."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+        self._lock = threading.Lock()
+        self.started = False
+
+    def start(self) -> None:
+        with self._lock:
+            if self.started:
+                return
+            self.started = True
+        scheduler = new_scheduler(self.app, ThreadScheduler, interval=1)
+        schedule_periodic_jobs(self.app, scheduler)
+        worker = new_worker(self.app, ThreadWorker)
+        threading.Thread(target=worker.work, name="embedded-worker", daemon=True).start()
+        threading.Thread(target=scheduler.run, name="embedded-scheduler", daemon=True).start()
+        log.info("embedded queue started: one worker and the scheduler in this process")
+
+
+def init_embedded_runtime(app: Flask) -> None:
+    """Start the embedded worker with the first request, so CLI commands and the reloader start none."""
+    if not is_embedded(app) or not app.config.get("EMBEDDED_WORKERS", True):
+        return
+    runtime = EmbeddedRuntime(app)
+    app.extensions["batches_embedded_runtime"] = runtime
+    app.before_request(runtime.start)
+
+
+def _redacted(url: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@"))
+    return urlunsplit(parts)

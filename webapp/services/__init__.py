@@ -1,0 +1,1 @@
+"""Use cases: each public function is one unit of work that owns its transaction."""

@@ -1,0 +1,198 @@
+"""Storing a finished provider batch's results: one response per request, request states, retry decisions."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from webapp.extensions import db
+from webapp.models import BatchJob, BatchRequest, BatchResponse, ProviderBatch, RequestStatus
+from webapp.providers import Provider
+from webapp.services.results import CANCELLED, MISSING_RESULT, BadResultLine, Result, parse_result_line
+
+log = logging.getLogger(__name__)
+WRITE_CHUNK = 1000
+RESPONSE_FIELDS = (
+    "succeeded", "status_code", "body", "error_code", "error", "prompt_tokens", "completion_tokens",
+    "total_tokens", "cached_tokens", "reasoning_tokens", "output_text", "provider_request_id", "provider_batch_id",
+)
+
+
+@dataclass
+class IngestSummary:
+    succeeded: int = 0
+    failed: int = 0
+    retried: int = 0
+    missing: int = 0
+    unknown_lines: int = 0
+    bad_lines: int = 0
+    error_codes: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if v}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What ingestion decides for one request; ``retry`` sends it to a follow-up batch."""
+
+    request_id: int
+    status: str
+    error_code: str | None
+    error: str | None
+    retry: bool
+
+
+def download_results(provider: Provider, batch: ProviderBatch, workdir: Path) -> list[Path]:
+    """Fetch the output and error files to disk (before any transaction); return their paths."""
+    paths = []
+    for kind, file_id in (("output", batch.output_file_id), ("error", batch.error_file_id)):
+        if file_id:
+            path = workdir / f"batch-{batch.id}-{kind}.jsonl"
+            provider.download_file(file_id, path)
+            paths.append(path)
+    return paths
+
+
+def ingest_files(batch: ProviderBatch, job: BatchJob, paths: Iterable[Path], *, cancelled: bool) -> IngestSummary:
+    """Store every result of ``batch`` found in ``paths`` and settle each of its requests (no commit).
+
+    Idempotent: responses are upserted by request, and a request's state is only ever set from this batch's
+    results, so running it twice (or after a crash that rolled it back) leaves one response per request.
+    """
+    index = dict(db.session.execute(
+        select(BatchRequest.custom_id, BatchRequest.id)
+        .where(BatchRequest.provider_batch_id == batch.id, BatchRequest.status == RequestStatus.IN_FLIGHT)
+    ).all())
+    retries = dict(db.session.execute(
+        select(BatchRequest.id, BatchRequest.retry_count).where(BatchRequest.provider_batch_id == batch.id)
+    ).all())
+    summary = IngestSummary()
+    outcomes: list[Outcome] = []
+    seen: set[int] = set()
+    for chunk in _chunked(_results(paths, summary), WRITE_CHUNK):
+        rows = []
+        for result in chunk:
+            request_id = index.get(result.custom_id)
+            if request_id is None or request_id in seen:
+                summary.unknown_lines += 1
+                continue
+            seen.add(request_id)
+            rows.append(_response_row(result, request_id, batch))
+            outcomes.append(_decide(request_id, result.succeeded, result.error_code, result.error,
+                                    result.retryable and not cancelled, retries[request_id], job.max_retries))
+        _upsert_responses(rows)
+    for custom_id, request_id in index.items():
+        if request_id not in seen:
+            code, message = (CANCELLED, "cancelled before it ran") if cancelled else (
+                MISSING_RESULT, "the provider returned no result for this request")
+            outcomes.append(_decide(request_id, False, code, message, not cancelled, retries[request_id],
+                                    job.max_retries))
+            summary.missing += 1
+    _apply(outcomes, summary)
+    return summary
+
+
+def _results(paths: Iterable[Path], summary: IngestSummary) -> Iterator[Result]:
+    for path in paths:
+        with open(path, encoding="utf-8") as fh:
+            for number, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    yield parse_result_line(line)
+                except BadResultLine as exc:
+                    summary.bad_lines += 1
+                    log.warning("skipping unreadable result line %s of %s: %s", number, path.name, exc)
+
+
+def _decide(request_id: int, succeeded: bool, code: str | None, message: str | None, retryable: bool,
+            retry_count: int, max_retries: int) -> Outcome:
+    if succeeded:
+        return Outcome(request_id, RequestStatus.SUCCEEDED, None, None, False)
+    retry = retryable and retry_count < max_retries
+    return Outcome(request_id, RequestStatus.PENDING if retry else RequestStatus.FAILED, code, message, retry)
+
+
+def _response_row(result: Result, request_id: int, batch: ProviderBatch) -> dict:
+    row = {name: getattr(result, name) for name in RESPONSE_FIELDS if name != "provider_batch_id"}
+    row.update(request_id=request_id, job_id=batch.job_id, provider_batch_id=batch.id,
+               created_at=datetime.now(timezone.utc))
+    if row["error"]:
+        row["error"] = row["error"][:10_000]
+    return row
+
+
+def _upsert_responses(rows: list[dict]) -> None:
+    if not rows:
+        return
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(BatchResponse.__table__)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["request_id"],
+        set_={name: stmt.excluded[name] for name in (*RESPONSE_FIELDS, "created_at")},
+    )
+    db.session.execute(stmt, rows)
+
+
+def _apply(outcomes: list[Outcome], summary: IngestSummary) -> None:
+    """Write the request states in bulk and tally the summary."""
+    table = BatchRequest.__table__
+    for chunk in _chunked(outcomes, WRITE_CHUNK):
+        params = []
+        for outcome in chunk:
+            params.append({
+                "rid": outcome.request_id, "new_status": outcome.status, "new_code": outcome.error_code,
+                "new_error": (outcome.error or "")[:10_000] or None, "bump": 1 if outcome.retry else 0,
+                "keep_batch": 0 if outcome.retry else 1,
+            })
+            _tally(outcome, summary)
+        db.session.execute(_state_update(table), params)
+
+
+def _state_update(table):
+    from sqlalchemy import bindparam, case
+
+    return (
+        update(table)
+        .where(table.c.id == bindparam("rid"))
+        .values(
+            status=bindparam("new_status"), error_code=bindparam("new_code"), error=bindparam("new_error"),
+            retry_count=table.c.retry_count + bindparam("bump"),
+            provider_batch_id=case((bindparam("keep_batch") == 1, table.c.provider_batch_id), else_=None),
+        )
+    )
+
+
+def _tally(outcome: Outcome, summary: IngestSummary) -> None:
+    if outcome.status == RequestStatus.SUCCEEDED:
+        summary.succeeded += 1
+        return
+    summary.error_codes[outcome.error_code or "error"] = summary.error_codes.get(outcome.error_code or "error", 0) + 1
+    if outcome.retry:
+        summary.retried += 1
+    else:
+        summary.failed += 1
+
+
+def _chunked(items: Iterable, size: int) -> Iterator[list]:
+    chunk = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def temporary_workdir() -> tempfile.TemporaryDirectory:
+    return tempfile.TemporaryDirectory(prefix="batches-ingest-")

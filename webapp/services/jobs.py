@@ -1,0 +1,236 @@
+"""Job use cases: create, update, add requests, submit, cancel, retry, delete; counters and the event timeline."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any, Iterable
+
+from flask import current_app
+from sqlalchemy import delete, func, select, update
+
+from webapp import queue
+from webapp.errors import Conflict, NotFound, ValidationFailed
+from webapp.extensions import db
+from webapp.models import (
+    DEFAULT_ENDPOINT,
+    ENDPOINTS,
+    TERMINAL_JOB_STATUSES,
+    BatchJob,
+    BatchRequest,
+    BatchResponse,
+    EventKind,
+    JobEvent,
+    JobStatus,
+    RequestStatus,
+)
+from webapp.providers import available_providers
+from webapp.services import requests as request_lines
+from webapp.services.pricing import price_table
+
+SETTINGS = ("provider", "endpoint", "model", "max_tokens", "temperature", "max_retries")
+DETAILS = ("name", "description", "meta")
+MAX_ERRORS_REPORTED = 1000
+
+
+def get_job(job_id: int) -> BatchJob:
+    job = db.session.get(BatchJob, job_id)
+    if job is None:
+        raise NotFound(f"job {job_id} not found")
+    return job
+
+
+def create_job(data: dict[str, Any], *, actor: str = "system", owner_id: int | None = None) -> BatchJob:
+    """Create a draft job from validated fields (name, model, ...); provider defaults to the configured one."""
+    values = {"provider": current_app.config["DEFAULT_PROVIDER"], "endpoint": DEFAULT_ENDPOINT, **data}
+    _check_settings(values)
+    job = BatchJob(**{k: v for k, v in values.items() if k in SETTINGS + DETAILS}, owner_id=owner_id)
+    db.session.add(job)
+    db.session.flush()
+    record_event(job, EventKind.CREATED, f"Job created for {job.model} on {job.provider}", actor=actor)
+    db.session.commit()
+    return job
+
+
+def update_job(job: BatchJob, data: dict[str, Any], *, actor: str = "system") -> BatchJob:
+    """Change name/description/metadata any time, settings only while the job is a draft without requests."""
+    changed = {k: v for k, v in data.items() if k in SETTINGS + DETAILS and getattr(job, k) != v}
+    settings = [k for k in changed if k in SETTINGS]
+    if settings and job.status != JobStatus.DRAFT:
+        raise Conflict(f"settings ({', '.join(settings)}) can only change while the job is a draft")
+    if {"endpoint", "model"} & set(settings) and job.total_requests:
+        raise Conflict("endpoint and model cannot change once the job has requests")
+    _check_settings({**{k: getattr(job, k) for k in SETTINGS}, **changed})
+    for key, value in changed.items():
+        setattr(job, key, value)
+    if changed:
+        record_event(job, EventKind.UPDATED, "Updated " + ", ".join(sorted(changed)), actor=actor)
+    db.session.commit()
+    return job
+
+
+def _check_settings(values: dict) -> None:
+    problems = []
+    if values["provider"] not in available_providers():
+        problems.append({"field": "provider", "message": f"provider {values['provider']!r} is not available here"})
+    if values["endpoint"] not in ENDPOINTS:
+        problems.append({"field": "endpoint", "message": f"endpoint must be one of {', '.join(ENDPOINTS)}"})
+    if not values.get("model"):
+        problems.append({"field": "model", "message": "model is required"})
+    if problems:
+        raise ValidationFailed("invalid job settings", details=problems)
+
+
+def add_requests(job: BatchJob, items: Iterable[Any], *, actor: str = "system") -> int:
+    """Add request objects to a draft job, all or none: the first bad item raises with its index and reason."""
+    _require_draft(job, "add requests to")
+    validator = request_lines.RequestValidator(job, current_app.config["BATCH_MAX_BYTES"])
+    rows, problems = [], []
+    for index, item in enumerate(items):
+        try:
+            rows.append(validator.check(item, index + 1))
+        except request_lines.InvalidLine as exc:
+            problems.append({"field": f"[{index}]", "message": f"{exc.code}: {exc.message}"})
+            if len(problems) >= MAX_ERRORS_REPORTED:
+                break
+    problems += _duplicates_in_job(job, [row["custom_id"] for row in rows], lambda i: f"[{i}]")
+    if problems:
+        raise ValidationFailed(f"{len(problems)} request(s) are invalid; none was added", details=problems)
+    if not rows:
+        raise ValidationFailed("no requests given")
+    return store_rows(job, rows, actor=actor, what=f"{len(rows)} request(s)")
+
+
+def _duplicates_in_job(job: BatchJob, custom_ids: list[str], label) -> list[dict]:
+    if not job.total_requests:
+        return []
+    taken = request_lines.existing_custom_ids(job.id, custom_ids)
+    return [
+        {"field": label(i), "message": f"duplicate_custom_id: {cid!r} is already in the job"}
+        for i, cid in enumerate(custom_ids) if cid in taken
+    ]
+
+
+def store_rows(job: BatchJob, rows: Iterable[dict], *, actor: str, what: str) -> int:
+    """Insert validated rows, update the job's counters and timeline, commit; return how many were added."""
+    count, tokens = request_lines.insert_rows(rows)
+    job.total_requests += count
+    job.pending_requests += count
+    job.estimated_tokens += tokens
+    record_event(job, EventKind.REQUESTS_ADDED, f"Added {what}", data={"count": count}, actor=actor)
+    db.session.commit()
+    return count
+
+
+def submit_job(job: BatchJob, *, actor: str = "system") -> BatchJob:
+    """Send a draft job to the engine: it is split into provider batches by the worker."""
+    _require_draft(job, "submit")
+    if not job.total_requests:
+        raise Conflict("the job has no requests; add some before submitting")
+    job.status = JobStatus.QUEUED
+    job.submitted_at = datetime.now(timezone.utc)
+    job.estimated_cost = estimate_cost(job)
+    cost = f", estimated cost ${job.estimated_cost:.4f}" if job.estimated_cost is not None else ""
+    record_event(job, EventKind.SUBMITTED, f"Submitted {job.total_requests} request(s){cost}", actor=actor)
+    db.session.commit()
+    _kick(job)
+    return job
+
+
+def cancel_job(job: BatchJob, *, actor: str = "system") -> BatchJob:
+    """Ask the engine to cancel a queued or running job; no new batch is created for it afterwards."""
+    if job.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
+        raise Conflict(f"a {job.status} job cannot be cancelled")
+    job.status = JobStatus.CANCELLING
+    record_event(job, EventKind.CANCEL_REQUESTED, "Cancellation requested", actor=actor)
+    db.session.commit()
+    _kick(job)
+    return job
+
+
+def retry_failed(job: BatchJob, *, actor: str = "system") -> int:
+    """Send the failed requests of a finished job again; return how many."""
+    if job.status not in TERMINAL_JOB_STATUSES:
+        raise Conflict(f"only a finished job can be retried (this one is {job.status})")
+    retried = db.session.execute(
+        update(BatchRequest)
+        .where(BatchRequest.job_id == job.id, BatchRequest.status == RequestStatus.FAILED)
+        .values(status=RequestStatus.PENDING, provider_batch_id=None, error=None, error_code=None,
+                retry_count=BatchRequest.retry_count + 1)
+    ).rowcount
+    if not retried:
+        raise Conflict("the job has no failed requests to retry")
+    job.status = JobStatus.QUEUED
+    job.completed_at = None
+    job.last_error = None
+    recount(job)
+    record_event(job, EventKind.RETRIED, f"Retrying {retried} failed request(s) by hand", actor=actor)
+    db.session.commit()
+    _kick(job)
+    return retried
+
+
+def delete_job(job: BatchJob) -> None:
+    """Delete a job that is not running, with its requests, responses, batches and events."""
+    if job.is_active:
+        raise Conflict(f"a {job.status} job cannot be deleted; cancel it first")
+    for model in (BatchResponse, BatchRequest):  # bulk deletes: a job may hold millions of rows
+        db.session.execute(delete(model).where(model.job_id == job.id))
+    db.session.delete(job)
+    db.session.commit()
+
+
+def _require_draft(job: BatchJob, action: str) -> None:
+    if job.status != JobStatus.DRAFT:
+        raise Conflict(f"cannot {action} a job that is {job.status}; only drafts can")
+
+
+def _kick(job: BatchJob) -> None:
+    """Have a worker advance the job now rather than at the next periodic sync."""
+    from webapp import jobs
+
+    queue.enqueue(jobs.process_job, job.id, timeout=3600)
+
+
+def record_event(job: BatchJob, kind: str, message: str, *, data: dict | None = None, actor: str = "system") -> None:
+    """Append to the job's timeline (committed with the caller's unit of work)."""
+    db.session.add(JobEvent(job_id=job.id, kind=kind, message=message, data=data, actor=actor))
+
+
+def estimate_cost(job: BatchJob) -> Decimal | None:
+    """Cost if every request uses its estimated prompt and its full output allowance."""
+    output = sum(
+        request_lines.estimate_output_tokens(body, job.endpoint)
+        for body in db.session.scalars(
+            select(BatchRequest.body).where(BatchRequest.job_id == job.id).execution_options(yield_per=2000)
+        )
+    )
+    return price_table().cost(job.model, job.estimated_tokens, output)
+
+
+def recount(job: BatchJob) -> None:
+    """Refresh the job's request counters and token totals from its rows (on transitions, never per poll)."""
+    by_status = dict(db.session.execute(
+        select(BatchRequest.status, func.count()).where(BatchRequest.job_id == job.id).group_by(BatchRequest.status)
+    ).all())
+    job.total_requests = sum(by_status.values())
+    job.pending_requests = by_status.get(RequestStatus.PENDING, 0)
+    job.in_flight_requests = by_status.get(RequestStatus.IN_FLIGHT, 0)
+    job.succeeded_requests = by_status.get(RequestStatus.SUCCEEDED, 0)
+    job.failed_requests = by_status.get(RequestStatus.FAILED, 0)
+    sums = db.session.execute(
+        select(
+            func.coalesce(func.sum(BatchResponse.prompt_tokens), 0),
+            func.coalesce(func.sum(BatchResponse.completion_tokens), 0),
+            func.coalesce(func.sum(BatchResponse.cached_tokens), 0),
+            func.coalesce(func.sum(BatchResponse.reasoning_tokens), 0),
+        ).where(BatchResponse.job_id == job.id)
+    ).one()
+    job.prompt_tokens, job.completion_tokens, job.cached_tokens, job.reasoning_tokens = (int(v) for v in sums)
+    cost = price_table().cost(job.model, job.prompt_tokens, job.completion_tokens, job.cached_tokens)
+    job.actual_cost = cost if cost is not None else Decimal(0)
+
+
+def status_counts() -> dict[str, int]:
+    return dict(db.session.execute(select(BatchJob.status, func.count()).group_by(BatchJob.status)).all())
+

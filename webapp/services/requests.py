@@ -1,0 +1,206 @@
+"""Request lines: validation against the job (as the provider would check them), token estimates, bulk insert."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator
+
+from sqlalchemy import insert, select
+
+from webapp.extensions import db
+from webapp.models import BatchJob, BatchRequest, RequestStatus
+
+MAX_CUSTOM_ID = 255
+INSERT_CHUNK = 2000
+# Which body field carries the input, per endpoint, and whether generation settings apply.
+INPUT_FIELDS = {
+    "/v1/chat/completions": "messages",
+    "/v1/responses": "input",
+    "/v1/embeddings": "input",
+    "/v1/completions": "prompt",
+    "/v1/moderations": "input",
+}
+GENERATIVE = {"/v1/chat/completions", "/v1/responses", "/v1/completions"}
+DEFAULT_OUTPUT_TOKENS = 256  # expected output when a request sets no limit, for estimates only
+
+
+@dataclass(frozen=True)
+class LineProblem:
+    """Why one input line (1-based ``line``) cannot become a request."""
+
+    line: int
+    code: str
+    message: str
+    custom_id: str | None = None
+
+    def as_dict(self) -> dict:
+        return {"line": self.line, "code": self.code, "message": self.message, "custom_id": self.custom_id}
+
+
+class InvalidLine(Exception):
+    def __init__(self, code: str, message: str, custom_id: str | None = None):
+        super().__init__(message)
+        self.code, self.message, self.custom_id = code, message, custom_id
+
+
+@dataclass
+class RequestValidator:
+    """Checks request lines for one job: shape, endpoint, model, duplicates (within the input and the job)."""
+
+    job: BatchJob
+    max_line_bytes: int
+    seen: set[str] = field(default_factory=set)
+
+    def check_text(self, text: str, line: int) -> dict:
+        """Validate one JSONL line; return the row to insert or raise InvalidLine."""
+        if len(text.encode("utf-8")) > self.max_line_bytes:
+            raise InvalidLine("line_too_large", f"line is larger than the {self.max_line_bytes:,}-byte file limit")
+        try:
+            obj = json.loads(text)
+        except ValueError as exc:
+            raise InvalidLine("invalid_json_line", f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+        return self.check(obj, line)
+
+    def check(self, obj: Any, line: int) -> dict:
+        """Validate a parsed request (a batch line, or ``{custom_id, body}``); return the row to insert."""
+        if not isinstance(obj, dict):
+            raise InvalidLine("invalid_request", "each line must be a JSON object")
+        custom_id = _custom_id(obj)
+        try:
+            _check_envelope(obj, self.job.endpoint)
+            body = normalised_body(obj.get("body"), self.job)
+        except InvalidLine as exc:
+            exc.custom_id = custom_id
+            raise
+        if custom_id in self.seen:
+            raise InvalidLine("duplicate_custom_id", f"custom_id {custom_id!r} appears more than once", custom_id)
+        self.seen.add(custom_id)
+        return {
+            "job_id": self.job.id, "custom_id": custom_id, "body": body, "status": RequestStatus.PENDING,
+            "source_line": line, "estimated_tokens": estimate_prompt_tokens(body, self.job.endpoint),
+        }
+
+
+def _custom_id(obj: dict) -> str:
+    custom_id = obj.get("custom_id")
+    if custom_id is None or custom_id == "":
+        raise InvalidLine("missing_custom_id", "missing field 'custom_id'")
+    if not isinstance(custom_id, str):
+        raise InvalidLine("invalid_custom_id", "'custom_id' must be a string")
+    if len(custom_id) > MAX_CUSTOM_ID:
+        raise InvalidLine("invalid_custom_id", f"'custom_id' is longer than {MAX_CUSTOM_ID} characters", custom_id)
+    return custom_id
+
+
+def _check_envelope(obj: dict, endpoint: str) -> None:
+    method = obj.get("method", "POST")
+    if method != "POST":
+        raise InvalidLine("invalid_method", f"'method' must be \"POST\" (got {method!r})")
+    url = obj.get("url", endpoint)
+    if url != endpoint:
+        raise InvalidLine("url_mismatch", f"'url' is {url!r} but the job's endpoint is {endpoint!r}")
+    if "body" not in obj:
+        raise InvalidLine("missing_body", "missing field 'body'")
+
+
+def normalised_body(body: Any, job: BatchJob) -> dict:
+    """Check a request body for the job's endpoint and fill in the job's model and settings where absent."""
+    if not isinstance(body, dict):
+        raise InvalidLine("invalid_body", "'body' must be a JSON object")
+    model = body.get("model", job.model)
+    if model != job.model:
+        raise InvalidLine("model_mismatch", f"model {model!r} differs from the job's model {job.model!r}")
+    if body.get("stream"):
+        raise InvalidLine("stream_not_supported", "'stream': true is not allowed in a batch")
+    _check_input(body, job.endpoint)
+    body = {**body, "model": job.model}
+    if job.endpoint in GENERATIVE:
+        if job.max_tokens is not None and not any(k in body for k in _token_limit_keys()):
+            body[_max_tokens_key(job.endpoint, job.model)] = job.max_tokens
+        if job.temperature is not None and "temperature" not in body and not is_reasoning_model(job.model):
+            body["temperature"] = job.temperature
+    return body
+
+
+def _check_input(body: dict, endpoint: str) -> None:
+    key = INPUT_FIELDS[endpoint]
+    value = body.get(key)
+    if value is None or value == "" or value == []:
+        raise InvalidLine("missing_input", f"'body.{key}' is required for {endpoint}")
+    if key == "messages":
+        if not isinstance(value, list) or not all(isinstance(m, dict) and m.get("role") for m in value):
+            raise InvalidLine("invalid_messages", "'body.messages' must be a list of objects with a 'role'")
+
+
+def _token_limit_keys() -> tuple[str, ...]:
+    return ("max_tokens", "max_completion_tokens", "max_output_tokens")
+
+
+def _max_tokens_key(endpoint: str, model: str) -> str:
+    if endpoint == "/v1/responses":
+        return "max_output_tokens"
+    if endpoint == "/v1/chat/completions" and is_reasoning_model(model):
+        return "max_completion_tokens"
+    return "max_tokens"
+
+
+def is_reasoning_model(model: str) -> bool:
+    return model.startswith(("o1", "o3", "o4", "gpt-5"))
+
+
+def estimate_prompt_tokens(body: dict, endpoint: str) -> int:
+    """A provider-independent estimate (about 4 characters a token), used for limits and cost estimates."""
+    chars = sum(len(text) for text in _texts(body.get(INPUT_FIELDS[endpoint])))
+    overhead = 4 * len(body["messages"]) if endpoint == "/v1/chat/completions" else 0
+    return max(1, math.ceil(chars / 4) + overhead)
+
+
+def estimate_output_tokens(body: dict, endpoint: str) -> int:
+    if endpoint not in GENERATIVE:
+        return 0
+    for key in _token_limit_keys():
+        if isinstance(body.get(key), int):
+            return body[key]
+    return DEFAULT_OUTPUT_TOKENS
+
+
+def _texts(value: Any) -> Iterator[str]:
+    """Every string inside a message list, input list or prompt."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from _texts(item)
+    elif isinstance(value, dict):
+        for key in ("content", "text", "input_text", "output_text"):
+            if key in value:
+                yield from _texts(value[key])
+
+
+def existing_custom_ids(job_id: int, custom_ids: list[str]) -> set[str]:
+    """Those of ``custom_ids`` the job already has."""
+    found: set[str] = set()
+    for start in range(0, len(custom_ids), 1000):
+        chunk = custom_ids[start:start + 1000]
+        found.update(db.session.scalars(
+            select(BatchRequest.custom_id).where(BatchRequest.job_id == job_id, BatchRequest.custom_id.in_(chunk))
+        ))
+    return found
+
+
+def insert_rows(rows: Iterable[dict]) -> tuple[int, int]:
+    """Insert request rows in chunks (no commit); return (count, estimated prompt tokens)."""
+    count = tokens = 0
+    chunk: list[dict] = []
+    for row in rows:
+        chunk.append(row)
+        count += 1
+        tokens += row["estimated_tokens"]
+        if len(chunk) >= INSERT_CHUNK:
+            db.session.execute(insert(BatchRequest), chunk)
+            chunk = []
+    if chunk:
+        db.session.execute(insert(BatchRequest), chunk)
+    return count, tokens

@@ -1,0 +1,126 @@
+"""Reading provider output and error lines: success, error, usage and the output text of each result."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+# Failures worth sending again in a follow-up batch; anything else (4xx, invalid input) is permanent.
+RETRYABLE_CODES = frozenset({
+    "server_error", "internal_error", "batch_expired", "rate_limit_exceeded", "timeout", "service_unavailable",
+    "missing_result", "engine_overloaded",
+})
+MISSING_RESULT = "missing_result"
+CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class Result:
+    """One result line, parsed."""
+
+    custom_id: str
+    succeeded: bool
+    status_code: int | None
+    body: dict | None
+    error_code: str | None
+    error: str | None
+    provider_request_id: str | None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    output_text: str | None = None
+
+    @property
+    def retryable(self) -> bool:
+        return not self.succeeded and is_retryable(self.status_code, self.error_code)
+
+
+def is_retryable(status_code: int | None, error_code: str | None) -> bool:
+    if status_code is not None and (status_code in (408, 409, 429) or status_code >= 500):
+        return True
+    return error_code in RETRYABLE_CODES
+
+
+class BadResultLine(ValueError):
+    """A line of a result file that is not a result object."""
+
+
+def parse_result_line(text: str) -> Result:
+    """Parse one output/error file line; success means ``status_code == 200`` and no error."""
+    try:
+        obj = json.loads(text)
+    except ValueError as exc:
+        raise BadResultLine(f"not JSON: {exc}") from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("custom_id"), str):
+        raise BadResultLine("no custom_id")
+    response = obj.get("response") if isinstance(obj.get("response"), dict) else None
+    error = obj.get("error") if isinstance(obj.get("error"), dict) else None
+    status = response.get("status_code") if response else None
+    body = response.get("body") if response and isinstance(response.get("body"), dict) else None
+    succeeded = status == 200 and not error
+    error_code, message = (None, None) if succeeded else _error(status, body, error)
+    return Result(
+        custom_id=obj["custom_id"], succeeded=succeeded, status_code=status, body=body,
+        error_code=error_code, error=message,
+        provider_request_id=(response or {}).get("request_id"),
+        output_text=output_text(body) if succeeded else None,
+        **usage(body),
+    )
+
+
+def _error(status: int | None, body: dict | None, error: dict | None) -> tuple[str, str]:
+    if error:
+        return str(error.get("code") or "error"), str(error.get("message") or "")
+    detail = (body or {}).get("error") if isinstance((body or {}).get("error"), dict) else {}
+    code = detail.get("code") or detail.get("type") or (f"http_{status}" if status else "error")
+    return str(code), str(detail.get("message") or f"HTTP {status}")
+
+
+def usage(body: dict | None) -> dict[str, int]:
+    """Token usage of a response body, for chat/completions/embeddings and responses alike."""
+    data = (body or {}).get("usage") or {}
+    if not isinstance(data, dict):
+        return {}
+    prompt = _int(data.get("prompt_tokens", data.get("input_tokens")))
+    completion = _int(data.get("completion_tokens", data.get("output_tokens")))
+    prompt_details = data.get("prompt_tokens_details") or data.get("input_tokens_details") or {}
+    completion_details = data.get("completion_tokens_details") or data.get("output_tokens_details") or {}
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": _int(data.get("total_tokens")) or prompt + completion,
+        "cached_tokens": _int(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else 0,
+        "reasoning_tokens": (
+            _int(completion_details.get("reasoning_tokens")) if isinstance(completion_details, dict) else 0
+        ),
+    }
+
+
+def output_text(body: dict | None) -> str | None:
+    """The text a person wants from a response: message content, output text, completion text."""
+    if not body:
+        return None
+    if isinstance(body.get("choices"), list) and body["choices"]:
+        choice = body["choices"][0]
+        message = choice.get("message") or {}
+        if message.get("content") is not None:
+            return message["content"]
+        if message.get("tool_calls"):
+            return json.dumps(message["tool_calls"], ensure_ascii=False)
+        return message.get("refusal") or choice.get("text")
+    if isinstance(body.get("output"), list):
+        return "".join(
+            part.get("text", "")
+            for item in body["output"] if isinstance(item, dict)
+            for part in item.get("content") or [] if isinstance(part, dict) and part.get("type") == "output_text"
+        ) or None
+    if isinstance(body.get("results"), list) and body["results"]:  # moderations
+        return "flagged" if body["results"][0].get("flagged") else "not flagged"
+    return None
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) else 0

@@ -1,0 +1,503 @@
+"""The batch lifecycle engine: plan, upload, create, poll, ingest, retry, cancel and finish jobs.
+
+Every step records its intent in the database before calling the provider, and each provider batch is
+worked on by one worker at a time (a lease claimed with SKIP LOCKED), so a killed worker or two workers
+syncing at once never create a batch twice nor lose a result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from flask import current_app
+from sqlalchemy import func, or_, select, update
+
+from webapp.extensions import db
+from webapp.logs import log_context
+from webapp.models import (
+    ACTIVE_JOB_STATUSES,
+    PROVIDER_RUNNING,
+    PROVIDER_TERMINAL,
+    BatchJob,
+    BatchRequest,
+    BatchStatus,
+    EventKind,
+    JobStatus,
+    ProviderBatch,
+    RequestStatus,
+)
+from webapp.providers import BatchInfo, Provider, ProviderError, get_provider
+from webapp.services import ingest, planning
+from webapp.services.jobs import record_event, recount
+from webapp.services.results import CANCELLED
+
+log = logging.getLogger(__name__)
+UNSENT = (BatchStatus.PENDING, BatchStatus.WAITING)
+TOKEN_LIMIT_CODE = "token_limit_exceeded"
+MAX_BACKOFF_SECONDS = 600
+RECONCILE_SCAN_LIMIT = 2000
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def sync_all() -> dict:
+    """One pass over every active job; returns a summary. A failing job is logged and the pass goes on."""
+    job_ids = list(db.session.scalars(
+        select(BatchJob.id).where(BatchJob.status.in_(ACTIVE_JOB_STATUSES)).order_by(BatchJob.id)
+    ))
+    failures = []
+    for job_id in job_ids:
+        try:
+            with log_context(job_id=job_id):
+                sync_job(job_id)
+        except Exception:  # noqa: BLE001 - one broken job must not stop the others; it is logged and re-raised below
+            db.session.rollback()
+            log.exception("sync of job %s failed", job_id)
+            failures.append(job_id)
+    cleaned = clean_up_files()
+    if failures:
+        raise RuntimeError(f"sync failed for job(s) {failures}; see the log")
+    return {"jobs": len(job_ids), "files_cleaned": cleaned}
+
+
+def sync_job(job_id: int) -> None:
+    """Advance one job as far as it can go now; safe to run again at any time and in parallel."""
+    job = db.session.get(BatchJob, job_id)
+    if job is None or job.status not in ACTIVE_JOB_STATUSES:
+        return
+    if job.status == JobStatus.CANCELLING:
+        _cancel_unassigned(job_id)
+    else:
+        _plan(job_id)
+    open_batches = db.session.scalars(
+        select(ProviderBatch.id).where(ProviderBatch.job_id == job_id, ProviderBatch.ingested_at.is_(None))
+        .order_by(ProviderBatch.id)
+    ).all()
+    for batch_id in open_batches:
+        sync_batch(batch_id)
+    finish_job(job_id)
+
+
+def _lock_job(job_id: int) -> BatchJob | None:
+    """The job row, locked for this transaction; None when another worker holds it (PostgreSQL)."""
+    return db.session.scalars(
+        select(BatchJob).where(BatchJob.id == job_id).with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    ).first()
+
+
+def _plan(job_id: int) -> None:
+    job = _lock_job(job_id)
+    if job is None or job.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
+        db.session.rollback()
+        return
+    batches = planning.plan_batches(job)
+    if batches:
+        requests = sum(b.request_count for b in batches)
+        record_event(job, EventKind.BATCHES_PLANNED,
+                     f"Split {requests} request(s) into {len(batches)} provider batch(es)",
+                     data={"batches": [b.id for b in batches]})
+    db.session.commit()
+
+
+def _cancel_unassigned(job_id: int) -> None:
+    job = _lock_job(job_id)
+    if job is None:
+        db.session.rollback()
+        return
+    _fail_requests(
+        (BatchRequest.job_id == job_id, BatchRequest.status == RequestStatus.PENDING,
+         BatchRequest.provider_batch_id.is_(None)),
+        CANCELLED, "the job was cancelled before this request was sent",
+    )
+    db.session.commit()
+
+
+def _fail_requests(conditions: tuple, code: str, message: str) -> int:
+    return db.session.execute(
+        update(BatchRequest).where(*conditions)
+        .values(status=RequestStatus.FAILED, error_code=code, error=message)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+
+
+# --- one provider batch -------------------------------------------------------------------------------
+
+
+def claim_batch(batch_id: int) -> str | None:
+    """Take the batch's lease if nobody holds it; returns the claim token, or None."""
+    now = utcnow()
+    token = uuid.uuid4().hex
+    free = (ProviderBatch.id == batch_id, or_(ProviderBatch.claimed_until.is_(None), ProviderBatch.claimed_until < now))
+    target = select(ProviderBatch.id).where(*free).with_for_update(skip_locked=True).scalar_subquery()
+    lease = timedelta(seconds=current_app.config["CLAIM_LEASE_SECONDS"])
+    claimed = db.session.execute(
+        update(ProviderBatch).where(ProviderBatch.id == target, *free)
+        .values(claimed_until=now + lease, claim_token=token).execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.commit()
+    return token if claimed else None
+
+
+def release_batch(batch_id: int, token: str) -> None:
+    db.session.execute(
+        update(ProviderBatch).where(ProviderBatch.id == batch_id, ProviderBatch.claim_token == token)
+        .values(claimed_until=None, claim_token=None).execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+
+
+def sync_batch(batch_id: int) -> None:
+    """Move one provider batch one or more steps forward, under its lease."""
+    token = claim_batch(batch_id)
+    if token is None:
+        return
+    try:
+        batch = db.session.get(ProviderBatch, batch_id, populate_existing=True)
+        if batch.ingested_at is None and not (batch.next_sync_at and batch.next_sync_at > utcnow()):
+            _step(batch, get_provider(batch.job.provider))
+    except ProviderError as exc:
+        db.session.rollback()
+        _provider_failed(batch_id, exc)
+    finally:
+        db.session.rollback()
+        release_batch(batch_id, token)
+
+
+def _step(batch: ProviderBatch, provider: Provider) -> None:
+    job = batch.job
+    cancelling = job.status == JobStatus.CANCELLING
+    if batch.status in UNSENT:
+        if cancelling:
+            return _cancel_unsent(batch, provider)
+        if not _has_capacity(batch):
+            return _wait_for_capacity(batch)
+        _upload(batch, provider)
+        _create(batch, provider)
+    elif batch.status == BatchStatus.UPLOADED:
+        # An earlier attempt stopped after the upload: the batch may exist at the provider already.
+        found = _find_created(batch, provider)
+        if found:
+            _record_created(batch, found, adopted=True)
+        elif cancelling:
+            return _cancel_unsent(batch, provider)
+        else:
+            _create(batch, provider)
+    if batch.status in PROVIDER_RUNNING:
+        if cancelling and batch.status != BatchStatus.CANCELLING:
+            info = provider.cancel_batch(batch.provider_batch_id)
+        else:
+            info = provider.get_batch(batch.provider_batch_id)
+        _apply_info(batch, info)
+        db.session.commit()
+    if batch.status in PROVIDER_TERMINAL and batch.ingested_at is None:
+        _finish_batch(batch, provider)
+
+
+def _has_capacity(batch: ProviderBatch) -> bool:
+    """Whether the model's enqueued tokens, counting this batch, stay under the limit."""
+    in_use = db.session.scalar(
+        select(func.coalesce(func.sum(ProviderBatch.estimated_tokens), 0))
+        .join(BatchJob, BatchJob.id == ProviderBatch.job_id)
+        .where(
+            ProviderBatch.model == batch.model, ProviderBatch.id != batch.id,
+            ProviderBatch.status.in_((BatchStatus.UPLOADED, BatchStatus.VALIDATING, BatchStatus.IN_PROGRESS,
+                                      BatchStatus.FINALIZING)),
+            BatchJob.provider == batch.job.provider,
+        )
+    )
+    return in_use == 0 or in_use + batch.estimated_tokens <= planning.token_limit(batch.model)
+
+
+def _wait_for_capacity(batch: ProviderBatch) -> None:
+    if batch.status != BatchStatus.WAITING:
+        batch.status = BatchStatus.WAITING
+        record_event(batch.job, EventKind.BATCH_WAITING,
+                     f"Batch {batch.id} waits: the enqueued-token limit for {batch.model} is reached")
+    db.session.commit()
+
+
+def _upload(batch: ProviderBatch, provider: Provider) -> None:
+    with ingest.temporary_workdir() as tmp:
+        path = Path(tmp) / f"job-{batch.job_id}-batch-{batch.id}.jsonl"
+        lines, size = planning.write_input_file(batch, path)
+        file_id = provider.upload_input(path, path.name)
+    batch.input_file_id, batch.input_bytes, batch.request_count = file_id, size, lines
+    batch.status = BatchStatus.UPLOADED
+    db.session.commit()
+
+
+def _create(batch: ProviderBatch, provider: Provider) -> None:
+    info = provider.create_batch(batch.input_file_id, batch.endpoint, batch_metadata(batch))
+    _record_created(batch, info, adopted=False)
+
+
+def batch_metadata(batch: ProviderBatch) -> dict[str, str]:
+    """Names the job and chunk on the provider's side, and lets a restarted worker find the batch again."""
+    return {
+        "app": "ai-batch-processor",
+        "install": install_id(),
+        "job_id": str(batch.job_id),
+        "job_name": batch.job.name[:500],
+        "local_batch_id": str(batch.id),
+        "chunk": str(batch.chunk_index),
+        "attempt": str(batch.attempt),
+    }
+
+
+def install_id() -> str:
+    """A stable, non-secret id of this installation (several may share one provider account)."""
+    return hashlib.sha256(("install:" + current_app.config["SECRET_KEY"]).encode()).hexdigest()[:16]
+
+
+def _find_created(batch: ProviderBatch, provider: Provider) -> BatchInfo | None:
+    wanted = {"install": install_id(), "local_batch_id": str(batch.id)}
+    for scanned, info in enumerate(provider.list_batches(), 1):
+        if all(info.metadata.get(k) == v for k, v in wanted.items()):
+            return info
+        if scanned >= RECONCILE_SCAN_LIMIT:
+            break
+    return None
+
+
+def _record_created(batch: ProviderBatch, info: BatchInfo, *, adopted: bool) -> None:
+    batch.provider_batch_id = info.id
+    _apply_info(batch, info)
+    db.session.execute(
+        update(BatchRequest)
+        .where(BatchRequest.provider_batch_id == batch.id, BatchRequest.status == RequestStatus.PENDING)
+        .values(status=RequestStatus.IN_FLIGHT).execution_options(synchronize_session=False)
+    )
+    job = batch.job
+    if job.status == JobStatus.QUEUED:
+        job.status = JobStatus.RUNNING
+    recount(job)
+    how = "found again after a restart" if adopted else "created"
+    record_event(job, EventKind.BATCH_CREATED,
+                 f"Provider batch {info.id} {how} with {batch.request_count} request(s) (attempt {batch.attempt})",
+                 data={"batch": batch.id, "provider_batch_id": info.id})
+    db.session.commit()
+
+
+def _apply_info(batch: ProviderBatch, info: BatchInfo) -> None:
+    batch.status = info.status
+    batch.output_file_id = info.output_file_id
+    batch.error_file_id = info.error_file_id
+    batch.counts_total, batch.counts_completed, batch.counts_failed = (
+        info.counts_total, info.counts_completed, info.counts_failed)
+    batch.errors = info.errors or None
+    batch.usage = info.usage
+    for name, value in info.timestamps.items():
+        setattr(batch, "provider_created_at" if name == "created_at" else name, value)
+    batch.last_synced_at = utcnow()
+    batch.sync_failures = 0
+    batch.next_sync_at = None
+    batch.last_error = None
+
+
+def _provider_failed(batch_id: int, exc: ProviderError) -> None:
+    """A provider call failed: back off and try later, or give the batch up when retrying cannot help."""
+    batch = db.session.get(ProviderBatch, batch_id, populate_existing=True)
+    if exc.retryable:
+        batch.sync_failures += 1
+        delay = _backoff(2 ** (batch.sync_failures - 1))
+        batch.next_sync_at = utcnow() + timedelta(seconds=delay)
+        batch.last_error = str(exc)
+        if batch.sync_failures == 1:
+            record_event(batch.job, EventKind.PROVIDER_ERROR, f"Provider error, retrying in {delay}s: {exc}",
+                         data={"batch": batch.id})
+        log.warning("provider error on batch %s, retry in %ss: %s", batch_id, delay, exc)
+    else:
+        log.error("provider rejected batch %s: %s", batch_id, exc)
+        _give_up(batch, str(exc), sent=batch.provider_batch_id is not None)
+    db.session.commit()
+
+
+def _backoff(factor: float) -> float:
+    """Seconds to wait before the next try: PROVIDER_BACKOFF_SECONDS times ``factor``, capped."""
+    return round(min(current_app.config["PROVIDER_BACKOFF_SECONDS"] * factor, MAX_BACKOFF_SECONDS), 3)
+
+
+def _give_up(batch: ProviderBatch, reason: str, *, sent: bool) -> None:
+    """End a batch locally; its requests fail (retryable if it had reached the provider)."""
+    batch.status = BatchStatus.FAILED
+    batch.last_error = reason
+    batch.ingested_at = utcnow()
+    db.session.flush()
+    if sent:  # its requests were in flight: settle them as results that never came
+        ingest.ingest_files(batch, batch.job, [], cancelled=False)
+    else:
+        _fail_requests((BatchRequest.provider_batch_id == batch.id, BatchRequest.status == RequestStatus.PENDING),
+                       "provider_rejected", reason[:1000])
+    recount(batch.job)
+    record_event(batch.job, EventKind.BATCH_FAILED, f"Batch {batch.id} failed: {reason}", data={"batch": batch.id})
+
+
+def _cancel_unsent(batch: ProviderBatch, provider: Provider) -> None:
+    if batch.input_file_id:
+        provider.delete_file(batch.input_file_id)
+    batch.status = BatchStatus.CANCELLED
+    batch.ingested_at = utcnow()
+    _fail_requests((BatchRequest.provider_batch_id == batch.id, BatchRequest.status == RequestStatus.PENDING),
+                   CANCELLED, "the job was cancelled before this request was sent")
+    recount(batch.job)
+    db.session.commit()
+
+
+# --- a batch that ended at the provider -----------------------------------------------------------------
+
+
+def _finish_batch(batch: ProviderBatch, provider: Provider) -> None:
+    if batch.status == BatchStatus.FAILED:
+        return _batch_failed(batch)
+    job = batch.job
+    with ingest.temporary_workdir() as tmp:
+        paths = ingest.download_results(provider, batch, Path(tmp))
+        summary = ingest.ingest_files(batch, job, paths, cancelled=job.status == JobStatus.CANCELLING)
+    batch.ingested_at = utcnow()
+    recount(job)
+    record_event(job, EventKind.RESULTS_INGESTED,
+                 f"Batch {batch.provider_batch_id} {batch.status}: {summary.succeeded} succeeded, "
+                 f"{summary.failed} failed, {summary.retried} to retry",
+                 data={"batch": batch.id, **summary.as_dict()})
+    if summary.retried:
+        record_event(job, EventKind.RETRIED, f"{summary.retried} request(s) will be sent again in a follow-up batch")
+    db.session.commit()
+    _delete_files(batch, provider)
+
+
+def _batch_failed(batch: ProviderBatch) -> None:
+    """A batch the provider refused as a whole: wait and resend on a token limit, else map line errors."""
+    errors = batch.errors or []
+    if any(e.get("code") == TOKEN_LIMIT_CODE for e in errors):
+        return _requeue_for_tokens(batch, errors)
+    ids = planning.request_ids_in_file_order(batch)
+    line_errors = {e["line"]: e for e in errors if isinstance(e.get("line"), int) and 0 < e["line"] <= len(ids)}
+    general = next((e for e in errors if not e.get("line")), None)
+    outcomes_failed = 0
+    for line, error in line_errors.items():
+        source = db.session.get(BatchRequest, ids[line - 1])
+        where = f" (line {source.source_line} of the uploaded file)" if source.source_line else ""
+        source.status, source.error_code = RequestStatus.FAILED, error.get("code") or "invalid_request"
+        source.error = f"{error.get('message') or 'rejected by the provider'}{where}"
+        outcomes_failed += 1
+    db.session.flush()
+    if general and not line_errors:
+        _fail_requests((BatchRequest.provider_batch_id == batch.id, BatchRequest.status == RequestStatus.IN_FLIGHT),
+                       general.get("code") or "batch_failed", general.get("message") or "the batch failed")
+    # Requests on good lines never ran: they go to a follow-up batch (ingest treats them as missing results).
+    ingest.ingest_files(batch, batch.job, [], cancelled=batch.job.status == JobStatus.CANCELLING)
+    batch.ingested_at = utcnow()
+    recount(batch.job)
+    message = "; ".join(f"line {e.get('line')}: {e.get('message')}" if e.get("line") else str(e.get("message"))
+                        for e in errors[:5]) or "no reason given"
+    record_event(batch.job, EventKind.BATCH_FAILED, f"Batch {batch.provider_batch_id} failed validation: {message}",
+                 data={"batch": batch.id, "errors": errors[:50]})
+    db.session.commit()
+
+
+def _requeue_for_tokens(batch: ProviderBatch, errors: list) -> None:
+    """token_limit_exceeded is not the job's fault: resend the same chunk later, when capacity frees up."""
+    old = batch.provider_batch_id
+    db.session.execute(
+        update(BatchRequest)
+        .where(BatchRequest.provider_batch_id == batch.id, BatchRequest.status == RequestStatus.IN_FLIGHT)
+        .values(status=RequestStatus.PENDING).execution_options(synchronize_session=False)
+    )
+    batch.status = BatchStatus.WAITING
+    batch.provider_batch_id = None
+    batch.input_file_id = None
+    batch.errors = errors
+    batch.sync_failures += 1
+    delay = _backoff(6 * batch.sync_failures)
+    batch.next_sync_at = utcnow() + timedelta(seconds=delay)
+    recount(batch.job)
+    record_event(batch.job, EventKind.BATCH_WAITING,
+                 f"Provider batch {old} hit the enqueued-token limit for {batch.model}; resending in {delay}s",
+                 data={"batch": batch.id, "provider_batch_id": old})
+    db.session.commit()
+
+
+def _delete_files(batch: ProviderBatch, provider: Provider) -> None:
+    if not current_app.config["DELETE_PROVIDER_FILES"] or batch.files_deleted_at:
+        return
+    try:
+        for file_id in filter(None, (batch.input_file_id, batch.output_file_id, batch.error_file_id)):
+            provider.delete_file(file_id)
+    except ProviderError as exc:
+        log.warning("could not delete the files of batch %s yet: %s", batch.id, exc)
+        return
+    batch.files_deleted_at = utcnow()
+    db.session.commit()
+
+
+def clean_up_files() -> int:
+    """Delete provider files of ingested batches whose clean-up failed earlier."""
+    if not current_app.config["DELETE_PROVIDER_FILES"]:
+        return 0
+    pending = db.session.scalars(
+        select(ProviderBatch.id).where(
+            ProviderBatch.ingested_at.is_not(None), ProviderBatch.files_deleted_at.is_(None),
+            ProviderBatch.status.in_(PROVIDER_TERMINAL), ProviderBatch.provider_batch_id.is_not(None),
+        ).limit(100)
+    ).all()
+    for batch_id in pending:
+        token = claim_batch(batch_id)
+        if token is None:
+            continue
+        try:
+            batch = db.session.get(ProviderBatch, batch_id, populate_existing=True)
+            _delete_files(batch, get_provider(batch.job.provider))
+        finally:
+            release_batch(batch_id, token)
+    return len(pending)
+
+
+# --- the job as a whole ---------------------------------------------------------------------------------
+
+
+def finish_job(job_id: int) -> None:
+    """End the job once no request or batch is open: completed, with errors, failed or cancelled."""
+    job = _lock_job(job_id)
+    if job is None or job.status not in ACTIVE_JOB_STATUSES:
+        db.session.rollback()
+        return
+    recount(job)
+    open_batches = db.session.scalar(
+        select(func.count()).select_from(ProviderBatch)
+        .where(ProviderBatch.job_id == job_id, ProviderBatch.ingested_at.is_(None))
+    )
+    if job.pending_requests or job.in_flight_requests or open_batches:
+        db.session.commit()
+        return
+    job.status = _final_status(job)
+    job.completed_at = utcnow()
+    job.last_error = _error_summary(job_id) if job.failed_requests else None
+    record_event(job, {JobStatus.CANCELLED: EventKind.CANCELLED, JobStatus.FAILED: EventKind.FAILED}.get(
+        job.status, EventKind.COMPLETED),
+        f"Job {job.status.replace('_', ' ')}: {job.succeeded_requests} succeeded, {job.failed_requests} failed"
+        + (f"; {job.last_error}" if job.last_error else ""))
+    db.session.commit()
+
+
+def _final_status(job: BatchJob) -> str:
+    if job.status == JobStatus.CANCELLING:
+        return JobStatus.CANCELLED
+    if not job.failed_requests:
+        return JobStatus.COMPLETED
+    return JobStatus.FAILED if not job.succeeded_requests else JobStatus.COMPLETED_WITH_ERRORS
+
+
+def _error_summary(job_id: int) -> str:
+    rows = db.session.execute(
+        select(BatchRequest.error_code, func.count()).where(
+            BatchRequest.job_id == job_id, BatchRequest.status == RequestStatus.FAILED
+        ).group_by(BatchRequest.error_code).order_by(func.count().desc()).limit(5)
+    ).all()
+    return "errors: " + ", ".join(f"{code or 'error'} ×{count}" for code, count in rows)
