@@ -38,6 +38,7 @@ class BatchRequest(Base):
     retry_count: Mapped[int] = mapped_column(default=0)
     provider_batch_id: Mapped[int | None] = mapped_column(ForeignKey("provider_batches.id", ondelete="SET NULL"))
     source_line: Mapped[int | None]  # line (JSONL) or row (CSV) in the user's file
+    source_row: Mapped[list[Any] | None]  # a CSV row's original values, for exports in the user's own columns
     estimated_tokens: Mapped[int] = mapped_column(default=0)
 
     response: Mapped["BatchResponse | None"] = relationship(back_populates="request", passive_deletes=True)

@@ -83,7 +83,7 @@ def _check_settings(values: dict) -> None:
 
 def add_requests(job: BatchJob, items: Iterable[Any], *, actor: str = "system") -> int:
     """Add request objects to a draft job, all or none: the first bad item raises with its index and reason."""
-    _require_draft(job, "add requests to")
+    require_draft(job, "add requests to")
     validator = request_lines.RequestValidator(job, current_app.config["BATCH_MAX_BYTES"])
     rows, problems = [], []
     for index, item in enumerate(items):
@@ -114,17 +114,22 @@ def _duplicates_in_job(job: BatchJob, custom_ids: list[str], label) -> list[dict
 def store_rows(job: BatchJob, rows: Iterable[dict], *, actor: str, what: str) -> int:
     """Insert validated rows, update the job's counters and timeline, commit; return how many were added."""
     count, tokens = request_lines.insert_rows(rows)
-    job.total_requests += count
-    job.pending_requests += count
-    job.estimated_tokens += tokens
-    record_event(job, EventKind.REQUESTS_ADDED, f"Added {what}", data={"count": count}, actor=actor)
+    note_requests_added(job, count, tokens, f"Added {what}", data={"count": count}, actor=actor)
     db.session.commit()
     return count
 
 
+def note_requests_added(job: BatchJob, count: int, tokens: int, message: str, *, data: dict, actor: str) -> None:
+    """Count newly inserted requests on the job and put them on its timeline (no commit)."""
+    job.total_requests += count
+    job.pending_requests += count
+    job.estimated_tokens += tokens
+    record_event(job, EventKind.REQUESTS_ADDED, message, data=data, actor=actor)
+
+
 def submit_job(job: BatchJob, *, actor: str = "system") -> BatchJob:
     """Send a draft job to the engine: it is split into provider batches by the worker."""
-    _require_draft(job, "submit")
+    require_draft(job, "submit")
     if not job.total_requests:
         raise Conflict("the job has no requests; add some before submitting")
     job.status = JobStatus.QUEUED
@@ -180,7 +185,7 @@ def delete_job(job: BatchJob) -> None:
     db.session.commit()
 
 
-def _require_draft(job: BatchJob, action: str) -> None:
+def require_draft(job: BatchJob, action: str) -> None:
     if job.status != JobStatus.DRAFT:
         raise Conflict(f"cannot {action} a job that is {job.status}; only drafts can")
 

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 9fa784011550
+Revision ID: df868d793d03
 Revises: 
-Create Date: 2026-11-26 21:29:47.695661
+Create Date: 2026-11-26 21:35:55.869057
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 import webapp.models.base
 
 # revision identifiers, used by Alembic.
-revision = '9fa784011550'
+revision = 'df868d793d03'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -128,6 +128,7 @@ def upgrade():
     sa.Column('retry_count', sa.Integer(), nullable=False),
     sa.Column('provider_batch_id', sa.Integer(), nullable=True),
     sa.Column('source_line', sa.Integer(), nullable=True),
+    sa.Column('source_row', webapp.models.base.JSONType, nullable=True),
     sa.Column('estimated_tokens', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['job_id'], ['batch_jobs.id'], name=op.f('fk_batch_requests_job_id_batch_jobs'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['provider_batch_id'], ['provider_batches.id'], name=op.f('fk_batch_requests_provider_batch_id_provider_batches'), ondelete='SET NULL'),

@@ -1,0 +1,244 @@
+"""Request files: JSONL checked line by line (all or nothing), CSV detection, templates, previews and import."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.factories import chat_body, new_job
+from webapp.errors import Conflict, ValidationFailed
+from webapp.extensions import db
+from webapp.models import BatchRequest
+from webapp.services import csv_import, jobs, uploads
+from webapp.services.csv_import import CsvMapping
+
+
+def jsonl(*lines) -> io.BytesIO:
+    return io.BytesIO("\n".join(l if isinstance(l, str) else json.dumps(l) for l in lines).encode("utf-8"))
+
+
+def line(custom_id: str, text: str = "hi", **overrides) -> dict:
+    return {"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions",
+            "body": chat_body(text), **overrides}
+
+
+def stored(job_id: int) -> int:
+    return db.session.scalar(select(func.count()).select_from(BatchRequest).where(BatchRequest.job_id == job_id))
+
+
+def test_valid_jsonl_is_stored_with_line_numbers(app_ctx):
+    job = new_job([])
+    report = uploads.import_jsonl(job, jsonl(line("a"), "", line("b", "héllo")), filename="in.jsonl")
+    assert (report.added, report.skipped) == (2, 0)
+    rows = db.session.scalars(select(BatchRequest).where(BatchRequest.job_id == job.id).order_by(BatchRequest.id)).all()
+    assert [(r.custom_id, r.source_line) for r in rows] == [("a", 1), ("b", 3)]
+    assert rows[1].body["messages"][0]["content"] == "héllo"
+    assert job.total_requests == job.pending_requests == 2
+    assert job.source == {"format": "jsonl", "filename": "in.jsonl"}
+
+
+def test_every_bad_line_is_reported_and_nothing_stored(app_ctx):
+    job = new_job([])
+    bad = [
+        line("ok"),
+        "{not json",
+        {"method": "POST", "url": "/v1/chat/completions", "body": chat_body("x")},
+        line("ok"),
+        line("u", url="/v1/embeddings"),
+        line("m", body=chat_body("x", model="gpt-4o")),
+        line("s", body={**chat_body("x"), "stream": True}),
+        line("n", body={"model": "gpt-4o-mini"}),
+        "[1, 2]",
+    ]
+    with pytest.raises(uploads.UploadRejected) as caught:
+        uploads.import_jsonl(job, jsonl(*bad))
+    problems = {p.line: p.code for p in caught.value.report.problems}
+    assert problems == {2: "invalid_json_line", 3: "missing_custom_id", 4: "duplicate_custom_id", 5: "url_mismatch",
+                        6: "model_mismatch", 7: "stream_not_supported", 8: "missing_input", 9: "invalid_request"}
+    assert caught.value.status == 422 and len(caught.value.details) == 8
+    assert stored(job.id) == 0
+    db.session.refresh(job)
+    assert job.total_requests == 0
+
+
+def test_bad_lines_can_be_skipped(app_ctx):
+    job = new_job([])
+    report = uploads.import_jsonl(job, jsonl(line("a"), "{oops", line("b")), skip_invalid=True)
+    assert (report.added, report.skipped) == (2, 1)
+    assert stored(job.id) == 2
+    assert "skipped 1 invalid line" in job.events[-1].message
+
+
+def test_a_second_file_cannot_repeat_custom_ids(app_ctx):
+    job = new_job([])
+    uploads.import_jsonl(job, jsonl(line("a")))
+    with pytest.raises(uploads.UploadRejected) as caught:
+        uploads.import_jsonl(job, jsonl(line("b"), line("a")))
+    assert caught.value.report.problems[0].code == "duplicate_custom_id"
+    assert caught.value.report.problems[0].line == 2
+    assert stored(job.id) == 1
+
+
+def test_oversized_line_is_refused(app, app_ctx):
+    job = new_job([])
+    app.config["BATCH_MAX_BYTES"] = 200
+    try:
+        with pytest.raises(uploads.UploadRejected) as caught:
+            uploads.import_jsonl(job, jsonl(line("a", "x" * 500)))
+    finally:
+        app.config["BATCH_MAX_BYTES"] = 200 * 1024 * 1024
+    assert caught.value.report.problems[0].code == "line_too_large"
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "the file is empty"),
+    (b"  \n\n", "the file is empty"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00", "not a text file"),
+])
+def test_empty_and_binary_files_are_refused(app_ctx, content, message):
+    job = new_job([])
+    with pytest.raises(ValidationFailed, match=message):
+        uploads.import_jsonl(job, io.BytesIO(content))
+
+
+def test_only_drafts_take_requests(app_ctx, simulator):
+    job = new_job(count=1, submit=True)
+    with pytest.raises(Conflict):
+        uploads.import_jsonl(job, jsonl(line("z")))
+
+
+def test_job_settings_fill_in_what_requests_leave_out(app_ctx):
+    job = new_job([], max_tokens=50, temperature=0.2)
+    uploads.import_jsonl(job, jsonl({"custom_id": "a", "body": {"messages": [{"role": "user", "content": "x"}]}}))
+    body = db.session.scalars(select(BatchRequest.body).where(BatchRequest.job_id == job.id)).one()
+    assert body == {"messages": [{"role": "user", "content": "x"}], "model": "gpt-4o-mini", "max_tokens": 50,
+                    "temperature": 0.2}
+
+
+def test_large_file_is_streamed_in_chunks(app_ctx):
+    job = new_job([])
+    data = "\n".join(json.dumps(line(f"r{i}", f"text {i}")) for i in range(5000)).encode()
+    report = uploads.import_jsonl(job, io.BytesIO(data))
+    assert report.added == 5000 == stored(job.id)
+
+
+# --- CSV ----------------------------------------------------------------------------------------------
+
+
+REVIEWS = 'Id,Text,Stars\n1,"Great, really great",5\n2,"Zürich café: ok\nsecond line",3\n3,"=cmd|\' /C calc\'!A0",1\n'
+
+
+def csv_file(tmp_path: Path, text: str = REVIEWS, encoding: str = "utf-8", name: str = "reviews.csv") -> Path:
+    path = tmp_path / name
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def test_inspect_detects_header_delimiter_encoding_and_quotes(tmp_path):
+    info = csv_import.inspect_csv(csv_file(tmp_path))
+    assert info.columns == ["Id", "Text", "Stars"]
+    assert (info.delimiter, info.encoding, info.row_count) == (",", "utf-8", 3)
+    assert info.preview[1] == ["2", "Zürich café: ok\nsecond line", "3"]
+
+
+def test_inspect_handles_semicolons_and_latin1(tmp_path):
+    info = csv_import.inspect_csv(csv_file(tmp_path, "Nom;Avis\nA;très bien\nB;pas mal\n", encoding="cp1252"))
+    assert info.delimiter == ";"
+    assert info.columns == ["Nom", "Avis"]
+    assert info.preview[0] == ["A", "très bien"]
+
+
+def test_inspect_handles_a_byte_order_mark(tmp_path):
+    info = csv_import.inspect_csv(csv_file(tmp_path, "\ufeffText\nhello\n"))
+    assert info.columns == ["Text"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "the file is empty"),
+    ("1,2,3\n4,5,6\n", "looks like data"),
+    ("Text,\nx,y\n", "has no name"),
+    ("A,A\n1,2\n", "names these columns twice"),
+    ("Text\n", "no rows"),
+])
+def test_unusable_csv_files_are_refused(tmp_path, text, message):
+    with pytest.raises(ValidationFailed, match=message):
+        csv_import.inspect_csv(csv_file(tmp_path, text))
+
+
+def test_template_naming_an_unknown_column_is_a_field_error(tmp_path):
+    problems = csv_import.check_mapping(CsvMapping("Rate: {{ Txt }}", id_column="Nope"), ["Id", "Text"])
+    assert {p["field"] for p in problems} == {"template", "id_column"}
+    assert "'Txt'" in problems[0]["message"] and "Id, Text" in problems[0]["message"]
+
+
+def test_bad_json_schema_is_a_field_error():
+    with pytest.raises(ValidationFailed, match="not valid JSON"):
+        csv_import.parse_schema("{bad")
+    assert csv_import.check_mapping(CsvMapping("x", json_schema={"type": "string"}), [])[0]["field"] == "json_schema"
+    assert csv_import.check_mapping(CsvMapping("x", json_schema={"type": 12}), [])[0]["field"] == "json_schema"
+
+
+def test_preview_renders_the_first_requests_and_estimates_cost(app_ctx, tmp_path):
+    job = new_job([], max_tokens=20)
+    path = csv_file(tmp_path)
+    info = csv_import.inspect_csv(path)
+    result = csv_import.preview(job, path, info, CsvMapping("Classify: {{ Text }}", system_prompt="Be brief."), limit=2)
+    assert result["request_count"] == 3
+    first = result["requests"][0]
+    assert first["custom_id"] == "row-1"
+    assert first["body"]["messages"] == [{"role": "system", "content": "Be brief."},
+                                         {"role": "user", "content": "Classify: Great, really great"}]
+    assert result["estimated_output_tokens"] == 60
+    assert result["estimated_cost"] > 0
+    assert stored(job.id) == 0
+
+
+def test_import_csv_stores_rows_with_their_original_values(app_ctx, tmp_path):
+    job = new_job([])
+    schema = {"type": "object", "properties": {"sentiment": {"type": "string", "enum": ["pos", "neg"]}}}
+    mapping = CsvMapping("Classify: {{ Text }}", id_column="Id", json_schema=schema)
+    report = csv_import.import_csv(job, csv_file(tmp_path), mapping, filename="reviews.csv")
+    assert report.added == 3
+    rows = db.session.scalars(select(BatchRequest).where(BatchRequest.job_id == job.id).order_by(BatchRequest.id)).all()
+    assert [r.custom_id for r in rows] == ["1", "2", "3"]
+    assert rows[1].source_row == ["2", "Zürich café: ok\nsecond line", "3"]
+    assert rows[0].body["response_format"]["json_schema"]["schema"] == schema
+    assert job.source["columns"] == ["Id", "Text", "Stars"] and job.source["template"] == "Classify: {{ Text }}"
+
+
+def test_import_csv_with_duplicate_ids_is_all_or_nothing(app_ctx, tmp_path):
+    job = new_job([])
+    path = csv_file(tmp_path, "Id,Text\n1,a\n1,b\n2,c\n")
+    with pytest.raises(uploads.UploadRejected) as caught:
+        csv_import.import_csv(job, path, CsvMapping("{{ Text }}", id_column="Id"), filename="x.csv")
+    assert [(p.line, p.code) for p in caught.value.report.problems] == [(2, "duplicate_custom_id")]
+    assert stored(job.id) == 0
+    report = csv_import.import_csv(job, path, CsvMapping("{{ Text }}", id_column="Id"), filename="x.csv",
+                                   skip_invalid=True)
+    assert (report.added, report.skipped) == (2, 1)
+
+
+def test_csv_for_the_responses_and_embeddings_endpoints(app_ctx, tmp_path):
+    path = csv_file(tmp_path)
+    info = csv_import.inspect_csv(path)
+    responses = jobs.create_job({"name": "r", "model": "gpt-4o-mini", "endpoint": "/v1/responses"})
+    body = csv_import.preview(responses, path, info, CsvMapping("{{ Text }}", system_prompt="Sys"))["requests"][0]["body"]
+    assert body == {"model": "gpt-4o-mini", "input": "Great, really great", "instructions": "Sys"}
+    embeddings = jobs.create_job({"name": "e", "model": "text-embedding-3-small", "endpoint": "/v1/embeddings"})
+    body = csv_import.preview(embeddings, path, info, CsvMapping("{{ Text }}"))["requests"][0]["body"]
+    assert body == {"model": "text-embedding-3-small", "input": "Great, really great"}
+
+
+def test_saved_uploads_are_found_by_token_only(app_ctx):
+    token = uploads.save_upload(io.BytesIO(b"a,b\n1,2\n"), ".csv")
+    assert uploads.upload_path(token).read_bytes() == b"a,b\n1,2\n"
+    for bad in ("../secret_key", "x" * 32, ""):
+        with pytest.raises(ValidationFailed):
+            uploads.upload_path(bad)
+    uploads.discard_upload(token)
+    with pytest.raises(ValidationFailed):
+        uploads.upload_path(token)

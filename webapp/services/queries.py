@@ -1,0 +1,176 @@
+"""Read models for pages and the API: job lists, key-paged requests and responses, events, statistics, phase."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Select, func, select
+
+from webapp.extensions import db
+from webapp.models import (
+    PROVIDER_TERMINAL,
+    BatchJob,
+    BatchRequest,
+    BatchResponse,
+    BatchStatus,
+    JobEvent,
+    JobStatus,
+    RequestStatus,
+)
+
+T = TypeVar("T")
+MAX_LIMIT = 500
+
+
+@dataclass
+class KeyPage(Generic[T]):
+    """One page of a key-paged list; ``next_after`` is the cursor for the next page (None at the end)."""
+
+    items: list[T]
+    next_after: int | None
+
+
+def jobs_query(*, status: str | None = None, search: str | None = None, owner_id: int | None = None) -> Select:
+    """Jobs, newest first, filtered by status, a name search and (with accounts) owner."""
+    stmt = select(BatchJob).order_by(BatchJob.created_at.desc(), BatchJob.id.desc())
+    if status:
+        stmt = stmt.where(BatchJob.status == status)
+    if search:
+        stmt = stmt.where(BatchJob.name.ilike(f"%{_escape_like(search.strip())}%", escape="\\"))
+    if owner_id is not None:
+        stmt = stmt.where(BatchJob.owner_id == owner_id)
+    return stmt
+
+
+def list_jobs(*, page: int = 1, per_page: int = 20, **filters):
+    """A Flask-SQLAlchemy Pagination of jobs."""
+    return db.paginate(jobs_query(**filters), page=page, per_page=per_page, max_per_page=100, error_out=False)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _keyed(stmt: Select, key, after: int | None, limit: int) -> KeyPage:
+    limit = max(1, min(limit, MAX_LIMIT))
+    if after is not None:
+        stmt = stmt.where(key > after)
+    rows = db.session.execute(stmt.order_by(key).limit(limit + 1)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    items = [row if len(row) > 1 else row[0] for row in rows]
+    return KeyPage(items, _last_id(rows[-1]) if more and rows else None)
+
+
+def _last_id(row) -> int:
+    return row[0].id
+
+
+def list_requests(job_id: int, *, status: str | None = None, search: str | None = None,
+                  after: int | None = None, limit: int = 50) -> KeyPage:
+    """The job's requests with their responses (tuples), by id, filtered by status and custom_id prefix."""
+    stmt = (select(BatchRequest, BatchResponse)
+            .outerjoin(BatchResponse, BatchResponse.request_id == BatchRequest.id)
+            .where(BatchRequest.job_id == job_id))
+    if status:
+        stmt = stmt.where(BatchRequest.status == status)
+    if search:
+        stmt = stmt.where(BatchRequest.custom_id.like(f"{_escape_like(search.strip())}%", escape="\\"))
+    return _keyed(stmt, BatchRequest.id, after, limit)
+
+
+def list_responses(job_id: int, *, succeeded: bool | None = None, after: int | None = None,
+                   limit: int = 50) -> KeyPage:
+    """The job's responses with their requests' custom_id, by id, filtered by success."""
+    stmt = (select(BatchResponse, BatchRequest.custom_id)
+            .join(BatchRequest, BatchRequest.id == BatchResponse.request_id)
+            .where(BatchResponse.job_id == job_id))
+    if succeeded is not None:
+        stmt = stmt.where(BatchResponse.succeeded.is_(succeeded))
+    return _keyed(stmt, BatchResponse.id, after, limit)
+
+
+def get_request(job_id: int, request_id: int) -> tuple[BatchRequest, BatchResponse | None] | None:
+    return db.session.execute(
+        select(BatchRequest, BatchResponse).outerjoin(BatchResponse, BatchResponse.request_id == BatchRequest.id)
+        .where(BatchRequest.job_id == job_id, BatchRequest.id == request_id)
+    ).first()
+
+
+def list_events(job_id: int, *, after: int | None = None, limit: int = 200) -> KeyPage:
+    return _keyed(select(JobEvent).where(JobEvent.job_id == job_id), JobEvent.id, after, limit)
+
+
+def overview(*, owner_id: int | None = None, days: int = 30) -> dict[str, Any]:
+    """Processing statistics: jobs by status, requests and success rate, tokens and cost by model and day."""
+    scope = [] if owner_id is None else [BatchJob.owner_id == owner_id]
+    by_status = dict(db.session.execute(
+        select(BatchJob.status, func.count()).where(*scope).group_by(BatchJob.status)).all())
+    totals = db.session.execute(select(
+        func.coalesce(func.sum(BatchJob.total_requests), 0), func.coalesce(func.sum(BatchJob.succeeded_requests), 0),
+        func.coalesce(func.sum(BatchJob.failed_requests), 0),
+    ).where(*scope)).one()
+    finished = int(totals[1]) + int(totals[2])
+    return {
+        "jobs_by_status": {status.value: by_status.get(status.value, 0) for status in JobStatus},
+        "jobs": sum(by_status.values()),
+        "requests": {"total": int(totals[0]), "succeeded": int(totals[1]), "failed": int(totals[2]),
+                     "success_rate": round(int(totals[1]) / finished, 4) if finished else None},
+        "by_model": _usage_by(BatchJob.model, scope),
+        "by_day": _usage_by(func.date(BatchJob.created_at), scope, since=days),
+    }
+
+
+def _usage_by(key, scope: list, since: int | None = None) -> list[dict]:
+    conditions = list(scope)
+    if since is not None:
+        conditions.append(BatchJob.created_at >= datetime.now(timezone.utc) - timedelta(days=since))
+    rows = db.session.execute(
+        select(key, func.count(), func.coalesce(func.sum(BatchJob.total_requests), 0),
+               func.coalesce(func.sum(BatchJob.prompt_tokens), 0), func.coalesce(func.sum(BatchJob.completion_tokens), 0),
+               func.coalesce(func.sum(BatchJob.actual_cost), 0))
+        .where(*conditions).group_by(key).order_by(key)
+    ).all()
+    return [{"key": str(k), "jobs": jobs, "requests": int(requests), "prompt_tokens": int(prompt),
+             "completion_tokens": int(completion), "cost": Decimal(str(cost)).quantize(Decimal("0.000001"))}
+            for k, jobs, requests, prompt, completion, cost in rows]
+
+
+def job_phase(job: BatchJob) -> str:
+    """What the job is doing now, in words a person understands."""
+    if job.status == JobStatus.DRAFT:
+        return "Draft: add requests, then submit" if not job.total_requests else "Draft: ready to submit"
+    if job.is_terminal:
+        return {JobStatus.COMPLETED: "Completed", JobStatus.COMPLETED_WITH_ERRORS: "Completed with errors",
+                JobStatus.FAILED: "Failed", JobStatus.CANCELLED: "Cancelled"}[JobStatus(job.status)]
+    if job.status == JobStatus.CANCELLING:
+        return "Cancelling: waiting for the provider to stop the running batches"
+    statuses = {b.status for b in job.batches if b.ingested_at is None}
+    retrying = bool(job.pending_requests) and _retried_pending(job.id)
+    steps = [
+        (statuses & set(PROVIDER_TERMINAL), "Downloading results"),
+        ({BatchStatus.FINALIZING} & statuses, "Finalizing: the provider is preparing the results"),
+        ({BatchStatus.IN_PROGRESS} & statuses, "Running"),
+        ({BatchStatus.VALIDATING} & statuses, "Validating: the provider is checking the input file"),
+        ({BatchStatus.WAITING} & statuses, "Waiting for capacity: the model's enqueued-token limit is full"),
+        ({BatchStatus.PENDING, BatchStatus.UPLOADED} & statuses, "Uploading requests to the provider"),
+    ]
+    phase = next((text for match, text in steps if match), "Preparing provider batches")
+    if retrying:
+        phase += f"; retrying {job.pending_requests} failed request(s)"
+    return phase
+
+
+def _retried_pending(job_id: int) -> bool:
+    return db.session.scalar(select(BatchRequest.id).where(
+        BatchRequest.job_id == job_id, BatchRequest.status == RequestStatus.PENDING, BatchRequest.retry_count > 0
+    ).limit(1)) is not None
+
+
+def time_left(job: BatchJob) -> timedelta | None:
+    """Time until the provider's 24-hour window closes on the job's latest running batch."""
+    ends = [b.expires_at for b in job.batches if b.expires_at and b.ingested_at is None]
+    return max(ends) - datetime.now(timezone.utc) if ends else None
