@@ -40,6 +40,7 @@ def from_env(instance_path: str, environ: Mapping[str, str] | None = None) -> di
         "DEFAULT_PROVIDER": "openai" if api_key else "simulator",
         "SIMULATOR_BASE_URL": env.get("SIMULATOR_BASE_URL") or DEFAULT_SIMULATOR_URL,
         "SIMULATOR_DIR": env.get("SIMULATOR_DIR") or str(Path(instance_path) / "simulator"),
+        **_simulator_timings(env),
         "SYNC_INTERVAL_SECONDS": _number(env, "SYNC_INTERVAL_SECONDS", 30, int, minimum=1),
         "LOG_LEVEL": _choice(env, "LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
         "LOG_FORMAT": _choice(env, "LOG_FORMAT", "json", LOG_FORMATS),
@@ -54,6 +55,20 @@ def from_env(instance_path: str, environ: Mapping[str, str] | None = None) -> di
         "CLAIM_LEASE_SECONDS": _number(env, "CLAIM_LEASE_SECONDS", 1800, int, minimum=10),
         "SESSION_COOKIE_SECURE": app_env == "production",
     }
+
+
+SIMULATOR_TIMINGS = {
+    "SIMULATOR_VALIDATING_SECONDS": 1.0,
+    "SIMULATOR_IN_PROGRESS_SECONDS": 5.0,
+    "SIMULATOR_FINALIZING_SECONDS": 1.0,
+    "SIMULATOR_CANCELLING_SECONDS": 0.5,
+    "SIMULATOR_FAILURE_RATE": 0.0,
+}
+
+
+def _simulator_timings(env) -> dict:
+    """How long the built-in simulator's batches spend in each state (seconds), and its failure rate."""
+    return {name: _number(env, name, default, float, minimum=0) for name, default in SIMULATOR_TIMINGS.items()}
 
 
 def database_url(raw: str | None, instance_path: str) -> str:
