@@ -14,7 +14,8 @@ def test_defaults_give_the_embedded_setup(tmp_path):
     assert config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'batches.db'}"
     assert config["REDIS_URL"] is None
     assert config["DEFAULT_PROVIDER"] == "simulator"
-    assert config["SYNC_INTERVAL_SECONDS"] == 30
+    assert config["SYNC_INTERVAL_SECONDS"] == 5  # the simulator is quick
+    assert from_env(str(tmp_path), {"OPENAI_API_KEY": "sk-x"})["SYNC_INTERVAL_SECONDS"] == 30
     assert config["LOG_FORMAT"] == "json"
     assert config["BATCH_MAX_REQUESTS"] == 50_000
     assert config["BATCH_MAX_BYTES"] == 200 * 1024 * 1024

@@ -41,7 +41,8 @@ def from_env(instance_path: str, environ: Mapping[str, str] | None = None) -> di
         "SIMULATOR_BASE_URL": env.get("SIMULATOR_BASE_URL") or DEFAULT_SIMULATOR_URL,
         "SIMULATOR_DIR": env.get("SIMULATOR_DIR") or str(Path(instance_path) / "simulator"),
         **_simulator_timings(env),
-        "SYNC_INTERVAL_SECONDS": _number(env, "SYNC_INTERVAL_SECONDS", 30, int, minimum=1),
+        # Simulated batches finish in seconds, real ones in minutes to hours.
+        "SYNC_INTERVAL_SECONDS": _number(env, "SYNC_INTERVAL_SECONDS", 30 if api_key else 5, int, minimum=1),
         "LOG_LEVEL": _choice(env, "LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
         "LOG_FORMAT": _choice(env, "LOG_FORMAT", "json", LOG_FORMATS),
         "MAX_CONTENT_LENGTH": _number(env, "MAX_UPLOAD_MB", 256, int, minimum=1) * 1024 * 1024,

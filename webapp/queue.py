@@ -93,7 +93,7 @@ def enqueue(func: Callable, *args, timeout: int = 600, **kwargs) -> Job:
 def periodic_jobs() -> list[PeriodicJob]:
     from webapp import jobs
 
-    return [PeriodicJob("periodic:sync", jobs.sync_all, "SYNC_INTERVAL_SECONDS", timeout=3600)]
+    return [PeriodicJob("periodic-sync", jobs.sync_all, "SYNC_INTERVAL_SECONDS", timeout=3600)]
 
 
 def schedule_periodic_jobs(app: Flask, scheduler: Scheduler) -> None:
@@ -150,12 +150,12 @@ class EmbeddedRuntime:
         with self._lock:
             if self.started:
                 return
+            scheduler = new_scheduler(self.app, ThreadScheduler, interval=1)
+            schedule_periodic_jobs(self.app, scheduler)
+            worker = new_worker(self.app, ThreadWorker)
+            threading.Thread(target=worker.work, name="embedded-worker", daemon=True).start()
+            threading.Thread(target=scheduler.run, name="embedded-scheduler", daemon=True).start()
             self.started = True
-        scheduler = new_scheduler(self.app, ThreadScheduler, interval=1)
-        schedule_periodic_jobs(self.app, scheduler)
-        worker = new_worker(self.app, ThreadWorker)
-        threading.Thread(target=worker.work, name="embedded-worker", daemon=True).start()
-        threading.Thread(target=scheduler.run, name="embedded-scheduler", daemon=True).start()
         log.info("embedded queue started: one worker and the scheduler in this process")
 
 
