@@ -299,6 +299,8 @@ def import_csv(job: BatchJob, path: Path, mapping: CsvMapping, *, filename: str,
         "format": "csv", "filename": filename, "columns": info.columns, "encoding": info.encoding,
         "delimiter": info.delimiter, "template": mapping.template, "system_prompt": mapping.system_prompt,
         "id_column": mapping.id_column, "json_schema": mapping.json_schema,
+        # JSONB does not keep an object's key order: the schema's fields are kept in order as a list.
+        "output_fields": list((mapping.json_schema or {}).get("properties") or {}),
     }
     record_added(job, count, tokens, filename, report, actor)
     return report

@@ -74,8 +74,8 @@ def csv_header(job: BatchJob) -> list[str]:
 
 
 def schema_fields(job: BatchJob) -> list[str]:
-    schema = (job.source or {}).get("json_schema") or {}
-    return list((schema.get("properties") or {}).keys())
+    """The structured-output fields of a CSV job with a JSON schema, in the schema's order."""
+    return list((job.source or {}).get("output_fields") or [])
 
 
 def csv_chunks(job: BatchJob, failed_only: bool = False) -> Iterator[str]:

@@ -7,7 +7,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
+
+from webapp import bulk
 
 from webapp.extensions import db
 from webapp.models import BatchJob, BatchRequest, RequestStatus
@@ -67,6 +69,8 @@ class RequestValidator:
         """Validate a parsed request (a batch line, or ``{custom_id, body}``); return the row to insert."""
         if not isinstance(obj, dict):
             raise InvalidLine("invalid_request", "each line must be a JSON object")
+        if problem := unstorable(obj):
+            raise InvalidLine("unstorable_value", problem)
         custom_id = _custom_id(obj)
         try:
             _check_envelope(obj, self.job.endpoint)
@@ -81,6 +85,32 @@ class RequestValidator:
             "job_id": self.job.id, "custom_id": custom_id, "body": body, "status": RequestStatus.PENDING,
             "source_line": line, "estimated_tokens": estimate_prompt_tokens(body, self.job.endpoint),
         }
+
+
+def unstorable(value: Any) -> str | None:
+    """Why ``value`` cannot be stored as PostgreSQL JSON or text, or None when it can.
+
+    PostgreSQL refuses the NUL character, lone surrogates, NaN and infinities; left to the database
+    they fail the whole insert, so they are reported as problems of the line instead.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return "text must not contain the NUL character (\\u0000)"
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return "text must be valid Unicode (it holds a lone surrogate such as \\ud800)"
+        elif isinstance(item, float) and not math.isfinite(item):
+            return "numbers must be finite (NaN and Infinity are not JSON)"
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
 
 
 def _custom_id(obj: dict) -> str:
@@ -190,17 +220,20 @@ def existing_custom_ids(job_id: int, custom_ids: list[str]) -> set[str]:
     return found
 
 
+INSERT_COLUMNS = ("job_id", "custom_id", "body", "status", "retry_count", "source_line", "source_row",
+                  "estimated_tokens")
+
+
 def insert_rows(rows: Iterable[dict]) -> tuple[int, int]:
-    """Insert request rows in chunks (no commit); return (count, estimated prompt tokens)."""
-    count = tokens = 0
-    chunk: list[dict] = []
-    for row in rows:
-        chunk.append(row)
-        count += 1
-        tokens += row["estimated_tokens"]
-        if len(chunk) >= INSERT_CHUNK:
-            db.session.execute(insert(BatchRequest), chunk)
-            chunk = []
-    if chunk:
-        db.session.execute(insert(BatchRequest), chunk)
+    """Insert request rows in bulk, streamed (no commit); return (count, estimated prompt tokens)."""
+    tokens = 0
+
+    def tuples():
+        nonlocal tokens
+        for row in rows:
+            tokens += row["estimated_tokens"]
+            yield (row["job_id"], row["custom_id"], row["body"], row["status"], 0, row["source_line"],
+                   row.get("source_row"), row["estimated_tokens"])
+
+    count = bulk.copy_rows(BatchRequest.__table__, INSERT_COLUMNS, tuples(), json_columns=("body", "source_row"))
     return count, tokens

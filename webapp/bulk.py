@@ -1,0 +1,62 @@
+"""Bulk writes at database speed: COPY on PostgreSQL, chunked multi-row inserts elsewhere (SQLite)."""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+from psycopg.types.json import Jsonb
+from sqlalchemy import Table, insert
+
+from webapp.extensions import db
+
+CHUNK = 2000
+COPY_CHUNK = 10_000
+
+
+def is_postgresql() -> bool:
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
+def copy_rows(table: Table, columns: Sequence[str], rows: Iterable[Sequence], json_columns: Sequence[str] = ()) -> int:
+    """Write ``rows`` (tuples in ``columns`` order) into ``table`` inside the session's transaction.
+
+    Streams: rows are consumed one at a time, so memory does not grow with their number.
+    """
+    if is_postgresql():
+        return _copy(table.name, columns, rows, {columns.index(c) for c in json_columns})
+    return _insert_chunks(table, columns, rows)
+
+
+def _copy(name: str, columns: Sequence[str], rows: Iterable[Sequence], json_positions: set[int]) -> int:
+    """One COPY per chunk of rows: producing the rows may query the database, which a COPY in progress
+    would block, so each chunk is gathered first."""
+    raw = db.session.connection().connection.driver_connection  # psycopg 3, same transaction
+    statement = f"COPY {name} ({', '.join(columns)}) FROM STDIN"
+    count = 0
+    for chunk in _chunks(rows, COPY_CHUNK):
+        with raw.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in chunk:
+                if json_positions:
+                    row = [Jsonb(v) if i in json_positions and v is not None else v for i, v in enumerate(row)]
+                copy.write_row(row)
+        count += len(chunk)
+    return count
+
+
+def _chunks(rows: Iterable[Sequence], size: int) -> Iterable[list]:
+    chunk: list = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _insert_chunks(table: Table, columns: Sequence[str], rows: Iterable[Sequence]) -> int:
+    count = 0
+    for chunk in _chunks(rows, CHUNK):
+        db.session.execute(insert(table), [dict(zip(columns, row)) for row in chunk])
+        count += len(chunk)
+    return count
