@@ -1,4 +1,8 @@
-"""Results as downloads: JSONL in OpenAI's output format and CSV in the user's own columns, streamed."""
+"""Results as downloads: JSONL in OpenAI's output format and CSV in the user's own columns, streamed.
+
+Rows come from a server-side cursor as plain columns (no ORM objects), and response bodies are copied
+as the database's JSON text, so an export of a million results runs in constant memory.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +11,21 @@ import io
 import json
 from typing import Iterator
 
-from sqlalchemy import select
+from sqlalchemy import Text, cast, select
 
 from webapp.extensions import db
 from webapp.models import BatchJob, BatchRequest, BatchResponse, RequestStatus
 
-FETCH_ROWS = 2000
+FETCH_ROWS = 5000
 FLUSH_BYTES = 256 * 1024
 # A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection").
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _rows(job: BatchJob, failed_only: bool):
+def _rows(job: BatchJob, failed_only: bool, *columns):
     stmt = (
-        select(BatchRequest, BatchResponse)
+        select(*columns)
+        .select_from(BatchRequest)
         .outerjoin(BatchResponse, BatchResponse.request_id == BatchRequest.id)
         .where(BatchRequest.job_id == job.id)
         .order_by(BatchRequest.id)
@@ -28,37 +33,36 @@ def _rows(job: BatchJob, failed_only: bool):
     )
     if failed_only:
         stmt = stmt.where(BatchRequest.status == RequestStatus.FAILED)
-    for request, response in db.session.execute(stmt):
-        yield request, response
-        db.session.expunge(request)  # keep the identity map from growing with the export
-        if response is not None:
-            db.session.expunge(response)
+    return db.session.execute(stmt)
 
 
 def jsonl_lines(job: BatchJob, failed_only: bool = False) -> Iterator[bytes]:
     """One OpenAI-style output line per request, in request order; unfinished requests carry their state."""
-    buffer = io.BytesIO()
-    for request, response in _rows(job, failed_only):
-        buffer.write(json.dumps(_output_line(request, response), ensure_ascii=False).encode("utf-8") + b"\n")
+    rows = _rows(job, failed_only, BatchRequest.custom_id, BatchRequest.status, BatchRequest.error_code,
+                 BatchRequest.error, BatchResponse.status_code, BatchResponse.provider_request_id,
+                 cast(BatchResponse.body, Text))
+    buffer = io.StringIO()
+    for row in rows:
+        buffer.write(_output_line(*row))
         if buffer.tell() >= FLUSH_BYTES:
-            yield buffer.getvalue()
-            buffer = io.BytesIO()
+            yield buffer.getvalue().encode("utf-8")
+            buffer = io.StringIO()
     if buffer.tell():
-        yield buffer.getvalue()
+        yield buffer.getvalue().encode("utf-8")
 
 
-def _output_line(request: BatchRequest, response: BatchResponse | None) -> dict:
+def _output_line(custom_id, status, error_code, error, status_code, request_id, body_text) -> str:
     """An HTTP result keeps its response; anything else (non-HTTP failure, no result yet) gets an error."""
-    line = {"id": response.provider_request_id if response else None, "custom_id": request.custom_id,
-            "response": None, "error": None}
-    if response is not None and response.status_code is not None:
-        line["response"] = {"status_code": response.status_code, "request_id": response.provider_request_id,
-                            "body": response.body}
-    settled_by_response = request.status == RequestStatus.SUCCEEDED or (
-        request.status == RequestStatus.FAILED and line["response"] is not None)
-    if not settled_by_response:
-        line["error"] = {"code": request.error_code or request.status, "message": request.error or "no result yet"}
-    return line
+    dump = json.dumps
+    response = "null"
+    if status_code is not None:
+        response = (f'{{"status_code":{status_code},"request_id":{dump(request_id)},'
+                    f'"body":{body_text if body_text is not None else "null"}}}')
+    settled = status == RequestStatus.SUCCEEDED or (status == RequestStatus.FAILED and status_code is not None)
+    failure = "null" if settled else dump(
+        {"code": error_code or status, "message": error or "no result yet"}, ensure_ascii=False)
+    return (f'{{"id":{dump(request_id)},"custom_id":{dump(custom_id, ensure_ascii=False)},'
+            f'"response":{response},"error":{failure}}}\n')
 
 
 def source_columns(job: BatchJob) -> list[str]:
@@ -67,30 +71,33 @@ def source_columns(job: BatchJob) -> list[str]:
     return list(source.get("columns") or []) if source.get("format") == "csv" else []
 
 
+def schema_fields(job: BatchJob) -> list[str]:
+    """The structured-output fields of a CSV job with a JSON schema, in the schema's order."""
+    return list((job.source or {}).get("output_fields") or [])
+
+
 def csv_header(job: BatchJob) -> list[str]:
     fields = [f"output.{name}" for name in schema_fields(job)]
     return [*source_columns(job), "custom_id", "status", "output_text", *fields, "error",
             "prompt_tokens", "completion_tokens", "total_tokens"]
 
 
-def schema_fields(job: BatchJob) -> list[str]:
-    """The structured-output fields of a CSV job with a JSON schema, in the schema's order."""
-    return list((job.source or {}).get("output_fields") or [])
-
-
 def csv_chunks(job: BatchJob, failed_only: bool = False) -> Iterator[str]:
     """The CSV export, in chunks: the original columns in order, then the results."""
     fields = schema_fields(job)
-    original = len(source_columns(job))
+    width = len(source_columns(job))
+    source = (BatchRequest.source_row,) if width else ()
+    rows = _rows(job, failed_only, BatchRequest.custom_id, BatchRequest.status, BatchRequest.error_code,
+                 BatchRequest.error, BatchResponse.output_text, BatchResponse.prompt_tokens,
+                 BatchResponse.completion_tokens, BatchResponse.total_tokens, *source)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(csv_header(job))
-    for request, response in _rows(job, failed_only):
-        cells = _pad(request.source_row or [], original)
-        cells += [request.custom_id, request.status, (response.output_text if response else None) or ""]
-        cells += _structured(response, fields)
-        cells += [_error_text(request), *(_tokens(response))]
-        writer.writerow([neutralise(c) for c in cells])
+    for custom_id, status, code, error, output, prompt, completion, total, *original in rows:
+        cells = _pad(original[0] or [], width) if width else []
+        cells += [custom_id, status, output or "", *_structured(output, fields), _error_text(status, code, error)]
+        writer.writerow([neutralise(c) for c in cells] + ([prompt, completion, total] if total is not None else
+                                                          ["", "", ""]))
         if buffer.tell() >= FLUSH_BYTES:
             yield buffer.getvalue()
             buffer.seek(0)
@@ -102,11 +109,11 @@ def _pad(values: list, width: int) -> list:
     return (list(values) + [""] * width)[:width]
 
 
-def _structured(response: BatchResponse | None, fields: list[str]) -> list:
+def _structured(output: str | None, fields: list[str]) -> list:
     if not fields:
         return []
     try:
-        data = json.loads(response.output_text) if response and response.output_text else {}
+        data = json.loads(output) if output else {}
     except ValueError:
         data = {}
     data = data if isinstance(data, dict) else {}
@@ -119,16 +126,10 @@ def _cell(value) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
-def _error_text(request: BatchRequest) -> str:
-    if request.status == RequestStatus.SUCCEEDED or not (request.error_code or request.error):
+def _error_text(status: str, code: str | None, error: str | None) -> str:
+    if status == RequestStatus.SUCCEEDED or not (code or error):
         return ""
-    return f"{request.error_code}: {request.error}" if request.error_code else request.error
-
-
-def _tokens(response: BatchResponse | None) -> list:
-    if response is None:
-        return ["", "", ""]
-    return [response.prompt_tokens, response.completion_tokens, response.total_tokens]
+    return f"{code}: {error}" if code else error
 
 
 def neutralise(value) -> object:

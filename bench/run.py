@@ -1,0 +1,113 @@
+"""Run the benchmarks on PostgreSQL and print every figure with its ratio to the raw-COPY baseline.
+
+    python -m bench.run --sizes 200000,1000000      (make bench)
+
+BENCH_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/bench) is dropped and re-created.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/bench"
+WORDS = ("battery", "screen", "delivery", "refund", "quality", "support", "price", "excellent", "broken",
+         "slow", "fast", "love", "hate", "works", "again", "never", "always", "order", "package", "late")
+
+
+def request_line(i: int, rng: random.Random) -> str:
+    """About 630 bytes: a chat request with a system prompt and a review to classify."""
+    review = " ".join(rng.choice(WORDS) for _ in range(50))
+    body = {"model": "gpt-4o-mini", "max_tokens": 50, "messages": [
+        {"role": "system", "content": "You label customer reviews as positive, negative or mixed. Answer with one word."},
+        {"role": "user", "content": f"Review #{i}: {review}"}]}
+    return json.dumps({"custom_id": f"review-{i}", "method": "POST", "url": "/v1/chat/completions", "body": body})
+
+
+def write_file(path: Path, size: int) -> int:
+    rng = random.Random(size)
+    with open(path, "w") as out:
+        for i in range(size):
+            out.write(request_line(i, rng) + "\n")
+    return path.stat().st_size
+
+
+def reset_database(url: str) -> None:
+    parsed = make_url(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
+    admin.dispose()
+    env = {**os.environ, "DATABASE_URL": url, "LOG_LEVEL": "WARNING", "LOG_FORMAT": "text", "SECRET_KEY": "bench"}
+    subprocess.run([sys.executable, "-m", "flask", "--app", "webapp:create_app_or_exit()", "db", "upgrade"],
+                   cwd=ROOT, env=env, check=True, capture_output=True)
+
+
+def step(name: str, url: str, instance: str, **args) -> dict:
+    command = [sys.executable, "-m", "bench.steps", name, "--database-url", url, "--instance", instance]
+    for key, value in args.items():
+        command += [f"--{key.replace('_', '-')}", str(value)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"step {name} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def rate(result: dict) -> float:
+    return result["rows"] / result["seconds"]
+
+
+def run_size(size: int, url: str, workdir: Path) -> list[tuple]:
+    path = workdir / f"requests-{size}.jsonl"
+    file_bytes = write_file(path, size)
+    instance = str(workdir / "instance")
+    baseline = step("raw_copy", url, instance, file=path)
+    upload = step("upload_ingest", url, instance, file=path)
+    files = step("input_files", url, instance, job_id=upload["job_id"], workdir=workdir)
+    step("prepare_results", url, instance, job_id=upload["job_id"], workdir=workdir)
+    results = step("result_ingest", url, instance, job_id=upload["job_id"], workdir=workdir)
+    export = step("csv_export", url, instance, job_id=upload["job_id"])
+    base = rate(baseline)
+    print(f"\n{size:,} requests ({file_bytes / size:.0f} bytes a line, {files['batches']} provider batches)")
+    rows = [
+        ("raw COPY baseline (json parse + COPY)", baseline, 1.0, None),
+        ("upload ingest (validate + COPY)", upload, rate(upload) / base, 0.8),
+        ("provider input files (plan + write)", files, rate(files) / base, 0.6),
+        ("result ingest (parse + store + settle)", results, rate(results) / base, 0.6),
+        ("CSV export", export, None, None),
+    ]
+    for label, result, ratio, target in rows:
+        ratio_text = f"{ratio:5.2f}x" if ratio is not None else "     "
+        target_text = f" (target >= {target})" if target else ""
+        print(f"  {label:42} {rate(result):>10,.0f} rows/s  {ratio_text}{target_text}  "
+              f"peak RSS {result['peak_rss_mb']:6.1f} MB")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="200000,1000000")
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL))
+    args = parser.parse_args()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"database {make_url(args.database_url).render_as_string(hide_password=True)}")
+    for size in (int(s) for s in args.sizes.split(",")):
+        reset_database(args.database_url)
+        with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+            run_size(size, args.database_url, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()

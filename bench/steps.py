@@ -1,0 +1,138 @@
+"""One benchmark step per process (so peak memory is the step's own): prints one JSON line of figures."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+from sqlalchemy import update
+
+from webapp import create_app
+from webapp.extensions import db
+from webapp.models import BatchJob, BatchRequest, JobStatus, ProviderBatch, RequestStatus
+from webapp.services import exports, ingest, jobs, planning, requests, uploads
+
+
+def app_for(database_url: str, instance: str):
+    return create_app({
+        "ENVIRON": {"LOG_LEVEL": "WARNING", "LOG_FORMAT": "text", "SECRET_KEY": "bench", "DATABASE_URL": database_url},
+        "INSTANCE_PATH": instance, "EMBEDDED_WORKERS": False, "TESTING": False,
+        "BATCH_MAX_BYTES": 1024 * 1024 * 1024, "ENQUEUED_TOKEN_LIMIT": 10**12,
+    })
+
+
+def peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def new_job(name: str) -> BatchJob:
+    return jobs.create_job({"name": name, "model": "gpt-4o-mini", "provider": "simulator"})
+
+
+def raw_copy(path: Path) -> dict:
+    """Baseline: parse each line with json and COPY the rows into batch_requests, nothing else."""
+    job = new_job("baseline copy")
+    started = time.perf_counter()
+
+    def rows():
+        with open(path, "rb") as fh:
+            for number, line in enumerate(fh, 1):
+                obj = json.loads(line)
+                yield (job.id, obj["custom_id"], obj["body"], "pending", 0, number, None, 0)
+
+    from webapp import bulk
+
+    count = bulk.copy_rows(BatchRequest.__table__, requests.INSERT_COLUMNS, rows(), json_columns=("body",))
+    db.session.commit()
+    return {"rows": count, "seconds": time.perf_counter() - started, "job_id": job.id}
+
+
+def upload_ingest(path: Path) -> dict:
+    job = new_job("upload ingest")
+    started = time.perf_counter()
+    with open(path, "rb") as fh:
+        report = uploads.import_jsonl(job, fh, filename=path.name)
+    return {"rows": report.added, "seconds": time.perf_counter() - started, "job_id": job.id}
+
+
+def input_files(job_id: int, workdir: Path) -> dict:
+    """Split the job into provider batches and write every input file, as submission does."""
+    job = db.session.get(BatchJob, job_id)
+    job.status = JobStatus.QUEUED
+    started = time.perf_counter()
+    batches = planning.plan_batches(job)
+    db.session.commit()
+    lines = size = 0
+    for batch in batches:
+        count, written = planning.write_input_file(batch, workdir / f"input-{batch.id}.jsonl")
+        lines, size = lines + count, size + written
+    return {"rows": lines, "seconds": time.perf_counter() - started, "batches": len(batches), "bytes": size}
+
+
+def prepare_results(job_id: int, workdir: Path) -> dict:
+    """Untimed: mark the job's batches sent and write a provider output file for each from its input file."""
+    from webapp.providers.simulator import simulated_output
+
+    job = db.session.get(BatchJob, job_id)
+    for batch in job.batches:
+        batch.status, batch.provider_batch_id = "completed", f"batch_bench_{batch.id}"
+        with open(workdir / f"input-{batch.id}.jsonl", "rb") as src, open(workdir / f"output-{batch.id}.jsonl", "w") as out:
+            for line in src:
+                out.write(json.dumps(simulated_output(json.loads(line), batch_id=batch.provider_batch_id)) + "\n")
+    db.session.execute(update(BatchRequest).where(BatchRequest.job_id == job_id).values(status=RequestStatus.IN_FLIGHT))
+    job.status = JobStatus.RUNNING
+    db.session.commit()
+    return {"batches": len(job.batches)}
+
+
+def result_ingest(job_id: int, workdir: Path) -> dict:
+    job = db.session.get(BatchJob, job_id)
+    batch_ids = [b.id for b in job.batches]
+    started = time.perf_counter()
+    total = 0
+    for batch_id in batch_ids:
+        batch = db.session.get(ProviderBatch, batch_id)
+        summary = ingest.ingest_files(batch, batch.job, [workdir / f"output-{batch_id}.jsonl"], cancelled=False)
+        jobs.recount(batch.job)
+        db.session.commit()
+        total += summary.succeeded + summary.failed
+    return {"rows": total, "seconds": time.perf_counter() - started}
+
+
+def csv_export(job_id: int) -> dict:
+    job = db.session.get(BatchJob, job_id)
+    started = time.perf_counter()
+    rows = size = 0
+    for chunk in exports.csv_chunks(job):
+        rows += chunk.count("\n")  # outputs hold no newlines here; header line counted below
+        size += len(chunk)
+    return {"rows": rows - 1, "seconds": time.perf_counter() - started, "bytes": size}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("step")
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--instance", required=True)
+    parser.add_argument("--file")
+    parser.add_argument("--job-id", type=int)
+    parser.add_argument("--workdir")
+    args = parser.parse_args()
+    app = app_for(args.database_url, args.instance)
+    with app.app_context():
+        if args.step in ("raw_copy", "upload_ingest"):
+            result = globals()[args.step](Path(args.file))
+        elif args.step in ("input_files", "prepare_results", "result_ingest"):
+            result = globals()[args.step](args.job_id, Path(args.workdir))
+        else:
+            result = csv_export(args.job_id)
+    result["peak_rss_mb"] = peak_rss_mb()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
