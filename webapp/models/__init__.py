@@ -12,9 +12,10 @@ from webapp.models.job import (
     JobStatus,
 )
 from webapp.models.request import BatchRequest, BatchResponse, RequestStatus
+from webapp.models.user import ApiToken, Role, User
 
 __all__ = [
     "ACTIVE_JOB_STATUSES", "DEFAULT_ENDPOINT", "ENDPOINTS", "PROVIDER_RUNNING", "PROVIDER_TERMINAL",
     "TERMINAL_JOB_STATUSES", "BatchJob", "BatchRequest", "BatchResponse", "BatchStatus", "EventKind",
-    "JobEvent", "JobStatus", "ProviderBatch", "RequestStatus",
+    "JobEvent", "JobStatus", "ProviderBatch", "RequestStatus", "ApiToken", "Role", "User",
 ]

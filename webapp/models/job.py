@@ -71,14 +71,16 @@ class BatchJob(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     submitted_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
+    # Deleting a job removes its requests, results and batches but keeps this row and its timeline (audit).
+    deleted_at: Mapped[datetime | None]
 
     last_error: Mapped[str | None] = mapped_column(Text)
     # "metadata" is reserved on declarative classes, so the attribute has another name.
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
     # Where the requests came from (file name, format, CSV columns and template) for exports.
     source: Mapped[dict[str, Any] | None]
-    # Accounts arrive later; the column exists so ownership needs no data migration.
-    owner_id: Mapped[int | None]
+    # Who created the job; kept (as NULL) when the account is removed, so admins still see the job.
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
     batches: Mapped[list["ProviderBatch"]] = relationship(  # noqa: F821
         back_populates="job", cascade="all, delete-orphan", passive_deletes=True, order_by="ProviderBatch.id"
@@ -125,6 +127,7 @@ class EventKind(StrEnum):
     FAILED = "failed"
     PROVIDER_ERROR = "provider_error"
     UPDATED = "updated"
+    DELETED = "deleted"
 
 
 class JobEvent(Base):

@@ -1,0 +1,213 @@
+"""Accounts: setup, sign-in, passwords, roles, tokens (hashed, expiring, revocable) and the pages for them."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import re
+
+import pytest
+from sqlalchemy import select
+
+from webapp.errors import Conflict, ValidationFailed
+from webapp.extensions import db
+from webapp.models import ApiToken, User
+from webapp.services import accounts
+
+PASSWORD = "correct horse battery"
+CSRF_INPUT = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+
+
+class Forms:
+    """Posts forms as a browser does: with the CSRF token read from a page of the same session."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def get(self, url):
+        return self.client.get(url)
+
+    def post(self, url, data=None, page="/login"):
+        token = CSRF_INPUT.search(self.client.get(page).text)
+        return self.client.post(url, data={"csrf_token": token.group(1) if token else "", **(data or {})})
+
+
+@pytest.fixture
+def forms(client):
+    return Forms(client)
+
+
+@pytest.fixture
+def admin(app_ctx):
+    return accounts.create_user("Admin@Example.com", PASSWORD, role="admin")
+
+
+@pytest.fixture
+def member(app_ctx):
+    return accounts.create_user("member@example.com", PASSWORD)
+
+
+def test_setup_is_needed_until_the_first_account(app_ctx):
+    assert accounts.needs_setup()
+    admin = accounts.create_first_admin("root@example.com", PASSWORD)
+    assert admin.is_admin and not accounts.needs_setup()
+    with pytest.raises(Conflict):
+        accounts.create_first_admin("second@example.com", PASSWORD)
+
+
+def test_passwords_are_hashed_and_emails_normalised(admin):
+    assert admin.email == "admin@example.com"
+    assert PASSWORD not in admin.password_hash and admin.password_hash.startswith("scrypt:")
+    assert accounts.authenticate(" ADMIN@example.com ", PASSWORD) == admin
+    assert accounts.authenticate("admin@example.com", "wrong password!") is None
+    assert accounts.authenticate("nobody@example.com", PASSWORD) is None
+
+
+@pytest.mark.parametrize("email, password, field", [
+    ("not-an-email", PASSWORD, "email"),
+    ("a@b.c", "short", "password"),
+])
+def test_bad_account_details(app_ctx, email, password, field):
+    with pytest.raises(ValidationFailed) as caught:
+        accounts.create_user(email, password)
+    assert caught.value.details[0]["field"] == field
+
+
+def test_duplicate_email_is_refused(admin):
+    with pytest.raises(Conflict):
+        accounts.create_user("ADMIN@example.com", PASSWORD)
+
+
+def test_disabled_accounts_cannot_sign_in(admin, member):
+    accounts.set_active(member, False, by=admin)
+    assert accounts.authenticate("member@example.com", PASSWORD) is None
+    assert accounts.load_session_user(member.get_id()) is None
+
+
+def test_password_change_ends_other_sessions(member):
+    old_session = member.get_id()
+    with pytest.raises(ValidationFailed):
+        accounts.change_password(member, "wrong", "a new long password")
+    accounts.change_password(member, PASSWORD, "a new long password")
+    assert accounts.load_session_user(old_session) is None
+    assert accounts.load_session_user(member.get_id()) == member
+    assert accounts.authenticate("member@example.com", "a new long password") == member
+
+
+def test_the_last_admin_stays(admin, member):
+    with pytest.raises(Conflict):
+        accounts.set_active(admin, False, by=admin)
+    with pytest.raises(Conflict):
+        accounts.set_role(admin, "member", by=member)
+    with pytest.raises(Conflict):
+        accounts.delete_user(admin, by=member)
+    accounts.delete_user(member, by=admin)
+    assert db.session.get(User, member.id) is None
+
+
+def test_tokens_are_shown_once_and_stored_as_hashes(member):
+    token, plain = accounts.create_token(member, "ci script")
+    assert plain.startswith("bp_") and len(plain) > 40
+    stored = db.session.scalars(select(ApiToken)).one()
+    assert plain not in (stored.token_hash, stored.prefix) and stored.prefix == plain[:10]
+    assert accounts.user_for_token(plain) == member
+    assert token.last_used_at is not None
+    assert accounts.user_for_token(plain + "x") is None
+    assert accounts.user_for_token("") is None
+
+
+def test_revoked_and_expired_tokens_fail(admin, member):
+    _, revoked = accounts.create_token(member, "old")
+    accounts.revoke_token(member, _.id)
+    assert accounts.user_for_token(revoked) is None
+    expiring, plain = accounts.create_token(member, "short", expires_at=datetime.now(timezone.utc) + timedelta(hours=1))
+    assert accounts.user_for_token(plain) == member
+    expiring.expires_at = datetime.now(timezone.utc) - timedelta(seconds=1)
+    db.session.commit()
+    assert accounts.user_for_token(plain) is None
+    with pytest.raises(ValidationFailed):
+        accounts.create_token(member, "past", expires_at=datetime.now(timezone.utc) - timedelta(days=1))
+
+
+def test_a_token_of_a_disabled_user_fails(admin, member):
+    _, plain = accounts.create_token(member, "t")
+    accounts.set_active(member, False, by=admin)
+    assert accounts.user_for_token(plain) is None
+
+
+def test_users_cannot_revoke_each_others_tokens(admin, member):
+    token, _ = accounts.create_token(member, "mine")
+    from webapp.errors import NotFound
+
+    with pytest.raises(NotFound):
+        accounts.revoke_token(admin, token.id)
+
+
+# --- pages ----------------------------------------------------------------------------------------------
+
+
+def test_first_visit_goes_to_setup_then_signs_in(app, forms, app_ctx):
+    assert forms.get("/login").headers["Location"].endswith("/setup")
+    response = forms.post("/setup", {"email": "boss@example.com", "password": PASSWORD, "confirm": PASSWORD},
+                          page="/setup")
+    assert response.status_code == 302
+    assert forms.get("/setup").headers["Location"].endswith("/login")
+    assert db.session.scalar(select(User.role)) == "admin"
+
+
+def test_login_and_logout(forms, member):
+    response = forms.post("/login", {"email": "member@example.com", "password": "nope nope nope"})
+    assert response.status_code == 401 and b"Wrong email or password" in response.data
+    response = forms.post("/login?next=//evil.example.com/x", {"email": "member@example.com", "password": PASSWORD})
+    assert response.status_code == 302 and "evil" not in response.headers["Location"]
+    assert forms.get("/account/tokens").status_code == 200
+    forms.post("/logout", page="/account/tokens")
+    assert forms.get("/account/tokens").status_code == 302
+
+
+def test_login_without_csrf_token_is_refused(client, member):
+    response = client.post("/login", data={"email": "member@example.com", "password": PASSWORD})
+    assert response.status_code == 400
+
+
+def test_token_page_shows_a_new_token_once(forms, member):
+    forms.post("/login", {"email": "member@example.com", "password": PASSWORD})
+    page = forms.post("/account/tokens", {"name": "laptop", "expires_in_days": "30"},
+                      page="/account/tokens").get_data(as_text=True)
+    token = db.session.scalars(select(ApiToken)).one()
+    assert "bp_" in page and "will not be shown again" in page
+    again = forms.get("/account/tokens").get_data(as_text=True)
+    assert token.prefix in again and "will not be shown again" not in again
+    forms.post(f"/account/tokens/{token.id}/revoke", page="/account/tokens")
+    db.session.refresh(token)
+    assert token.revoked_at is not None
+
+
+def test_only_admins_manage_users(forms, admin, member):
+    forms.post("/login", {"email": "member@example.com", "password": PASSWORD})
+    assert forms.get("/admin/users").status_code == 403
+    forms.post("/logout", page="/account/tokens")
+    forms.post("/login", {"email": "admin@example.com", "password": PASSWORD})
+    assert b"member@example.com" in forms.get("/admin/users").data
+    response = forms.post("/admin/users", {"email": "new@example.com", "password": PASSWORD, "role": "member"},
+                          page="/admin/users")
+    assert response.status_code == 302
+    forms.post(f"/admin/users/{member.id}/disable", page="/admin/users")
+    db.session.refresh(member)
+    assert member.active is False
+
+
+def test_security_headers_on_every_response(client):
+    headers = client.get("/health").headers
+    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+    assert "'unsafe-inline'" not in headers["Content-Security-Policy"]
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Referrer-Policy"] == "same-origin"
+
+
+def test_cli_creates_an_admin(app, app_ctx):
+    result = app.test_cli_runner().invoke(args=["users", "create", "cli@example.com", "--admin", "--password", PASSWORD])
+    assert result.exit_code == 0, result.output
+    assert db.session.scalar(select(User.role).where(User.email == "cli@example.com")) == "admin"
+    bad = app.test_cli_runner().invoke(args=["users", "create", "x", "--password", "short"])
+    assert bad.exit_code != 0 and "at least 10 characters" in bad.output
