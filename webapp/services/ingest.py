@@ -9,8 +9,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Column, MetaData, Table, select, text, update
+from sqlalchemy.dialects import sqlite
+
+from webapp import bulk
 
 from webapp.extensions import db
 from webapp.models import BatchJob, BatchRequest, BatchResponse, ProviderBatch, RequestStatus
@@ -18,7 +20,7 @@ from webapp.providers import Provider
 from webapp.services.results import CANCELLED, MISSING_RESULT, BadResultLine, Result, parse_result_line
 
 log = logging.getLogger(__name__)
-WRITE_CHUNK = 1000
+WRITE_CHUNK = 5000
 RESPONSE_FIELDS = (
     "succeeded", "status_code", "body", "error_code", "error", "prompt_tokens", "completion_tokens",
     "total_tokens", "cached_tokens", "reasoning_tokens", "output_text", "provider_request_id", "provider_batch_id",
@@ -133,9 +135,9 @@ def _response_row(result: Result, request_id: int, batch: ProviderBatch) -> dict
 def _upsert_responses(rows: list[dict]) -> None:
     if not rows:
         return
-    dialect = db.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(BatchResponse.__table__)
+    if bulk.is_postgresql():
+        return _upsert_responses_staged(rows)
+    stmt = sqlite.insert(BatchResponse.__table__)
     stmt = stmt.on_conflict_do_update(
         index_elements=["request_id"],
         set_={name: stmt.excluded[name] for name in (*RESPONSE_FIELDS, "created_at")},
@@ -143,19 +145,58 @@ def _upsert_responses(rows: list[dict]) -> None:
     db.session.execute(stmt, rows)
 
 
+STAGED_RESPONSE_COLUMNS = ("request_id", "job_id", "created_at", *RESPONSE_FIELDS)
+
+
+def _upsert_responses_staged(rows: list[dict]) -> None:
+    """PostgreSQL: COPY the chunk into a temporary table, then one set-based upsert."""
+    columns = ", ".join(STAGED_RESPONSE_COLUMNS)
+    _staging("ingest_responses", "(LIKE batch_responses INCLUDING DEFAULTS)")
+    bulk.copy_rows(_stage_table("ingest_responses", STAGED_RESPONSE_COLUMNS), STAGED_RESPONSE_COLUMNS,
+                   ([row[name] for name in STAGED_RESPONSE_COLUMNS] for row in rows), json_columns=("body",))
+    updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in (*RESPONSE_FIELDS, "created_at"))
+    db.session.execute(text(
+        f"INSERT INTO batch_responses ({columns}) SELECT {columns} FROM ingest_responses "
+        f"ON CONFLICT (request_id) DO UPDATE SET {updates}"))
+
+
+def _staging(name: str, shape: str) -> None:
+    """An empty session-private table for this transaction's rows."""
+    db.session.execute(text(f"CREATE TEMP TABLE IF NOT EXISTS {name} {shape} ON COMMIT DELETE ROWS"))
+    db.session.execute(text(f"TRUNCATE {name}"))
+
+
+def _stage_table(name: str, columns) -> Table:
+    return Table(name, MetaData(), *(Column(c) for c in columns))
+
+
+OUTCOME_COLUMNS = ("rid", "new_status", "new_code", "new_error", "bump", "keep_batch")
+
+
 def _apply(outcomes: list[Outcome], summary: IngestSummary) -> None:
     """Write the request states in bulk and tally the summary."""
-    table = BatchRequest.__table__
-    for chunk in _chunked(outcomes, WRITE_CHUNK):
-        params = []
-        for outcome in chunk:
-            params.append({
-                "rid": outcome.request_id, "new_status": outcome.status, "new_code": outcome.error_code,
-                "new_error": (outcome.error or "")[:10_000] or None, "bump": 1 if outcome.retry else 0,
-                "keep_batch": 0 if outcome.retry else 1,
-            })
-            _tally(outcome, summary)
-        db.session.execute(_state_update(table), params)
+    for outcome in outcomes:
+        _tally(outcome, summary)
+    params = ({"rid": o.request_id, "new_status": o.status, "new_code": o.error_code,
+               "new_error": (o.error or "")[:10_000] or None, "bump": 1 if o.retry else 0,
+               "keep_batch": 0 if o.retry else 1} for o in outcomes)
+    if bulk.is_postgresql():
+        return _apply_staged(params)
+    for chunk in _chunked(params, WRITE_CHUNK):
+        db.session.execute(_state_update(BatchRequest.__table__), chunk)
+
+
+def _apply_staged(params: Iterable[dict]) -> None:
+    """PostgreSQL: COPY the new states into a temporary table, then one UPDATE ... FROM."""
+    _staging("ingest_outcomes", "(rid bigint, new_status text, new_code text, new_error text, bump int, "
+                                "keep_batch int)")
+    bulk.copy_rows(_stage_table("ingest_outcomes", OUTCOME_COLUMNS), OUTCOME_COLUMNS,
+                   ([p[c] for c in OUTCOME_COLUMNS] for p in params))
+    db.session.execute(text(
+        "UPDATE batch_requests AS r SET status = o.new_status, error_code = o.new_code, error = o.new_error, "
+        "retry_count = r.retry_count + o.bump, "
+        "provider_batch_id = CASE WHEN o.keep_batch = 1 THEN r.provider_batch_id END "
+        "FROM ingest_outcomes AS o WHERE r.id = o.rid"))
 
 
 def _state_update(table):
