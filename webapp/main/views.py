@@ -1,6 +1,6 @@
-"""Views for GET / (service identity) and GET /health."""
+"""Views for GET / (service identity, or the dashboard for browsers) and GET /health."""
 
-from flask import current_app, jsonify
+from flask import current_app, jsonify, redirect, request, url_for
 
 from webapp import SERVICE_NAME, __version__
 from webapp.main import bp
@@ -9,7 +9,13 @@ from webapp.services.health import check_health
 
 @bp.get("/")
 def index():
-    return jsonify(service=SERVICE_NAME, version=__version__)
+    """Browsers (HTML preferred) go to the jobs; scripts and ``*/*`` get the service identity as JSON."""
+    if request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html":
+        response = redirect(url_for("dashboard.list_jobs"))
+    else:
+        response = jsonify(service=SERVICE_NAME, version=__version__)
+    response.vary.add("Accept")
+    return response
 
 
 @bp.get("/health")

@@ -1,0 +1,221 @@
+"""The dashboard in a real browser (Debian's Chromium driven by Playwright) against the app served for real.
+
+The app runs in a thread with its embedded worker and scheduler, and serves its own simulator, so jobs
+advance by themselves exactly as with ``make run``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from tests.conftest import base_config
+from tests.dashboard.conftest import REVIEWS, chat_line, csv_file, jsonl_file
+from webapp import ROOT, create_app
+from webapp.extensions import db
+
+pytestmark = pytest.mark.browser
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+SCREENSHOT = ROOT / "docs" / "screenshots" / "job.png"
+if not CHROMIUM.exists():
+    pytest.skip("Debian's chromium is not installed at /usr/bin/chromium; `make test` installs it when run as root "
+                "(apt-get install -y chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="Python playwright is not installed (requirements-dev)")
+expect = sync_api.expect
+
+
+class LiveApp:
+    """The whole app on a real port in a daemon thread; its simulator provider is that same server."""
+
+    def __init__(self, tmp: Path):
+        self.httpd = make_server("127.0.0.1", 0, lambda environ, start: [], threaded=True)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
+        self.app = create_app(base_config(
+            tmp, REDIS_URL=None, EMBEDDED_WORKERS=True, SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp / 'live.db'}",
+            SYNC_INTERVAL_SECONDS=1, SIMULATOR_BASE_URL=f"{self.url}/simulator/v1",
+            SIMULATOR_IN_PROGRESS_SECONDS=1.0,
+        ))
+        with self.app.app_context():
+            db.create_all()
+        self.httpd.app = self.app
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.thread.join(5)
+        with self.app.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    server = LiveApp(tmp_path_factory.mktemp("live"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium, live):
+    context = chromium.new_context(base_url=live.url, viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # A 4xx page (422 for a rejected file) is logged as "Failed to load resource"; that is no script error.
+    page.on("console", lambda msg: errors.append(msg.text)
+            if msg.type == "error" and not msg.text.startswith("Failed to load resource") else None)
+    yield page
+    context.close()
+    assert not errors, f"the page reported errors: {errors}"
+
+
+@pytest.fixture
+def settings(live):
+    """Change some of the live app's settings for one test (key by key: its threads read them meanwhile)."""
+    saved: dict = {}
+
+    def change(**values):
+        for key in values:
+            saved.setdefault(key, live.app.config.get(key))
+        live.app.config.update(values)
+
+    yield change
+    live.app.config.update(saved)
+
+
+def mark_page(page) -> None:
+    """Tag the loaded document, so a later check can tell that the page was never reloaded."""
+    page.evaluate("document.documentElement.dataset.testMark = 'same-page'")
+
+
+def assert_not_reloaded(page) -> None:
+    assert page.evaluate("document.documentElement.dataset.testMark") == "same-page"
+
+
+def test_csv_job_from_upload_to_download(page, tmp_path):
+    page.goto("/jobs")
+    page.get_by_role("link", name="New job").first.click()
+    page.get_by_label("Name").fill("Product reviews")
+    page.get_by_label("Requests file").set_input_files(files=[{
+        "name": "reviews.csv", "mimeType": "text/csv", "buffer": csv_file(REVIEWS)}])
+    page.get_by_role("button", name="Continue").click()
+
+    expect(page.locator(".mapping")).to_contain_text("Found 3 rows and 3 columns")
+    page.get_by_label("Prompt template").fill("Classify this review: {{ Text }}")
+    page.get_by_label("ID column (optional)").select_option("Id")
+    preview = page.locator("#csv-preview")
+    expect(preview).to_contain_text("Classify this review: Très bien — mais un peu cher.")
+    expect(preview).to_contain_text("r2")
+    expect(preview).to_contain_text("Estimated cost")
+    page.get_by_label("Prompt template").fill("Classify this review: {{ Txt }}")
+    expect(preview).to_contain_text("no column named 'Txt'")
+    page.get_by_label("Prompt template").fill("Classify this review: {{ Text }}")
+    expect(preview).to_contain_text("Classify this review: Great, really great")
+
+    page.get_by_role("button", name="Create job").click()
+    expect(page.locator(".flash-success")).to_contain_text("Created the job with 3 request(s)")
+    expect(page.locator("#job-status .badge")).to_have_text("draft")
+    page.get_by_role("button", name="Submit 3 request(s)").click()
+    expect(page.locator(".flash-success")).to_contain_text("Submitted")
+    mark_page(page)
+    expect(page.locator("#job-status .badge").first).to_have_text("completed", timeout=30_000)
+    expect(page.locator("#job-status .phase")).to_have_text("Completed")
+    expect(page.locator("#job-status")).to_contain_text("3 of 3 requests finished")
+    assert_not_reloaded(page)
+    save_screenshot(page, tmp_path)
+
+    with page.expect_download() as download:
+        page.locator(".downloads").get_by_role("button", name="CSV", exact=True).click()
+    text = Path(download.value.path()).read_text(encoding="utf-8-sig")
+    header, *rows = list(csv.reader(io.StringIO(text)))
+    assert header[:5] == ["Id", "Text", "Stars", "custom_id", "status"]
+    assert [row[:3] for row in rows] == REVIEWS
+    assert [row[3:5] for row in rows] == [["r1", "succeeded"], ["r2", "succeeded"], ["r3", "succeeded"]]
+
+
+def save_screenshot(page, tmp_path: Path) -> None:
+    """Always into the test's folder; into docs/ for the README only when UPDATE_SCREENSHOTS is set."""
+    path = tmp_path / "job.png"
+    page.reload()  # without the flash message of the submit
+    page.screenshot(path=str(path), full_page=True)
+    if os.environ.get("UPDATE_SCREENSHOTS"):
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, SCREENSHOT)
+
+
+def test_jsonl_with_bad_lines_shows_each_line_and_can_skip_them(page, settings):
+    settings(BATCH_MAX_BYTES=2000)
+    lines = [
+        chat_line("a", "fine"),
+        "{not json",
+        json.dumps({"method": "POST", "url": "/v1/chat/completions", "body": {"messages": []}}),
+        chat_line("a", "again"),
+        chat_line("b", "hi", url="/v1/embeddings"),
+        chat_line("c", "hi", body={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}),
+        chat_line("d", "x" * 3000),
+        chat_line("e", "also fine"),
+    ]
+    page.goto("/jobs/new")
+    page.get_by_label("Name").fill("Tickets")
+    page.get_by_label("Requests file").set_input_files(files=[{
+        "name": "tickets.jsonl", "mimeType": "application/jsonl", "buffer": jsonl_file(lines)}])
+    page.get_by_role("button", name="Continue").click()
+
+    problems = page.locator(".upload-problems")
+    expect(problems).to_contain_text("6 line(s) of tickets.jsonl cannot be used. Nothing was stored.")
+    rows = problems.locator("tbody tr")
+    expect(rows).to_have_count(6)
+    found = [(row.locator("td").nth(0).inner_text(), row.locator("td").nth(2).inner_text()) for row in rows.all()]
+    assert found == [("2", "invalid_json_line"), ("3", "missing_custom_id"), ("4", "duplicate_custom_id"),
+                     ("5", "url_mismatch"), ("6", "model_mismatch"), ("7", "line_too_large")]
+    expect(page.get_by_label("Name")).to_have_value("Tickets")
+
+    page.get_by_role("button", name="Skip the 6 invalid line(s) and create the job").click()
+    expect(page.locator(".flash-success")).to_contain_text("Created the job with 2 request(s); skipped 6")
+
+
+def test_cancel_a_running_job(page, live, settings):
+    settings(SIMULATOR_IN_PROGRESS_SECONDS=120, SIMULATOR_CANCELLING_SECONDS=3)
+    page.goto("/jobs/new")
+    page.get_by_label("Name").fill("Long job")
+    page.get_by_label("Requests file").set_input_files(files=[{
+        "name": "long.jsonl", "mimeType": "application/jsonl",
+        "buffer": jsonl_file([chat_line(f"n-{i}", f"item {i}") for i in range(5)])}])
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_role("button", name="Submit 5 request(s)").click()
+    mark_page(page)
+    expect(page.locator("#job-status .badge").first).to_have_text("running", timeout=20_000)
+    expect(page.locator("#job-status .phase")).to_contain_text("Running")
+    assert_not_reloaded(page)
+
+    page.get_by_role("button", name="Cancel job").click()
+    expect(page.locator(".flash-success")).to_contain_text("Cancellation requested")
+    page.get_by_role("banner").get_by_role("link", name="Jobs", exact=True).click()
+    row = page.locator("tr.job-row", has_text="Long job")
+    expect(row.locator(".badge")).to_have_text("cancelling")
+    mark_page(page)
+    expect(row.locator(".badge")).to_have_text("cancelled", timeout=20_000)  # the row refreshes itself
+    assert_not_reloaded(page)
+
+    row.get_by_role("link", name="Long job").click()
+    expect(page.locator("#job-status .phase")).to_have_text("Cancelled")
+    expect(page.get_by_role("button", name="Retry 5 failed request(s)")).to_be_visible()

@@ -1,0 +1,159 @@
+"""Dashboard forms: a new job with its file and CSV mapping, job actions, and the list filters."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
+from wtforms import (
+    BooleanField,
+    FloatField,
+    HiddenField,
+    IntegerField,
+    SearchField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, StopValidation
+
+from webapp.errors import ValidationFailed
+from webapp.models import DEFAULT_ENDPOINT, JobStatus, RequestStatus
+from webapp.providers import LABELS, available_providers
+from webapp.services.csv_import import CsvMapping, parse_schema
+
+ENDPOINTS = [
+    SelectChoice("/v1/chat/completions", "Chat completions (/v1/chat/completions)"),
+    SelectChoice("/v1/responses", "Responses (/v1/responses)"),
+    SelectChoice("/v1/embeddings", "Embeddings (/v1/embeddings)"),
+]
+SETTINGS = ("name", "description", "provider", "endpoint", "model", "max_tokens", "temperature", "max_retries")
+ROW_NUMBER = ""
+ROW_LABEL = "Row number (row-1, row-2, …)"
+JOB_STATUSES = {status.value for status in JobStatus}
+REQUEST_STATUSES = {status.value for status in RequestStatus}
+
+
+def _strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+class _Friendly:
+    """A number field whose parse error names the field and gives an example, instead of WTForms' wording."""
+
+    example = ""
+
+    def process_formdata(self, valuelist):
+        try:
+            super().process_formdata(valuelist)
+        except ValueError:
+            raise ValueError(f"{self.label.text} must be a number, e.g. {self.example}") from None
+
+    def pre_validate(self, form):
+        typed = bool(self.raw_data and self.raw_data[0].strip())  # blank is left to Optional / InputRequired
+        if self.process_errors and typed:  # not a number: its range cannot be checked, one message is enough
+            raise StopValidation()
+
+
+class NumberField(_Friendly, FloatField):
+    example = "0.7"
+
+
+class WholeNumberField(_Friendly, IntegerField):
+    example = "500"
+
+
+class NewJobForm(FlaskForm):
+    """The job's settings, its file, and (for a CSV file) how rows become requests."""
+
+    name = StringField("Name", filters=[_strip], validators=[
+        DataRequired("Give the job a name"), Length(max=200, message="The name can be at most 200 characters")])
+    description = TextAreaField("Description", filters=[_strip], validators=[Optional(), Length(max=5000)])
+    provider = SelectField("Provider")
+    endpoint = SelectField("Endpoint", choices=ENDPOINTS, default=DEFAULT_ENDPOINT)
+    model = StringField("Model", default="gpt-4o-mini", filters=[_strip], validators=[
+        DataRequired("Name the model, e.g. gpt-4o-mini"), Length(max=100)])
+    max_tokens = WholeNumberField("Max output tokens", validators=[
+        Optional(), NumberRange(min=1, max=1_000_000, message="Max output tokens must be between 1 and 1,000,000")])
+    temperature = NumberField("Temperature", validators=[
+        Optional(), NumberRange(min=0, max=2, message="Temperature must be between 0 and 2")])
+    max_retries = WholeNumberField("Retries per failed request", default=3, validators=[
+        InputRequired("Say how often a failed request is retried (0 for never)"),
+        NumberRange(min=0, max=10, message="Retries must be between 0 and 10")])
+    file = FileField("Requests file (CSV or OpenAI batch JSONL)")
+    upload = HiddenField()
+    filename = HiddenField()
+    skip_invalid = BooleanField("If some lines or rows are invalid, skip them and keep the rest")
+    template = TextAreaField("Prompt template")
+    system_prompt = TextAreaField("System prompt (optional)")
+    # The columns come with the file; check_mapping names an id column the file does not have.
+    id_column = SelectField("ID column (optional)", choices=[SelectChoice(ROW_NUMBER, ROW_LABEL)],
+                            validate_choice=False)
+    json_schema = TextAreaField("JSON schema for structured output (optional)")
+
+    def __init__(self, *args, columns: list[str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.provider.choices = [SelectChoice(name, LABELS[name]) for name in available_providers()]
+        if not self.provider.data:
+            self.provider.data = self.provider.choices[0].value
+        self.set_columns(columns or [])
+
+    def set_columns(self, columns: list[str]) -> None:
+        self.id_column.choices = [SelectChoice(ROW_NUMBER, ROW_LABEL), *(SelectChoice(name) for name in columns)]
+
+    def job_settings(self) -> dict:
+        return {name: self[name].data for name in SETTINGS}
+
+    def mapping(self) -> CsvMapping:
+        """The CSV mapping typed in; raises ValidationFailed (field json_schema) when the schema is not JSON."""
+        return CsvMapping(self.template.data or "", self.system_prompt.data or "", self.id_column.data or "",
+                          parse_schema(self.json_schema.data or ""))
+
+    def add_errors(self, exc: ValidationFailed, aliases: dict[str, str] | None = None) -> list[str]:
+        """Put a service's field errors next to their fields; return the messages no field claims."""
+        unclaimed = []
+        for detail in exc.details or [{"field": None, "message": exc.message}]:
+            name = (aliases or {}).get(detail.get("field"), detail.get("field"))
+            if name in self._fields and name != "csrf_token":
+                self[name].errors = [*self[name].errors, detail["message"]]
+            else:
+                unclaimed.append(detail["message"])
+        return unclaimed
+
+
+def _status_choices(statuses) -> list[SelectChoice]:
+    return [SelectChoice("", "All statuses"), *(SelectChoice(s.value, s.value.replace("_", " ")) for s in statuses)]
+
+
+class ActionForm(FlaskForm):
+    """A button that changes a job: only the CSRF token travels."""
+
+
+class JobFilterForm(FlaskForm):
+    class Meta:
+        csrf = False
+
+    status = SelectField("Status", choices=_status_choices(JobStatus), validate_choice=False)
+    q = SearchField("Search by name", filters=[_strip])
+    page = IntegerField(default=1)
+
+    def filters(self) -> dict:
+        status = self.status.data if self.status.data in JOB_STATUSES else None
+        return {"status": status, "search": self.q.data or None}
+
+    def page_number(self) -> int:
+        return self.page.data if isinstance(self.page.data, int) and self.page.data > 0 else 1
+
+
+class RequestFilterForm(FlaskForm):
+    class Meta:
+        csrf = False
+
+    status = SelectField("Status", choices=_status_choices(RequestStatus), validate_choice=False)
+    q = SearchField("custom_id starts with", filters=[_strip])
+    after = IntegerField()
+
+    def filters(self) -> dict:
+        status = self.status.data if self.status.data in REQUEST_STATUSES else None
+        after = self.after.data if isinstance(self.after.data, int) else None
+        return {"status": status, "search": self.q.data or None, "after": after}

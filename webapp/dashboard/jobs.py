@@ -1,0 +1,82 @@
+"""Job pages: the list with its live rows, one job's live status, and the actions that change a job."""
+
+from __future__ import annotations
+
+from flask import flash, redirect, request, url_for
+
+from webapp.dashboard import bp
+from webapp.dashboard.forms import ActionForm, JobFilterForm
+from webapp.dashboard.htmx import fragment_response, page_or_fragment, wants_fragment
+from webapp.errors import AppError
+from webapp.models import JobStatus
+from webapp.services import jobs, queries
+
+ACTOR = "dashboard"
+# Estimating a draft's cost reads every request body; past this many the page says "on submit" instead.
+DRAFT_ESTIMATE_LIMIT = 10_000
+
+
+@bp.get("/jobs")
+def list_jobs():
+    form = JobFilterForm(formdata=request.args)
+    pagination = queries.list_jobs(page=form.page_number(), per_page=20, **form.filters())
+    return page_or_fragment("dashboard/jobs.html", "dashboard/_jobs_table.html", form=form, pagination=pagination)
+
+
+@bp.get("/jobs/<int:job_id>/row")
+def job_row(job_id: int):
+    """One row of the jobs list, polled while its job runs."""
+    job = jobs.get_job(job_id)
+    if not wants_fragment():  # a row is no page of its own: a browser gets the job
+        return redirect(url_for(".show_job", job_id=job.id))
+    return fragment_response("dashboard/_job_row.html", job=job, done=not job.is_active)
+
+
+@bp.get("/jobs/<int:job_id>")
+def show_job(job_id: int):
+    job = jobs.get_job(job_id)
+    return page_or_fragment("dashboard/job.html", "dashboard/_job_status.html", done=not job.is_active,
+                            **job_context(job))
+
+
+def job_context(job) -> dict:
+    estimate = job.estimated_cost
+    if job.status == JobStatus.DRAFT and 0 < job.total_requests <= DRAFT_ESTIMATE_LIMIT:
+        estimate = jobs.estimate_cost(job)
+    return {
+        "job": job, "phase": queries.job_phase(job), "time_left": queries.time_left(job),
+        "events": queries.list_events(job.id), "estimate": estimate, "action_form": ActionForm(),
+    }
+
+
+ACTIONS = {
+    "submit": (jobs.submit_job, "Submitted: the requests are on their way to the provider."),
+    "cancel": (jobs.cancel_job, "Cancellation requested: running batches are being stopped."),
+    "retry": (jobs.retry_failed, "The failed requests are being sent again."),
+}
+
+
+@bp.post("/jobs/<int:job_id>/<any(submit, cancel, retry):action>")
+def change_job(job_id: int, action: str):
+    job = jobs.get_job(job_id)  # CSRFProtect has already refused a request without a valid token
+    service, done = ACTIONS[action]
+    try:
+        service(job, actor=ACTOR)
+    except AppError as exc:
+        flash(f"Could not {action} the job: {exc.message}", "error")
+    else:
+        flash(done, "success")
+    return redirect(url_for(".show_job", job_id=job.id))
+
+
+@bp.post("/jobs/<int:job_id>/delete")
+def delete_job(job_id: int):
+    job = jobs.get_job(job_id)
+    name = job.name
+    try:
+        jobs.delete_job(job)
+    except AppError as exc:
+        flash(f"Could not delete the job: {exc.message}", "error")
+        return redirect(url_for(".show_job", job_id=job_id))
+    flash(f"Deleted the job “{name}” and all its requests and results.", "success")
+    return redirect(url_for(".list_jobs"))

@@ -1,0 +1,183 @@
+"""Creating a job from a file: a JSONL checked line by line, or a CSV mapped to requests with a live preview."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import current_app, flash, redirect, render_template, url_for
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from webapp.dashboard import bp
+from webapp.dashboard.forms import NewJobForm
+from webapp.dashboard.htmx import page_or_fragment
+from webapp.errors import ValidationFailed
+from webapp.extensions import db
+from webapp.models import BatchJob
+from webapp.services import csv_import, jobs, uploads
+from webapp.services.csv_import import CsvInfo
+from webapp.services.pricing import price_table
+from webapp.services.uploads import UploadRejected, UploadReport
+
+ACTOR = "dashboard"
+CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
+JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file stored between the steps of the form; ``info`` is what was found in a CSV (None for JSONL)."""
+
+    token: str
+    filename: str
+    path: Path
+    info: CsvInfo | None
+    fresh: bool  # arrived with this submission
+
+    @classmethod
+    def load(cls, token: str, filename: str, fresh: bool = False) -> Upload:
+        path = uploads.upload_path(token)
+        info = csv_import.inspect_csv(path) if path.suffix == ".csv" else None
+        return cls(token, filename or path.name, path, info, fresh)
+
+
+@bp.route("/jobs/new", methods=["GET", "POST"])
+def new_job():
+    form = NewJobForm()
+    if not form.is_submitted():
+        return render_new_job(form)
+    form.validate()
+    upload = receive_upload(form)
+    if upload is None or has_errors(form) or (upload.info and upload.fresh):
+        return render_new_job(form, upload, status=422 if has_errors(form) else 200)
+    try:
+        job, report = create_job_from(form, upload)
+    except UploadRejected as exc:
+        return render_new_job(form, upload, report=exc.report, status=422)
+    except ValidationFailed as exc:
+        return render_new_job(form, upload, unclaimed=form.add_errors(exc, {"upload": "file"}), status=422)
+    skipped = f"; skipped {report.skipped} invalid line(s)" if report.skipped else ""
+    flash(f"Created the job with {report.added:,} request(s){skipped}. Check it, then submit it.", "success")
+    return redirect(url_for(".show_job", job_id=job.id))
+
+
+@bp.post("/jobs/new/preview")
+def preview_csv():
+    """The first requests the CSV mapping renders, and the token and cost estimate for the whole file."""
+    form = NewJobForm()
+    form.validate()
+    try:
+        upload = Upload.load(form.upload.data, form.filename.data)
+        preview, problems = csv_preview(form, upload)
+    except ValidationFailed as exc:  # the stored file has expired or become unreadable
+        form.add_errors(exc, {"upload": "file"})
+        upload, preview, problems = None, None, messages(exc)
+    return page_or_fragment("dashboard/new_job.html", "dashboard/_csv_preview.html",
+                            **new_job_context(form, upload, preview=preview, problems=problems))
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def upload_too_large(exc):
+    """The body was refused unread, so the form starts empty; the page says why and what the limit is."""
+    form = NewJobForm(formdata=None)
+    limit = current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
+    form.file.errors = [(f"The file is larger than the upload limit of {limit:,} MB. "
+                         "Split it into smaller files and create one job for each.")]
+    return render_new_job(form, status=413)
+
+
+@bp.errorhandler(CSRFError)
+def form_expired(exc):
+    message = ("This form has expired or did not come from this site, so nothing was changed. "
+               "Go back, reload the page and try again.")
+    return render_template("errors/error.html", status=400, code="csrf_error", message=message), 400
+
+
+def receive_upload(form: NewJobForm) -> Upload | None:
+    """The file chosen in this submission (stored for the next step), else the one stored before.
+
+    Problems with the file go next to the file field; a file that cannot be read is not kept.
+    """
+    file = form.file.data
+    try:
+        if file and file.filename:
+            uploads.discard_upload(form.upload.data or "")
+            form.upload.data = uploads.save_upload(file.stream, file_suffix(file))
+            form.filename.data = Path(file.filename).name
+            return Upload.load(form.upload.data, form.filename.data, fresh=True)
+        if form.upload.data:
+            return Upload.load(form.upload.data, form.filename.data)
+        raise ValidationFailed("no file", details=[{"field": "file", "message": "Choose the file with the requests"}])
+    except ValidationFailed as exc:
+        uploads.discard_upload(form.upload.data or "")
+        form.upload.data = form.filename.data = ""
+        form.add_errors(exc, {"upload": "file"})
+        return None
+
+
+def file_suffix(file) -> str:
+    """CSV or JSONL, from the file's name, else from its first character (a JSON line starts with "{")."""
+    suffix = Path(file.filename).suffix.lower()
+    if suffix in CSV_SUFFIXES | JSONL_SUFFIXES:
+        return ".csv" if suffix in CSV_SUFFIXES else ".jsonl"
+    head = file.stream.read(512)
+    file.stream.seek(0)
+    return ".jsonl" if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{") else ".csv"
+
+
+def create_job_from(form: NewJobForm, upload: Upload) -> tuple[BatchJob, UploadReport]:
+    """Create the draft and store its requests in one flow: when the file is refused, no job remains."""
+    mapping = None
+    if upload.info:
+        mapping = form.mapping()
+        problems = csv_import.check_mapping(mapping, upload.info.columns)
+        if problems:
+            raise ValidationFailed("the mapping has problems", details=problems)
+    job = jobs.create_job(form.job_settings(), actor=ACTOR)
+    options = {"filename": upload.filename, "skip_invalid": form.skip_invalid.data, "actor": ACTOR}
+    try:
+        if mapping is not None:
+            report = csv_import.import_csv(job, upload.path, mapping, **options)
+        else:
+            with open(upload.path, "rb") as stream:
+                report = uploads.import_jsonl(job, stream, **options)
+    except Exception:
+        db.session.rollback()
+        jobs.delete_job(job)
+        raise
+    uploads.discard_upload(upload.token)
+    return job, report
+
+
+def csv_preview(form: NewJobForm, upload: Upload) -> tuple[dict | None, list[str]]:
+    """The service's preview for the mapping typed so far, or the messages saying why there is none."""
+    if not upload.info:
+        return None, []
+    try:
+        draft = BatchJob(**form.job_settings())  # never added to the session: a preview stores nothing
+        return csv_import.preview(draft, upload.path, upload.info, form.mapping()), []
+    except ValidationFailed as exc:
+        form.add_errors(exc)
+        return None, messages(exc)
+
+
+def render_new_job(form: NewJobForm, upload: Upload | None = None, *, status: int = 200, **extra):
+    if upload and upload.info and form.template.data and "preview" not in extra:
+        extra["preview"], extra["problems"] = csv_preview(form, upload)
+    return render_template("dashboard/new_job.html", **new_job_context(form, upload, **extra)), status
+
+
+def new_job_context(form: NewJobForm, upload: Upload | None, **extra) -> dict:
+    if upload and upload.info:
+        form.set_columns(upload.info.columns)
+    return {"form": form, "upload": upload, "models": sorted(price_table().models),
+            "max_upload_bytes": current_app.config.get("MAX_CONTENT_LENGTH"), **extra}
+
+
+def messages(exc: ValidationFailed) -> list[str]:
+    return [detail["message"] for detail in exc.details] or [exc.message]
+
+
+def has_errors(form: NewJobForm) -> bool:
+    return any(field.errors for field in form)

@@ -1,0 +1,53 @@
+"""A job's requests and results: the key-paged table, one request in full, and the streamed downloads."""
+
+from __future__ import annotations
+
+from flask import Response, abort, request, stream_with_context
+
+from webapp.dashboard import bp
+from webapp.dashboard.forms import RequestFilterForm
+from webapp.dashboard.htmx import page_or_fragment
+from webapp.services import exports, jobs, queries
+
+PAGE_SIZE = 50
+# Excel reads a CSV without a byte order mark in the local code page, which garbles non-ASCII text.
+UTF8_BOM = "\ufeff"
+
+
+@bp.get("/jobs/<int:job_id>/requests")
+def list_requests(job_id: int):
+    job = jobs.get_job(job_id)
+    form = RequestFilterForm(formdata=request.args)
+    page = queries.list_requests(job.id, limit=PAGE_SIZE, **form.filters())
+    return page_or_fragment("dashboard/requests.html", "dashboard/_requests_table.html",
+                            job=job, form=form, page=page)
+
+
+@bp.get("/jobs/<int:job_id>/requests/<int:request_id>")
+def show_request(job_id: int, request_id: int):
+    job = jobs.get_job(job_id)
+    found = queries.get_request(job.id, request_id)
+    if found is None:
+        abort(404, f"Request {request_id} is not part of job {job.id}.")
+    req, response = found
+    return page_or_fragment("dashboard/request.html", "dashboard/_request_detail.html",
+                            job=job, req=req, response=response)
+
+
+@bp.get("/jobs/<int:job_id>/results.<any(csv, jsonl):kind>")
+def download_results(job_id: int, kind: str):
+    """Stream the results (``?only=failed`` for the failed rows): a million rows leave in chunks."""
+    job = jobs.get_job(job_id)
+    failed_only = request.args.get("only") == "failed"
+    if kind == "csv":
+        chunks, mimetype = _with_bom(exports.csv_chunks(job, failed_only)), "text/csv; charset=utf-8"
+    else:
+        chunks, mimetype = exports.jsonl_lines(job, failed_only), "application/x-ndjson"
+    name = f"job-{job.id}-{'failed' if failed_only else 'results'}.{kind}"
+    return Response(stream_with_context(chunks), mimetype=mimetype,
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _with_bom(chunks):
+    yield UTF8_BOM
+    yield from chunks
