@@ -19,9 +19,13 @@ def create_app(config: dict | None = None) -> Flask:
 
     Raises webapp.config.ConfigError when a setting is missing or malformed.
     """
-    app = Flask(
+    from flask_openapi3 import OpenAPI  # a Flask subclass that collects the API's OpenAPI document
+
+    from webapp.api import openapi_options
+
+    app = OpenAPI(
         __name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"),
-        instance_path=(config or {}).get("INSTANCE_PATH"),
+        instance_path=(config or {}).get("INSTANCE_PATH"), **openapi_options(),
     )
     configure(app, config)
     register_extensions(app)
@@ -70,17 +74,28 @@ def register_extensions(app: Flask) -> None:
     queue.init_app(app)
     queue.init_embedded_runtime(app)
     init_request_logging(app)
+    from webapp import security
+
+    security.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:
+    from webapp.dashboard import bp as dashboard_bp
     from webapp.main import bp as main_bp
     from webapp.providers.simulator import bp as simulator_bp
 
+    from webapp.auth import bp as auth_bp
+
     app.register_blueprint(main_bp)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(dashboard_bp)
     app.register_blueprint(simulator_bp, url_prefix="/simulator/v1")
     from webapp.extensions import csrf
 
     csrf.exempt(simulator_bp)
+    from webapp import api
+
+    api.init_app(app)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify, render_template, request
+from pydantic import ValidationError as PydanticError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 log = logging.getLogger(__name__)
@@ -22,10 +23,11 @@ class AppError(Exception):
     code = "bad_request"
 
     def __init__(self, message: str, *, details: list[dict] | None = None, status: int | None = None,
-                 code: str | None = None):
+                 code: str | None = None, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.message = message
         self.details = details or []
+        self.headers = headers or {}
         if status is not None:
             self.status = status
         if code is not None:
@@ -42,6 +44,23 @@ class Conflict(AppError):
 
 class ValidationFailed(AppError):
     status, code = 422, "validation_error"
+
+    @classmethod
+    def from_pydantic(cls, exc: PydanticError) -> ValidationFailed:
+        """Pydantic's errors as field details: dotted paths, list positions as ``[i]`` (``[2].body``)."""
+        details = [{"field": field_path(error["loc"]), "message": error["msg"]} for error in exc.errors()]
+        first = details[0] if details else {"field": "", "message": "invalid input"}
+        more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+        where = f"{first['field']}: " if first["field"] else ""
+        return cls(f"invalid input: {where}{first['message']}{more}", details=details)
+
+
+def field_path(loc: tuple) -> str:
+    """``("items", 2, "body")`` -> ``items[2].body``."""
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
 
 
 def error_body(code: str, message: str, details: list[dict] | None = None) -> dict:
@@ -61,16 +80,23 @@ def wants_json() -> bool:
 def init_app(app: Flask) -> None:
     @app.errorhandler(AppError)
     def _app_error(exc: AppError):
-        return _respond(exc.status, exc.code, exc.message, exc.details)
+        response, status = _respond(exc.status, exc.code, exc.message, exc.details)
+        return response, status, exc.headers
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
-        return _respond(exc.code or 500, CODES.get(exc.code or 500, "error"), exc.description or exc.name)
+        response, status = _respond(exc.code or 500, CODES.get(exc.code or 500, "error"), exc.description or exc.name)
+        return response, status, _kept_headers(exc)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
         log.exception("unhandled error")
         return _respond(500, "internal_error", InternalServerError.description)
+
+
+def _kept_headers(exc: HTTPException) -> list[tuple[str, str]]:
+    """Headers the status needs (Allow on 405, Retry-After on 429/503), without the default Content-Type."""
+    return [(name, value) for name, value in exc.get_headers() if name.lower() != "content-type"]
 
 
 def _respond(status: int, code: str, message: str, details: list[dict] | None = None):

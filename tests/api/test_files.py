@@ -1,0 +1,192 @@
+"""File uploads through the API: JSONL and CSV with the dashboard's validation, previews, format detection."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.api.helpers import error_of
+from tests.factories import chat_body
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+REVIEWS = "id,review,stars\nr1,\"Great, really great\",5\nr2,\"Broke after\na week\",1\nr3,Très bien — günstig,4\n"
+
+
+def jsonl(*items) -> bytes:
+    return "\n".join(i if isinstance(i, str) else json.dumps(i) for i in items).encode("utf-8")
+
+
+def line(custom_id: str, text: str = "hi") -> dict:
+    return {"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions", "body": chat_body(text)}
+
+
+def upload(api, job_id: int, content: bytes, filename: str = "requests.jsonl", expect=None, **fields):
+    data = {"file": (io.BytesIO(content), filename), **fields}
+    return api.post(f"/jobs/{job_id}/files", expect, data=data, content_type="multipart/form-data")
+
+
+def test_jsonl_upload_returns_the_report(api):
+    job = api.create_job()
+    report = upload(api, job["id"], jsonl(line("a"), "", line("b", "héllo")), expect=201).get_json()
+    assert report == {"added": 2, "skipped": 0, "problem_count": 0, "problems": []}
+    shown = api.get(f"/jobs/{job['id']}").get_json()
+    assert shown["counts"]["total"] == 2
+    assert shown["source"] == {"format": "jsonl", "filename": "requests.jsonl"}
+    assert [e["actor"] for e in api.get(f"/jobs/{job['id']}/events").get_json()["data"]] == ["admin@example.com (api)"] * 2
+
+
+def test_bad_lines_reject_the_whole_file_with_line_numbers(api):
+    job = api.create_job()
+    content = jsonl(line("a"), "{oops", line("a"), '{"custom_id": "n", "body": {"messages": [{"role": "user", '
+                                                   '"content": "\\u0000"}]}}')
+    error = error_of(upload(api, job["id"], content, expect=422))
+    assert error["message"] == "3 line(s) of the file are invalid; nothing was stored"
+    assert [d["field"] for d in error["details"]] == ["line 2", "line 3", "line 4"]
+    assert error["details"][0]["message"].startswith("invalid_json_line:")
+    assert error["details"][2]["message"].startswith("unstorable_value:")
+    assert api.get(f"/jobs/{job['id']}").get_json()["counts"]["total"] == 0
+
+
+def test_skip_invalid_stores_the_good_lines_and_reports_the_rest(api):
+    job = api.create_job()
+    report = upload(api, job["id"], jsonl(line("a"), "{oops", line("b")), expect=201, skip_invalid="true").get_json()
+    assert (report["added"], report["skipped"], report["problem_count"]) == (2, 1, 1)
+    assert report["problems"] == [{"line": 2, "code": "invalid_json_line", "custom_id": None,
+                                   "message": "not valid JSON (Expecting property name enclosed in double quotes "
+                                              "at column 2)"}]
+
+
+def test_csv_upload_renders_the_template(api):
+    job = api.create_job()
+    schema = json.dumps({"type": "object", "properties": {"sentiment": {"type": "string"}}})
+    report = upload(api, job["id"], REVIEWS.encode("utf-8"), filename="reviews.csv", expect=201,
+                    template="Classify: {{ review }}", system_prompt="Be brief.", id_column="id",
+                    json_schema=schema).get_json()
+    assert report["added"] == 3
+    rows = api.get(f"/jobs/{job['id']}/requests").get_json()["data"]
+    assert [r["custom_id"] for r in rows] == ["r1", "r2", "r3"]
+    assert rows[1]["body"]["messages"][1]["content"] == "Classify: Broke after\na week"
+    assert rows[2]["body"]["messages"][1]["content"] == "Classify: Très bien — günstig"
+    assert rows[0]["body"]["response_format"]["type"] == "json_schema"
+    source = api.get(f"/jobs/{job['id']}").get_json()["source"]
+    assert source["columns"] == ["id", "review", "stars"] and source["filename"] == "reviews.csv"
+
+
+def test_csv_text_fields_are_taken_exactly_as_sent(api):
+    job = api.create_job()
+    report = upload(api, job["id"], b"n\n1\n2\n", filename="n.csv", expect=201, template='"42"').get_json()
+    assert report["added"] == 2
+    body = api.get(f"/jobs/{job['id']}/requests").get_json()["data"][0]["body"]
+    assert body["messages"][0]["content"] == '"42"'
+
+
+@pytest.mark.parametrize("fields, field, message", [
+    ({}, "template", "a CSV file needs a prompt template"),
+    ({"template": "{{ nope }}"}, "template", "the mapping has problems"),
+    ({"template": "{{ review }}", "id_column": "missing"}, "id_column", "the mapping has problems"),
+    ({"template": "{{ review }}", "json_schema": "{bad"}, "json_schema", "the JSON schema is not valid JSON"),
+    ({"template": "{{ review }}", "json_schema": '{"type": "string"}'}, "json_schema", "the mapping has problems"),
+])
+def test_csv_mapping_problems_are_422(api, fields, field, message):
+    job = api.create_job()
+    error = error_of(upload(api, job["id"], REVIEWS.encode(), filename="reviews.csv", expect=422, **fields))
+    assert error["message"].startswith(message)
+    assert field in [d["field"] for d in error["details"]]
+
+
+def test_format_comes_from_the_field_the_name_or_the_content_type(api):
+    job = api.create_job()
+    assert upload(api, job["id"], jsonl(line("a")), filename="data.txt", expect=201, format="jsonl")
+    data = {"file": (io.BytesIO(jsonl(line("b"))), "data", "application/x-ndjson")}
+    api.post(f"/jobs/{job['id']}/files", 201, data=data, content_type="multipart/form-data")
+    error = error_of(upload(api, job["id"], jsonl(line("c")), filename="data.bin", expect=422))
+    assert error["details"] == [{"field": "format", "message": "required for this file name and type"}]
+    assert upload(api, job["id"], b"x\n1\n", filename="data.bin", expect=201, format="csv", template="{{ x }}")
+
+
+@pytest.mark.parametrize("data, field", [
+    ({}, "file"),
+    ({"file": "not a file"}, "file"),
+    ({"format": "xml"}, "format"),
+    ({"skip_invalid": "maybe"}, "skip_invalid"),
+])
+def test_upload_form_fields_are_validated(api, data, field):
+    job = api.create_job()
+    form = {"file": (io.BytesIO(jsonl(line("a"))), "r.jsonl"), **data} if field != "file" else data
+    error = error_of(api.post(f"/jobs/{job['id']}/files", 422, data=form, content_type="multipart/form-data"))
+    assert field in [d["field"] for d in error["details"]]
+
+
+def test_empty_and_binary_files_are_refused(api):
+    job = api.create_job()
+    assert error_of(upload(api, job["id"], b"  \n", expect=422))["message"] == "the file is empty"
+    assert "binary" in error_of(upload(api, job["id"], b"\x00\x01", expect=422))["message"]
+
+
+def test_uploads_need_multipart_a_draft_and_a_known_job(api):
+    job = api.job_with_requests(1)
+    error = error_of(api.post(f"/jobs/{job['id']}/files", 415, json={"file": "x"}))
+    assert "multipart/form-data" in error["message"]
+    api.post(f"/jobs/{job['id']}/submit", 200)
+    assert "only drafts" in error_of(upload(api, job["id"], jsonl(line("z")), expect=409))["message"]
+    assert "only drafts" in error_of(upload(api, job["id"], REVIEWS.encode(), filename="r.csv", expect=409,
+                                            template="{{ review }}"))["message"]
+    upload(api, 999999, jsonl(line("z")), expect=404)
+
+
+def test_too_large_upload_is_413(api, app):
+    job = api.create_job()
+    previous = app.config["MAX_CONTENT_LENGTH"]
+    app.config["MAX_CONTENT_LENGTH"] = 1000
+    try:
+        error = error_of(upload(api, job["id"], jsonl(*[line(f"r{i}") for i in range(50)]), expect=413))
+    finally:
+        app.config["MAX_CONTENT_LENGTH"] = previous
+    assert error["code"] == "too_large"
+
+
+def test_uploaded_csv_files_are_not_kept(api, app):
+    job = api.create_job()
+    upload(api, job["id"], REVIEWS.encode(), filename="reviews.csv", expect=201, template="{{ review }}")
+    upload(api, job["id"], REVIEWS.encode(), filename="reviews.csv", expect=422)
+    assert list((Path(app.instance_path) / "uploads").glob("*")) == []
+
+
+def test_preview_shows_the_file_and_the_first_requests_without_storing(api):
+    job = api.create_job(max_tokens=20)
+    data = {"file": (io.BytesIO(REVIEWS.encode()), "reviews.csv"), "template": "Rate: {{ review }}", "limit": "2"}
+    preview = api.post(f"/jobs/{job['id']}/files/preview", 200, data=data,
+                       content_type="multipart/form-data").get_json()
+    assert preview["file"] == {
+        "encoding": "utf-8", "delimiter": ",", "columns": ["id", "review", "stars"], "row_count": 3,
+        "rows": [["r1", "Great, really great", "5"], ["r2", "Broke after\na week", "1"],
+                 ["r3", "Très bien — günstig", "4"]]}
+    assert [r["custom_id"] for r in preview["requests"]] == ["row-1", "row-2"]
+    assert preview["request_count"] == 3 and preview["estimated_output_tokens"] == 60
+    assert preview["estimated_cost"] is not None and preview["report"]["problem_count"] == 0
+    assert api.get(f"/jobs/{job['id']}").get_json()["counts"]["total"] == 0
+
+
+def test_preview_without_template_only_inspects(api):
+    job = api.create_job()
+    data = {"file": (io.BytesIO(b"a;b\n1;2\n"), "x.csv")}
+    preview = api.post(f"/jobs/{job['id']}/files/preview", 200, data=data,
+                       content_type="multipart/form-data").get_json()
+    assert preview["file"]["delimiter"] == ";" and preview["requests"] == [] and preview["report"] is None
+    data = {"file": (io.BytesIO(b"1,2\n3,4\n"), "x.csv")}
+    error = error_of(api.post(f"/jobs/{job['id']}/files/preview", 422, data=data, content_type="multipart/form-data"))
+    assert "header" in error["message"]
+
+
+def test_example_files_import_cleanly(api):
+    job = api.create_job()
+    with open(EXAMPLES / "requests.jsonl", "rb") as fh:
+        assert upload(api, job["id"], fh.read(), expect=201).get_json()["problem_count"] == 0
+    other = api.create_job()
+    with open(EXAMPLES / "reviews.csv", "rb") as fh:
+        report = upload(api, other["id"], fh.read(), filename="reviews.csv", expect=201, id_column="review_id",
+                        template="Classify the sentiment of this review: {{ review }}").get_json()
+    assert report["added"] >= 5 and report["problem_count"] == 0

@@ -1,0 +1,240 @@
+"""Request shapes of the API (Pydantic v2): job fields, request lines, query strings, path ids, upload forms."""
+
+import json
+from typing import Annotated, Any, Literal
+
+from flask import request
+from flask_openapi3 import FileStorage as FileField
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+from werkzeug.datastructures import FileStorage
+
+from webapp.errors import ValidationFailed
+from webapp.models import DEFAULT_ENDPOINT, ENDPOINTS, JobStatus, RequestStatus
+from webapp.services import csv_import
+from webapp.services.requests import MAX_CUSTOM_ID, unstorable
+
+MAX_ID = 2**31 - 1  # jobs and events have 32-bit keys
+MAX_BIG_ID = 2**63 - 1  # requests and responses have 64-bit keys
+MAX_LIMIT = 500
+METADATA_MAX_BYTES = 16 * 1024
+MAX_LINES_PER_CALL = 100_000
+
+
+def _storable(value: Any) -> Any:
+    """Refuse what PostgreSQL cannot store (NUL, lone surrogates, NaN) as a field error, not a server error."""
+    if problem := unstorable(value):
+        raise PydanticCustomError("unstorable_value", problem)
+    return value
+
+
+def _small_metadata(value: dict) -> dict:
+    if len(json.dumps(value, ensure_ascii=False).encode("utf-8")) > METADATA_MAX_BYTES:
+        raise PydanticCustomError("too_large", f"metadata must be at most {METADATA_MAX_BYTES // 1024} KB as JSON")
+    return value
+
+
+def _text(max_length: int, min_length: int = 0, strip: bool = False) -> Any:
+    return Annotated[str, StringConstraints(strip_whitespace=strip, min_length=min_length, max_length=max_length),
+                     AfterValidator(_storable)]
+
+
+def _not_null_default(schema: dict) -> None:
+    schema.pop("default", None)
+
+
+def optional(**kwargs: Any) -> Any:
+    """A field that may be left out but not sent as null (its schema shows no null default)."""
+    return Field(None, json_schema_extra=_not_null_default, **kwargs)
+
+
+Name = _text(200, 1, strip=True)
+Description = _text(10_000)
+ModelName = _text(100, 1, strip=True)
+SearchText = _text(200)
+CustomIdPrefix = _text(MAX_CUSTOM_ID)
+LongText = _text(100_000)
+ColumnName = _text(200)
+Provider = Literal["openai", "simulator"]
+Endpoint = Literal[ENDPOINTS]  # type: ignore[valid-type]
+MaxTokens = Annotated[int, Field(ge=1, le=1_000_000)]
+Temperature = Annotated[float, Field(ge=0, le=2)]
+MaxRetries = Annotated[int, Field(ge=0, le=10)]
+Metadata = Annotated[dict[str, Any], AfterValidator(_storable), AfterValidator(_small_metadata)]
+Cursor = Annotated[int, Field(ge=0, le=MAX_BIG_ID, description="Return items whose id is greater than this "
+                                                                 "(the previous page's `next_after`).")]
+Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT, description=f"Page size, at most {MAX_LIMIT}.")]
+
+
+class Body(BaseModel):
+    """A JSON body, strict: unknown fields are errors (a typo must not pass silently) and types are not coerced."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
+
+
+class Query(BaseModel):
+    """A query string: optional parameters are left out, never null; unknown ones are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class JobCreate(Body):
+    name: Name
+    description: Description = ""
+    provider: Provider | None = Field(None, description="Default: `openai` when an API key is configured, "
+                                                        "else the built-in `simulator`.")
+    endpoint: Endpoint = DEFAULT_ENDPOINT
+    model: ModelName = Field(description="The model every request uses, e.g. `gpt-4o-mini`.")
+    max_tokens: MaxTokens | None = Field(None, description="Output limit added to requests that set none.")
+    temperature: Temperature | None = Field(None, description="Added to requests that set none.")
+    max_retries: MaxRetries = Field(3, description="How often failed requests are sent again automatically.")
+    metadata: Metadata = Field(default_factory=dict, description="Your own JSON object, kept with the job.")
+
+    def fields(self) -> dict[str, Any]:
+        """The job's fields as the service names them."""
+        data = self.model_dump(exclude={"metadata"}, exclude_none=True)
+        return {**data, "meta": self.metadata}
+
+
+class JobUpdate(Body):
+    """Fields left out keep their value. Settings (provider to max_retries) change only while the job is a draft."""
+
+    name: Name = optional()
+    description: Description = optional()
+    metadata: Metadata = optional()
+    provider: Provider = optional()
+    endpoint: Endpoint = optional()
+    model: ModelName = optional()
+    max_tokens: MaxTokens | None = optional(description="null removes the limit.")
+    temperature: Temperature | None = optional(description="null removes the setting.")
+    max_retries: MaxRetries = optional()
+
+    @field_validator("name", "description", "metadata", "provider", "endpoint", "model", "max_retries",
+                     mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise PydanticCustomError("not_null", "may be left out but not null")
+        return value
+
+    def fields(self) -> dict[str, Any]:
+        data = self.model_dump(exclude_unset=True)
+        if "metadata" in data:
+            data["meta"] = data.pop("metadata")
+        return data
+
+
+class RequestLine(Body):
+    """One request: `{custom_id, body}`, or a full batch line with `method` and `url`."""
+
+    custom_id: Annotated[str, StringConstraints(min_length=1, max_length=MAX_CUSTOM_ID)]
+    body: dict[str, Any] = Field(description="The request body for the job's endpoint; `model` defaults to the job's.")
+    method: Literal["POST"] = optional()
+    url: Endpoint = optional(description="Must be the job's endpoint.")
+
+    def line(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True)
+
+
+class RequestLines(RootModel[Annotated[list[RequestLine], Field(min_length=1, max_length=MAX_LINES_PER_CALL)]]):
+    """Requests added together: all of them or, when one is invalid, none."""
+
+
+class JobPath(BaseModel):
+    job_id: int = Field(ge=1, le=MAX_ID, description="The job's id.")
+
+
+class RequestPath(JobPath):
+    request_id: int = Field(ge=1, le=MAX_BIG_ID, description="The request's id.")
+
+
+class JobsQuery(Query):
+    page: int = Field(1, ge=1, le=100_000)
+    per_page: int = Field(20, ge=1, le=100)
+    status: JobStatus = optional()
+    search: SearchText = optional(description="Part of the job's name, case-insensitive.")
+
+
+class RequestsQuery(Query):
+    status: RequestStatus = optional()
+    custom_id: CustomIdPrefix = optional(description="Requests whose custom_id starts with this.")
+    after: Cursor = optional()
+    limit: Limit = 50
+
+
+class ResponsesQuery(Query):
+    succeeded: bool = optional(description="true: successful responses only; false: failures only.")
+    after: Cursor = optional()
+    limit: Limit = 50
+
+
+class EventsQuery(Query):
+    after: Annotated[int, Field(ge=0, le=MAX_ID)] = optional(description="The previous page's `next_after`.")
+    limit: Limit = 100
+
+
+class ResultsQuery(Query):
+    format: Literal["jsonl", "csv"] = Field("jsonl", description="jsonl: OpenAI's batch output lines; "
+                                                                 "csv: your CSV columns followed by the results.")
+    failed_only: bool = False
+
+
+class OverviewQuery(Query):
+    days: int = Field(30, ge=1, le=3660, description="How many days `by_day` covers.")
+
+
+def _is_file(value: Any) -> Any:
+    if not isinstance(value, FileStorage):
+        raise PydanticCustomError("file_required", "send a file in the multipart field 'file'")
+    return value
+
+
+UploadedFile = Annotated[FileField, AfterValidator(_is_file)]
+TEXT_FIELDS = ("template", "system_prompt", "id_column", "json_schema")
+
+
+class CsvFields(BaseModel):
+    """How CSV rows become requests; text fields are taken exactly as sent."""
+
+    template: LongText | None = Field(None, description="The prompt, e.g. `Classify: {{ Text }}` "
+                                                              "(`{{ column }}` inserts a cell). Required for CSV.")
+    system_prompt: LongText = ""
+    id_column: ColumnName = Field("", description="The column whose values become custom_id (default: row-N).")
+    json_schema: LongText = Field("", description="A JSON schema (as text) for structured output.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _raw_text(cls, data: Any) -> Any:
+        # flask-openapi3 JSON-decodes every form field ("42" -> 42, '"x"' -> "x"); text is read back as sent.
+        if isinstance(data, dict):
+            data = {**data, **{name: request.form[name] for name in TEXT_FIELDS if name in request.form}}
+        return data
+
+    def mapping(self) -> csv_import.CsvMapping:
+        """The CSV mapping; raises ValidationFailed without a template or when the schema is not JSON."""
+        if not (self.template or "").strip():
+            raise ValidationFailed("a CSV file needs a prompt template", details=[
+                {"field": "template", "message": "required for CSV files, e.g. 'Classify: {{ Text }}'"}])
+        schema = csv_import.parse_schema(self.json_schema)
+        return csv_import.CsvMapping(self.template, self.system_prompt, self.id_column.strip(), schema)
+
+
+class UploadForm(CsvFields):
+    file: UploadedFile
+    format: Literal["jsonl", "csv"] | None = Field(None, description="Default: from the file name or content type.")
+    skip_invalid: bool = Field(False, description="Store the valid lines and report the others, "
+                                                  "instead of storing nothing.")
+
+
+class PreviewForm(CsvFields):
+    file: UploadedFile
+    limit: int = Field(3, ge=1, le=20, description="How many rendered requests to show.")
