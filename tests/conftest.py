@@ -51,6 +51,9 @@ def base_config(tmp: Path, **overrides) -> dict:
         "EMBEDDED_WORKERS": False,
         "SIMULATOR_DIR": str(tmp / "simulator"),
         "CLAIM_LEASE_SECONDS": 60,
+        # Generous limits for the suite; the rate-limit tests lower them.
+        "LOGIN_RATE_LIMIT": "10000 per minute",
+        "API_RATE_LIMIT": "100000 per minute",
         **FAST_SIMULATOR,
     }
     config.update(overrides)
@@ -153,3 +156,34 @@ def simulator(app, tmp_path):
     yield server
     app.config["SIMULATOR_BASE_URL"] = previous
     server.stop()
+
+
+PASSWORD = "a long enough password"
+
+
+@pytest.fixture
+def admin_user(app_ctx):
+    from webapp.services import accounts
+
+    return accounts.create_user("admin@example.com", PASSWORD, role="admin")
+
+
+@pytest.fixture
+def member_user(app_ctx):
+    from webapp.services import accounts
+
+    return accounts.create_user("member@example.com", PASSWORD)
+
+
+def sign_in(client, user) -> None:
+    """Start a signed-in session for ``user`` in the test client (as Flask-Login's login_user would)."""
+    with client.session_transaction() as session:
+        session["_user_id"] = user.get_id()
+        session["_fresh"] = True
+
+
+def api_token(user) -> str:
+    """A fresh personal API token for ``user``."""
+    from webapp.services import accounts
+
+    return accounts.create_token(user, "tests")[1]

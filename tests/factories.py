@@ -13,10 +13,11 @@ def chat_body(text: str, model: str = "gpt-4o-mini") -> dict:
     return {"model": model, "messages": [{"role": "user", "content": text}]}
 
 
-def new_job(texts: list[str] | None = None, count: int = 5, submit: bool = False, **settings) -> BatchJob:
+def new_job(texts: list[str] | None = None, count: int = 5, submit: bool = False, owner_id: int | None = None,
+            **settings) -> BatchJob:
     """A draft job (or a submitted one) whose requests say ``texts`` (default: ``count`` distinct prompts)."""
     texts = texts if texts is not None else [f"Classify review number {i}: great product" for i in range(count)]
-    job = jobs.create_job({"name": "test job", "model": "gpt-4o-mini", **settings})
+    job = jobs.create_job({"name": "test job", "model": "gpt-4o-mini", **settings}, owner_id=owner_id)
     if texts:
         jobs.add_requests(job, [{"custom_id": f"req-{i}", "body": chat_body(t, job.model)} for i, t in enumerate(texts)])
     if submit:

@@ -53,6 +53,9 @@ def from_env(instance_path: str, environ: Mapping[str, str] | None = None) -> di
         "PRICES_FILE": env.get("PRICES_FILE") or None,
         "DELETE_PROVIDER_FILES": _flag(env, "DELETE_PROVIDER_FILES", True),
         "PROVIDER_BACKOFF_SECONDS": _number(env, "PROVIDER_BACKOFF_SECONDS", 5.0, float, minimum=0),
+        "MAX_ACTIVE_JOBS_PER_USER": _number(env, "MAX_ACTIVE_JOBS_PER_USER", 10, int, minimum=0),
+        "API_RATE_LIMIT": env.get("API_RATE_LIMIT") or "600 per minute",
+        "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT") or "10 per minute;100 per hour",
         "CLAIM_LEASE_SECONDS": _number(env, "CLAIM_LEASE_SECONDS", 1800, int, minimum=10),
         "SESSION_COOKIE_SECURE": app_env == "production",
     }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, redirect, request, url_for
+from flask import Flask, g, redirect, request, url_for
 
 from webapp.errors import AppError, wants_json
 from webapp.extensions import limiter, login_manager
@@ -52,6 +52,13 @@ def _init_login(app: Flask) -> None:
     login_manager.init_app(app)
     login_manager.session_protection = "basic"
     login_manager.user_loader(accounts.load_session_user)
+
+    @app.teardown_request
+    def _forget_user(exc) -> None:
+        # Flask-Login keeps the user on ``g``; when an app context outlives one request (a shell, the test
+        # client), the next request must load its own user from its own cookie.
+        g.pop("_login_user", None)
+        g.pop("api_user", None)
 
     @login_manager.unauthorized_handler
     def _unauthorized():

@@ -39,3 +39,11 @@
     }
   });
 })();
+
+// Ask before a destructive form is sent: <form data-confirm="Remove this user?">.
+document.addEventListener("submit", function (event) {
+  var question = event.target.dataset && event.target.dataset.confirm;
+  if (question && !window.confirm(question)) {
+    event.preventDefault();
+  }
+});

@@ -10,6 +10,7 @@ import re
 import pytest
 from sqlalchemy import func, select
 
+from tests.conftest import sign_in
 from webapp.extensions import db
 from webapp.models import BatchJob
 
@@ -55,7 +56,9 @@ class Browser:
 
 
 @pytest.fixture
-def browser(client):
+def browser(client, admin_user):
+    """Signed in as an admin (who sees every job, including those the factories create without owner)."""
+    sign_in(client, admin_user)
     return Browser(client)
 
 

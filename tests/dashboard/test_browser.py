@@ -83,9 +83,28 @@ def page(chromium, live):
     # A 4xx page (422 for a rejected file) is logged as "Failed to load resource"; that is no script error.
     page.on("console", lambda msg: errors.append(msg.text)
             if msg.type == "error" and not msg.text.startswith("Failed to load resource") else None)
+    sign_in(page)
     yield page
     context.close()
     assert not errors, f"the page reported errors: {errors}"
+
+
+ADMIN = {"email": "analyst@example.com", "password": "a long enough password"}
+
+
+def sign_in(page) -> None:
+    """The first visit of the module creates the admin through the setup page; later ones sign in."""
+    page.goto("/jobs")
+    if "/setup" in page.url:
+        page.fill("#email", ADMIN["email"])
+        page.fill("#password", ADMIN["password"])
+        page.fill("#confirm", ADMIN["password"])
+        page.click("button[type=submit]")
+    else:
+        page.fill("#email", ADMIN["email"])
+        page.fill("#password", ADMIN["password"])
+        page.click("button[type=submit]")
+    page.wait_for_url("**/jobs")
 
 
 @pytest.fixture

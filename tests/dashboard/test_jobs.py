@@ -180,8 +180,13 @@ def test_delete_removes_the_job_and_returns_to_the_list(browser, app_ctx):
     job = new_job(count=2, name="Old job")
     response = browser.post(f"/jobs/{job.id}/delete")
     assert response.status_code == 302 and response.headers["Location"] == "/jobs"
-    assert db.session.get(BatchJob, job.id) is None
-    assert "Deleted the job “Old job”" in browser.get("/jobs").text
+    db.session.expire_all()
+    deleted = db.session.get(BatchJob, job.id)
+    assert deleted.deleted_at is not None and deleted.events[-1].kind == "deleted"  # kept for the audit trail
+    assert deleted.events[-1].actor == "admin@example.com"
+    page = browser.get("/jobs").text
+    assert "Deleted the job “Old job”" in page and f"/jobs/{job.id}\"" not in page
+    assert browser.get(f"/jobs/{job.id}").status_code == 404
 
 
 @pytest.mark.parametrize("action, submit, message", [

@@ -6,7 +6,7 @@ import logging
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from webapp.auth import bp
@@ -51,7 +51,7 @@ def setup():
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit("10 per minute;100 per hour", methods=["POST"])
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"])
 def login():
     if accounts.needs_setup():
         return redirect(url_for("auth.setup"))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from flask import flash, redirect, request, url_for
+from flask_login import current_user
 
+from webapp.access import actor, load_job, owner_scope
 from webapp.dashboard import bp
 from webapp.dashboard.forms import ActionForm, JobFilterForm
 from webapp.dashboard.htmx import fragment_response, page_or_fragment, wants_fragment
@@ -11,7 +13,6 @@ from webapp.errors import AppError
 from webapp.models import JobStatus
 from webapp.services import jobs, queries
 
-ACTOR = "dashboard"
 # Estimating a draft's cost reads every request body; past this many the page says "on submit" instead.
 DRAFT_ESTIMATE_LIMIT = 10_000
 
@@ -19,14 +20,15 @@ DRAFT_ESTIMATE_LIMIT = 10_000
 @bp.get("/jobs")
 def list_jobs():
     form = JobFilterForm(formdata=request.args)
-    pagination = queries.list_jobs(page=form.page_number(), per_page=20, **form.filters())
+    pagination = queries.list_jobs(page=form.page_number(), per_page=20, owner_id=owner_scope(current_user),
+                                   **form.filters())
     return page_or_fragment("dashboard/jobs.html", "dashboard/_jobs_table.html", form=form, pagination=pagination)
 
 
 @bp.get("/jobs/<int:job_id>/row")
 def job_row(job_id: int):
     """One row of the jobs list, polled while its job runs."""
-    job = jobs.get_job(job_id)
+    job = load_job(job_id, current_user)
     if not wants_fragment():  # a row is no page of its own: a browser gets the job
         return redirect(url_for(".show_job", job_id=job.id))
     return fragment_response("dashboard/_job_row.html", job=job, done=not job.is_active)
@@ -34,7 +36,7 @@ def job_row(job_id: int):
 
 @bp.get("/jobs/<int:job_id>")
 def show_job(job_id: int):
-    job = jobs.get_job(job_id)
+    job = load_job(job_id, current_user)
     return page_or_fragment("dashboard/job.html", "dashboard/_job_status.html", done=not job.is_active,
                             **job_context(job))
 
@@ -58,10 +60,10 @@ ACTIONS = {
 
 @bp.post("/jobs/<int:job_id>/<any(submit, cancel, retry):action>")
 def change_job(job_id: int, action: str):
-    job = jobs.get_job(job_id)  # CSRFProtect has already refused a request without a valid token
+    job = load_job(job_id, current_user)  # CSRFProtect has already refused a request without a valid token
     service, done = ACTIONS[action]
     try:
-        service(job, actor=ACTOR)
+        service(job, actor=actor(current_user))
     except AppError as exc:
         flash(f"Could not {action} the job: {exc.message}", "error")
     else:
@@ -71,10 +73,10 @@ def change_job(job_id: int, action: str):
 
 @bp.post("/jobs/<int:job_id>/delete")
 def delete_job(job_id: int):
-    job = jobs.get_job(job_id)
+    job = load_job(job_id, current_user)
     name = job.name
     try:
-        jobs.delete_job(job)
+        jobs.delete_job(job, actor=actor(current_user))
     except AppError as exc:
         flash(f"Could not delete the job: {exc.message}", "error")
         return redirect(url_for(".show_job", job_id=job_id))

@@ -6,9 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flask import current_app, flash, redirect, render_template, url_for
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from webapp.access import actor
 from webapp.dashboard import bp
 from webapp.dashboard.forms import NewJobForm
 from webapp.dashboard.htmx import page_or_fragment
@@ -20,7 +22,6 @@ from webapp.services.csv_import import CsvInfo
 from webapp.services.pricing import price_table
 from webapp.services.uploads import UploadRejected, UploadReport
 
-ACTOR = "dashboard"
 CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
 
@@ -134,8 +135,8 @@ def create_job_from(form: NewJobForm, upload: Upload) -> tuple[BatchJob, UploadR
         problems = csv_import.check_mapping(mapping, upload.info.columns)
         if problems:
             raise ValidationFailed("the mapping has problems", details=problems)
-    job = jobs.create_job(form.job_settings(), actor=ACTOR)
-    options = {"filename": upload.filename, "skip_invalid": form.skip_invalid.data, "actor": ACTOR}
+    job = jobs.create_job(form.job_settings(), actor=actor(current_user), owner_id=current_user.id)
+    options = {"filename": upload.filename, "skip_invalid": form.skip_invalid.data, "actor": actor(current_user)}
     try:
         if mapping is not None:
             report = csv_import.import_csv(job, upload.path, mapping, **options)
@@ -144,7 +145,7 @@ def create_job_from(form: NewJobForm, upload: Upload) -> tuple[BatchJob, UploadR
                 report = uploads.import_jsonl(job, stream, **options)
     except Exception:
         db.session.rollback()
-        jobs.delete_job(job)
+        jobs.discard_draft(job)
         raise
     uploads.discard_upload(upload.token)
     return job, report

@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from flask import render_template
+from flask_login import current_user
+
+from webapp.access import owner_scope
 
 from webapp.dashboard import bp, charts
 from webapp.services import queries
@@ -14,7 +17,7 @@ DAYS = 30
 
 @bp.get("/overview")
 def overview():
-    stats = queries.overview(days=DAYS)
+    stats = queries.overview(days=DAYS, owner_id=owner_scope(current_user))
     by_model = stats["by_model"]
     today = datetime.now(timezone.utc).date()
     return render_template(

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from flask import Response, abort, request, stream_with_context
+from flask_login import current_user
+
+from webapp.access import load_job
 
 from webapp.dashboard import bp
 from webapp.dashboard.forms import RequestFilterForm
 from webapp.dashboard.htmx import page_or_fragment
-from webapp.services import exports, jobs, queries
+from webapp.services import exports, queries
 
 PAGE_SIZE = 50
 # Excel reads a CSV without a byte order mark in the local code page, which garbles non-ASCII text.
@@ -16,7 +19,7 @@ UTF8_BOM = "\ufeff"
 
 @bp.get("/jobs/<int:job_id>/requests")
 def list_requests(job_id: int):
-    job = jobs.get_job(job_id)
+    job = load_job(job_id, current_user)
     form = RequestFilterForm(formdata=request.args)
     page = queries.list_requests(job.id, limit=PAGE_SIZE, **form.filters())
     return page_or_fragment("dashboard/requests.html", "dashboard/_requests_table.html",
@@ -25,7 +28,7 @@ def list_requests(job_id: int):
 
 @bp.get("/jobs/<int:job_id>/requests/<int:request_id>")
 def show_request(job_id: int, request_id: int):
-    job = jobs.get_job(job_id)
+    job = load_job(job_id, current_user)
     found = queries.get_request(job.id, request_id)
     if found is None:
         abort(404, f"Request {request_id} is not part of job {job.id}.")
@@ -37,7 +40,7 @@ def show_request(job_id: int, request_id: int):
 @bp.get("/jobs/<int:job_id>/results.<any(csv, jsonl):kind>")
 def download_results(job_id: int, kind: str):
     """Stream the results (``?only=failed`` for the failed rows): a million rows leave in chunks."""
-    job = jobs.get_job(job_id)
+    job = load_job(job_id, current_user)
     failed_only = request.args.get("only") == "failed"
     if kind == "csv":
         chunks, mimetype = _with_bom(exports.csv_chunks(job, failed_only)), "text/csv; charset=utf-8"

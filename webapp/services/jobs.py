@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Iterable
@@ -10,9 +11,10 @@ from flask import current_app
 from sqlalchemy import delete, func, select, update
 
 from webapp import queue
-from webapp.errors import Conflict, NotFound, ValidationFailed
+from webapp.errors import AppError, Conflict, NotFound, ValidationFailed
 from webapp.extensions import db
 from webapp.models import (
+    ACTIVE_JOB_STATUSES,
     DEFAULT_ENDPOINT,
     ENDPOINTS,
     TERMINAL_JOB_STATUSES,
@@ -22,20 +24,23 @@ from webapp.models import (
     EventKind,
     JobEvent,
     JobStatus,
+    ProviderBatch,
     RequestStatus,
 )
 from webapp.providers import available_providers
 from webapp.services import requests as request_lines
 from webapp.services.pricing import price_table
 
+log = logging.getLogger(__name__)
 SETTINGS = ("provider", "endpoint", "model", "max_tokens", "temperature", "max_retries")
 DETAILS = ("name", "description", "meta")
 MAX_ERRORS_REPORTED = 1000
 
 
-def get_job(job_id: int) -> BatchJob:
+def get_job(job_id: int, *, owner_id: int | None = None) -> BatchJob:
+    """The job; with ``owner_id``, only if that account owns it. Someone else's job does not exist (404)."""
     job = db.session.get(BatchJob, job_id)
-    if job is None:
+    if job is None or job.deleted_at is not None or (owner_id is not None and job.owner_id != owner_id):
         raise NotFound(f"job {job_id} not found")
     return job
 
@@ -132,6 +137,7 @@ def submit_job(job: BatchJob, *, actor: str = "system") -> BatchJob:
     require_draft(job, "submit")
     if not job.total_requests:
         raise Conflict("the job has no requests; add some before submitting")
+    _check_running_limit(job)
     job.status = JobStatus.QUEUED
     job.submitted_at = datetime.now(timezone.utc)
     job.estimated_cost = estimate_cost(job)
@@ -140,6 +146,18 @@ def submit_job(job: BatchJob, *, actor: str = "system") -> BatchJob:
     db.session.commit()
     _kick(job)
     return job
+
+
+def _check_running_limit(job: BatchJob) -> None:
+    """Each account may have MAX_ACTIVE_JOBS_PER_USER jobs queued or running at once."""
+    limit = current_app.config["MAX_ACTIVE_JOBS_PER_USER"]
+    if job.owner_id is None or not limit:
+        return
+    active = db.session.scalar(select(func.count()).select_from(BatchJob).where(
+        BatchJob.owner_id == job.owner_id, BatchJob.status.in_(ACTIVE_JOB_STATUSES)))
+    if active >= limit:
+        raise AppError(f"you already have {active} running job(s), the most allowed at once; "
+                       "wait for one to finish", status=429, code="too_many_running_jobs")
 
 
 def cancel_job(job: BatchJob, *, actor: str = "system") -> BatchJob:
@@ -175,12 +193,22 @@ def retry_failed(job: BatchJob, *, actor: str = "system") -> int:
     return retried
 
 
-def delete_job(job: BatchJob) -> None:
-    """Delete a job that is not running, with its requests, responses, batches and events."""
+def delete_job(job: BatchJob, *, actor: str = "system") -> None:
+    """Delete a job that is not running: its requests, results and batches go; the job row and its
+    timeline stay (hidden from every list) so who deleted it remains on record."""
     if job.is_active:
         raise Conflict(f"a {job.status} job cannot be deleted; cancel it first")
-    for model in (BatchResponse, BatchRequest):  # bulk deletes: a job may hold millions of rows
+    for model in (BatchResponse, BatchRequest, ProviderBatch):  # bulk deletes: a job may hold millions of rows
         db.session.execute(delete(model).where(model.job_id == job.id))
+    job.deleted_at = datetime.now(timezone.utc)
+    record_event(job, EventKind.DELETED, f"Job deleted with its {job.total_requests} request(s)", actor=actor)
+    db.session.commit()
+
+
+def discard_draft(job: BatchJob) -> None:
+    """Remove a draft entirely, leaving no trace: for undoing a creation whose file was refused."""
+    require_draft(job, "discard")
+    db.session.execute(delete(BatchRequest).where(BatchRequest.job_id == job.id))
     db.session.delete(job)
     db.session.commit()
 
@@ -198,8 +226,9 @@ def _kick(job: BatchJob) -> None:
 
 
 def record_event(job: BatchJob, kind: str, message: str, *, data: dict | None = None, actor: str = "system") -> None:
-    """Append to the job's timeline (committed with the caller's unit of work)."""
+    """Append to the job's timeline (committed with the caller's unit of work) and log it with the job's id."""
     db.session.add(JobEvent(job_id=job.id, kind=kind, message=message, data=data, actor=actor))
+    log.info("%s", message, extra={"job_id": job.id, "event": kind})
 
 
 def estimate_cost(job: BatchJob) -> Decimal | None:

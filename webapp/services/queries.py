@@ -35,7 +35,8 @@ class KeyPage(Generic[T]):
 
 def jobs_query(*, status: str | None = None, search: str | None = None, owner_id: int | None = None) -> Select:
     """Jobs, newest first, filtered by status, a name search and (with accounts) owner."""
-    stmt = select(BatchJob).order_by(BatchJob.created_at.desc(), BatchJob.id.desc())
+    stmt = select(BatchJob).where(BatchJob.deleted_at.is_(None)).order_by(BatchJob.created_at.desc(),
+                                                                         BatchJob.id.desc())
     if status:
         stmt = stmt.where(BatchJob.status == status)
     if search:
@@ -106,7 +107,7 @@ def list_events(job_id: int, *, after: int | None = None, limit: int = 200) -> K
 
 def overview(*, owner_id: int | None = None, days: int = 30) -> dict[str, Any]:
     """Processing statistics: jobs by status, requests and success rate, tokens and cost by model and day."""
-    scope = [] if owner_id is None else [BatchJob.owner_id == owner_id]
+    scope = [BatchJob.deleted_at.is_(None)] + ([] if owner_id is None else [BatchJob.owner_id == owner_id])
     by_status = dict(db.session.execute(
         select(BatchJob.status, func.count()).where(*scope).group_by(BatchJob.status)).all())
     totals = db.session.execute(select(
