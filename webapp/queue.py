@@ -127,11 +127,28 @@ class ThreadWorker(SimpleWorker):
         pass
 
 
+class _Stop(Exception):
+    """Ends rq-scheduler's loop, which otherwise only a signal ends."""
+
+
 class ThreadScheduler(Scheduler):
-    """rq-scheduler's loop, in a background thread (signals belong to the main thread)."""
+    """rq-scheduler's loop, in a background thread (signals belong to the main thread); ``stopping`` ends it."""
+
+    stopping = False
 
     def _install_signal_handlers(self):
         pass
+
+    def heartbeat(self):
+        if self.stopping:
+            raise _Stop
+        super().heartbeat()
+
+    def run(self, burst: bool = False):
+        try:
+            super().run(burst=burst)
+        except _Stop:
+            pass  # run() has removed its lock and registered its death on the way out
 
 
 def new_worker(app: Flask, worker_class: type[Worker] = Worker, **kwargs) -> Worker:
@@ -145,18 +162,36 @@ class EmbeddedRuntime:
         self.app = app
         self._lock = threading.Lock()
         self.started = False
+        self.worker: ThreadWorker | None = None
+        self.scheduler: ThreadScheduler | None = None
+        self.threads: list[threading.Thread] = []
 
     def start(self) -> None:
         with self._lock:
             if self.started:
                 return
-            scheduler = new_scheduler(self.app, ThreadScheduler, interval=1)
-            schedule_periodic_jobs(self.app, scheduler)
-            worker = new_worker(self.app, ThreadWorker)
-            threading.Thread(target=worker.work, name="embedded-worker", daemon=True).start()
-            threading.Thread(target=scheduler.run, name="embedded-scheduler", daemon=True).start()
+            self.scheduler = new_scheduler(self.app, ThreadScheduler, interval=1)
+            schedule_periodic_jobs(self.app, self.scheduler)
+            self.worker = new_worker(self.app, ThreadWorker)
+            self.threads = [threading.Thread(target=self.worker.work, name="embedded-worker", daemon=True),
+                            threading.Thread(target=self.scheduler.run, name="embedded-scheduler", daemon=True)]
+            for thread in self.threads:
+                thread.start()
             self.started = True
         log.info("embedded queue started: one worker and the scheduler in this process")
+
+    @property
+    def running(self) -> bool:
+        return self.started and all(thread.is_alive() for thread in self.threads)
+
+    def stop(self, timeout: float = 10) -> None:
+        """Stop both threads: the worker after its current job (the scheduler feeds it one each second)."""
+        if not self.started:
+            return
+        self.worker._stop_requested = True
+        self.threads[0].join(timeout)
+        self.scheduler.stopping = True
+        self.threads[1].join(timeout)
 
 
 def init_embedded_runtime(app: Flask) -> None:

@@ -54,6 +54,7 @@ class LiveApp:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.thread.join(5)
+        self.app.extensions["batches_embedded_runtime"].stop()
         with self.app.app_context():
             db.engine.dispose()
 

@@ -61,8 +61,7 @@ def _queue(app: Flask) -> dict:
 def _workers(app: Flask) -> dict:
     if queue.is_embedded(app):
         runtime = app.extensions.get("batches_embedded_runtime")
-        running = bool(runtime and runtime.started)
-        return {"ok": True, "mode": "embedded", "running": running}
+        return {"ok": True, "mode": "embedded", "running": bool(runtime and runtime.running)}
     try:
         workers = Worker.all(connection=queue.connection(app))
     except redis.RedisError:

@@ -56,7 +56,7 @@ def load_price_table(path: str | Path) -> PriceTable:
             for name, entry in raw["models"].items()
         }
         return PriceTable(models, Decimal(str(raw.get("batch_discount", 0.5))))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, ArithmeticError) as exc:
         raise PriceTableError(f"price table {path}: {exc}") from exc
 
 
