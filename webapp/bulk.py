@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from psycopg.types.json import Jsonb
 from sqlalchemy import Table, insert
@@ -33,7 +33,7 @@ def _copy(name: str, columns: Sequence[str], rows: Iterable[Sequence], json_posi
     raw = db.session.connection().connection.driver_connection  # psycopg 3, same transaction
     statement = f"COPY {name} ({', '.join(columns)}) FROM STDIN"
     count = 0
-    for chunk in _chunks(rows, COPY_CHUNK):
+    for chunk in chunks(rows, COPY_CHUNK):
         with raw.cursor() as cursor, cursor.copy(statement) as copy:
             for row in chunk:
                 if json_positions:
@@ -43,7 +43,8 @@ def _copy(name: str, columns: Sequence[str], rows: Iterable[Sequence], json_posi
     return count
 
 
-def _chunks(rows: Iterable[Sequence], size: int) -> Iterable[list]:
+def chunks(rows: Iterable, size: int) -> Iterator[list]:
+    """Lists of up to ``size`` items from ``rows``, consumed lazily."""
     chunk: list = []
     for row in rows:
         chunk.append(row)
@@ -56,7 +57,7 @@ def _chunks(rows: Iterable[Sequence], size: int) -> Iterable[list]:
 
 def _insert_chunks(table: Table, columns: Sequence[str], rows: Iterable[Sequence]) -> int:
     count = 0
-    for chunk in _chunks(rows, CHUNK):
+    for chunk in chunks(rows, CHUNK):
         db.session.execute(insert(table), [dict(zip(columns, row)) for row in chunk])
         count += len(chunk)
     return count

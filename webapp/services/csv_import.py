@@ -16,19 +16,11 @@ from jsonschema import SchemaError
 from jsonschema.validators import validator_for
 
 from webapp.errors import ValidationFailed
-from webapp.extensions import db
 from webapp.models import BatchJob
 from webapp.services import jobs as job_service
 from webapp.services import requests as request_lines
 from webapp.services.pricing import price_table
-from webapp.services.uploads import (
-    SNIFF_BYTES,
-    UploadRejected,
-    UploadReport,
-    check_text_file,
-    new_to_job,
-    record_added,
-)
+from webapp.services.uploads import SNIFF_BYTES, UploadReport, check_text_file, store_file_rows
 
 PLACEHOLDER = re.compile(r"\{\{\s*(.*?)\s*\}\}")
 DELIMITERS = ",;\t|"
@@ -285,21 +277,12 @@ def import_csv(job: BatchJob, path: Path, mapping: CsvMapping, *, filename: str,
     if problems:
         raise ValidationFailed("the mapping has problems", details=problems)
     report = UploadReport()
-    rows = new_to_job(job, _request_rows(job, path, info, mapping, report), report)
-    count, tokens = request_lines.insert_rows(rows)
-    if report.problem_count and not skip_invalid:
-        db.session.rollback()
-        raise UploadRejected(report)
-    if not count:
-        db.session.rollback()
-        raise ValidationFailed("no row of the file could become a request")
-    report.added, report.skipped = count, report.problem_count
-    job.source = {
+    source = {
         "format": "csv", "filename": filename, "columns": info.columns, "encoding": info.encoding,
         "delimiter": info.delimiter, "template": mapping.template, "system_prompt": mapping.system_prompt,
         "id_column": mapping.id_column, "json_schema": mapping.json_schema,
         # JSONB does not keep an object's key order: the schema's fields are kept in order as a list.
         "output_fields": list((mapping.json_schema or {}).get("properties") or {}),
     }
-    record_added(job, count, tokens, filename, report, actor)
-    return report
+    return store_file_rows(job, _request_rows(job, path, info, mapping, report), report, source=source,
+                           skip_invalid=skip_invalid, actor=actor, nothing="no row of the file could become a request")

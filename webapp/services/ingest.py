@@ -79,7 +79,7 @@ def ingest_files(batch: ProviderBatch, job: BatchJob, paths: Iterable[Path], *, 
     summary = IngestSummary()
     outcomes: list[Outcome] = []
     seen: set[int] = set()
-    for chunk in _chunked(_results(paths, summary), WRITE_CHUNK):
+    for chunk in bulk.chunks(_results(paths, summary), WRITE_CHUNK):
         rows = []
         for result in chunk:
             request_id = index.get(result.custom_id)
@@ -182,7 +182,7 @@ def _apply(outcomes: list[Outcome], summary: IngestSummary) -> None:
                "keep_batch": 0 if o.retry else 1} for o in outcomes)
     if bulk.is_postgresql():
         return _apply_staged(params)
-    for chunk in _chunked(params, WRITE_CHUNK):
+    for chunk in bulk.chunks(params, WRITE_CHUNK):
         db.session.execute(_state_update(BatchRequest.__table__), chunk)
 
 
@@ -222,17 +222,6 @@ def _tally(outcome: Outcome, summary: IngestSummary) -> None:
         summary.retried += 1
     else:
         summary.failed += 1
-
-
-def _chunked(items: Iterable, size: int) -> Iterator[list]:
-    chunk = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def temporary_workdir() -> tempfile.TemporaryDirectory:

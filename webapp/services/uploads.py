@@ -11,6 +11,7 @@ from typing import IO, Iterator
 
 from flask import current_app
 
+from webapp import bulk
 from webapp.errors import ValidationFailed
 from webapp.extensions import db
 from webapp.models import BatchJob
@@ -75,17 +76,25 @@ def import_jsonl(job: BatchJob, stream: IO[bytes], *, filename: str = "requests.
     check_text_file(head)
     report = UploadReport()
     validator = request_lines.RequestValidator(job, current_app.config["BATCH_MAX_BYTES"])
-    rows = new_to_job(job, _valid_jsonl_rows(_lines(head, stream), validator, report), report)
-    count, tokens = request_lines.insert_rows(rows)
+    rows = _valid_jsonl_rows(_lines(head, stream), validator, report)
+    return store_file_rows(job, rows, report, source={"format": "jsonl", "filename": filename},
+                           skip_invalid=skip_invalid, actor=actor, nothing="the file holds no requests")
+
+
+def store_file_rows(job: BatchJob, rows: Iterator[dict], report: UploadReport, *, source: dict, skip_invalid: bool,
+                    actor: str, nothing: str) -> UploadReport:
+    """Insert a file's valid rows (those new to the job) and commit, or roll back when the file is refused:
+    for a bad row unless ``skip_invalid``, or when no row is left (``nothing`` says why)."""
+    count, tokens = request_lines.insert_rows(new_to_job(job, rows, report))
     if report.problem_count and not skip_invalid:
         db.session.rollback()
         raise UploadRejected(report)
     if not count:
         db.session.rollback()
-        raise ValidationFailed("the file holds no requests")
+        raise ValidationFailed(nothing)
     report.added, report.skipped = count, report.problem_count
-    job.source = {"format": "jsonl", "filename": filename}
-    record_added(job, count, tokens, filename, report, actor)
+    job.source = source
+    record_added(job, count, tokens, source["filename"], report, actor)
     return report
 
 
@@ -131,13 +140,8 @@ def _valid_jsonl_rows(lines, validator, report: UploadReport) -> Iterator[dict]:
 
 def new_to_job(job: BatchJob, rows: Iterator[dict], report: UploadReport) -> Iterator[dict]:
     """Pass rows on in chunks, dropping (and reporting) those whose custom_id the job already holds."""
-    chunk: list[dict] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) >= request_lines.INSERT_CHUNK:
-            yield from _not_taken(job, chunk, report)
-            chunk = []
-    yield from _not_taken(job, chunk, report)
+    for chunk in bulk.chunks(rows, request_lines.INSERT_CHUNK):
+        yield from _not_taken(job, chunk, report)
 
 
 def _not_taken(job: BatchJob, rows: list[dict], report: UploadReport) -> Iterator[dict]:
