@@ -82,7 +82,7 @@ def run_size(size: int, url: str, workdir: Path) -> list[tuple]:
     base = rate(baseline)
     print(f"\n{size:,} requests ({file_bytes / size:.0f} bytes a line, {files['batches']} provider batches)")
     rows = [
-        ("raw COPY baseline (json parse + COPY)", baseline, 1.0, None),
+        ("raw COPY baseline (parse + COPY)", baseline, 1.0, None),
         ("upload ingest (validate + COPY)", upload, rate(upload) / base, 0.8),
         ("provider input files (plan + write)", files, rate(files) / base, 0.6),
         ("result ingest (parse + store + settle)", results, rate(results) / base, 0.6),

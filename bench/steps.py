@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+
+import orjson
 import resource
 import sys
 import time
@@ -34,14 +36,14 @@ def new_job(name: str) -> BatchJob:
 
 
 def raw_copy(path: Path) -> dict:
-    """Baseline: parse each line with json and COPY the rows into batch_requests, nothing else."""
+    """Baseline: parse each line (orjson, the fastest parser we have) and COPY the rows into batch_requests."""
     job = new_job("baseline copy")
     started = time.perf_counter()
 
     def rows():
         with open(path, "rb") as fh:
             for number, line in enumerate(fh, 1):
-                obj = json.loads(line)
+                obj = orjson.loads(line)
                 yield (job.id, obj["custom_id"], obj["body"], "pending", 0, number, None, 0)
 
     from webapp import bulk

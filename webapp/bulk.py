@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator, Sequence
 
-from psycopg.types.json import Jsonb
+import orjson
+from psycopg.types.json import Jsonb, set_json_dumps
 from sqlalchemy import Table, insert
 
 from webapp.extensions import db
@@ -31,6 +32,7 @@ def _copy(name: str, columns: Sequence[str], rows: Iterable[Sequence], json_posi
     """One COPY per chunk of rows: producing the rows may query the database, which a COPY in progress
     would block, so each chunk is gathered first."""
     raw = db.session.connection().connection.driver_connection  # psycopg 3, same transaction
+    set_json_dumps(orjson.dumps, raw)  # JSON columns are serialised several times faster than by json.dumps
     statement = f"COPY {name} ({', '.join(columns)}) FROM STDIN"
     count = 0
     for chunk in chunks(rows, COPY_CHUNK):

@@ -55,7 +55,7 @@ def test_skip_invalid_stores_the_good_lines_and_reports_the_rest(api):
     report = upload(api, job["id"], jsonl(line("a"), "{oops", line("b")), expect=201, skip_invalid="true").get_json()
     assert (report["added"], report["skipped"], report["problem_count"]) == (2, 1, 1)
     assert report["problems"] == [{"line": 2, "code": "invalid_json_line", "custom_id": None,
-                                   "message": "not valid JSON (Expecting property name enclosed in double quotes "
+                                   "message": "not valid JSON (unexpected character, expected a string key "
                                               "at column 2)"}]
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
+import orjson
 from sqlalchemy import select
 
 from webapp import bulk
@@ -60,7 +60,7 @@ class RequestValidator:
         if len(text.encode("utf-8")) > self.max_line_bytes:
             raise InvalidLine("line_too_large", f"line is larger than the {self.max_line_bytes:,}-byte file limit")
         try:
-            obj = json.loads(text)
+            obj = orjson.loads(text)
         except ValueError as exc:
             raise InvalidLine("invalid_json_line", f"not valid JSON ({exc.msg} at column {exc.colno})") from None
         return self.check(obj, line)

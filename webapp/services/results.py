@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+
+import orjson
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,7 +53,7 @@ class BadResultLine(ValueError):
 def parse_result_line(text: str) -> Result:
     """Parse one output/error file line; success means ``status_code == 200`` and no error."""
     try:
-        obj = json.loads(text)
+        obj = orjson.loads(text)
     except ValueError as exc:
         raise BadResultLine(f"not JSON: {exc}") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("custom_id"), str):
