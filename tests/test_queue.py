@@ -210,5 +210,36 @@ def test_process_job_runs_in_a_worker_inside_the_app_context_with_the_job_id_in_
         db.session.rollback()
     records = [json.loads(line) for line in json_logs.getvalue()[logged_before:].splitlines() if line.strip()]
     about_the_job = [r for r in records if r.get("job_id") == job_id]
-    assert {"batches_planned", "batch_created"} <= {r.get("event") for r in about_the_job}
-    assert all(r.get("rq_job_id") == rq_job_id for r in about_the_job)
+    events = {r.get("event"): r.get("rq_job_id") for r in about_the_job if r.get("event")}
+    # process_job plans the batches and hands each to a worker as its own sync_batch job.
+    assert events["batches_planned"] == rq_job_id
+    batch_job = Job.fetch(events["batch_created"], connection=queue.connection(app))
+    assert batch_job.func_name == "webapp.jobs.sync_batch" and batch_job.get_status() == RQJobStatus.FINISHED
+    assert all(r.get("rq_job_id") for r in about_the_job)
+
+
+def test_a_batch_is_queued_once_until_its_job_starts(app):
+    with app.app_context():
+        rq_queue = queue.get_queue(app)
+        rq_queue.empty()
+        queue.connection(app).delete(queue.PENDING_KEY.format("sync-batch-999999"))
+        jobs.dispatch_batch(999999)
+        jobs.dispatch_batch(999999)
+        assert rq_queue.count == 1  # a second pass while it waits adds nothing
+        queue.started("sync-batch-999999")  # what sync_batch does first
+        jobs.dispatch_batch(999999)
+        assert rq_queue.count == 2  # a running (or lost) job never blocks the next
+        rq_queue.empty()
+        queue.started("sync-batch-999999")
+
+
+def test_one_periodic_pass_at_a_time(app):
+    with app.app_context():
+        connection = queue.connection(app)
+        connection.set(jobs.SYNC_LOCK, "1", ex=60)
+        try:
+            assert jobs.sync_all() == {"skipped": True}
+        finally:
+            connection.delete(jobs.SYNC_LOCK)
+        assert "jobs" in jobs.sync_all()
+        assert not connection.exists(jobs.SYNC_LOCK)

@@ -90,10 +90,30 @@ def enqueue(func: Callable, *args, timeout: int = 600, **kwargs) -> Job:
     )
 
 
+PENDING_KEY = "batches:pending:{}"
+PENDING_TTL = 120
+
+
+def enqueue_once(func: Callable, *args, key: str, timeout: int = 600) -> Job | None:
+    """Queue ``func(*args)`` unless a job for ``key`` is already waiting in the queue.
+
+    The mark lasts from enqueueing until the job starts (``started(key)``), so a running job never blocks
+    the next one, a job lost with a dead worker blocks nothing, and the mark expires on its own anyway.
+    """
+    if not connection().set(PENDING_KEY.format(key), "1", nx=True, ex=PENDING_TTL):
+        return None
+    return enqueue(func, *args, timeout=timeout)
+
+
+def started(key: str) -> None:
+    """Called by a job enqueued with ``enqueue_once`` as it starts: later work for ``key`` may queue again."""
+    connection().delete(PENDING_KEY.format(key))
+
+
 def periodic_jobs() -> list[PeriodicJob]:
     from webapp import jobs
 
-    return [PeriodicJob("periodic-sync", jobs.sync_all, "SYNC_INTERVAL_SECONDS", timeout=3600)]
+    return [PeriodicJob("periodic-sync", jobs.sync_all, "SYNC_INTERVAL_SECONDS", timeout=jobs.SYNC_TIMEOUT)]
 
 
 def schedule_periodic_jobs(app: Flask, scheduler: Scheduler) -> None:

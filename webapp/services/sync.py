@@ -12,6 +12,7 @@ import logging
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Callable
 
 from flask import current_app
 from sqlalchemy import func, or_, select, update
@@ -46,8 +47,12 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def sync_all() -> dict:
-    """One pass over every active job; returns a summary. A failing job is logged and the pass goes on."""
+def sync_all(run_batch: Callable[[int], None] | None = None) -> dict:
+    """One pass over every active job; returns a summary. A failing job is logged and the pass goes on.
+
+    ``run_batch`` handles each open provider batch: ``sync_batch`` here and now (the default, for the CLI
+    and tests), or a function that hands it to a worker so that several workers share the batches.
+    """
     job_ids = list(db.session.scalars(
         select(BatchJob.id).where(BatchJob.status.in_(ACTIVE_JOB_STATUSES)).order_by(BatchJob.id)
     ))
@@ -55,7 +60,7 @@ def sync_all() -> dict:
     for job_id in job_ids:
         try:
             with log_context(job_id=job_id):
-                sync_job(job_id)
+                sync_job(job_id, run_batch)
         except Exception:  # noqa: BLE001 - one broken job must not stop the others; it is logged and re-raised below
             db.session.rollback()
             log.exception("sync of job %s failed", job_id)
@@ -66,7 +71,7 @@ def sync_all() -> dict:
     return {"jobs": len(job_ids), "files_cleaned": cleaned}
 
 
-def sync_job(job_id: int) -> None:
+def sync_job(job_id: int, run_batch: Callable[[int], None] | None = None) -> None:
     """Advance one job as far as it can go now; safe to run again at any time and in parallel."""
     job = db.session.get(BatchJob, job_id)
     if job is None or job.status not in ACTIVE_JOB_STATUSES:
@@ -80,7 +85,7 @@ def sync_job(job_id: int) -> None:
         .order_by(ProviderBatch.id)
     ).all()
     for batch_id in open_batches:
-        sync_batch(batch_id)
+        (run_batch or sync_batch)(batch_id)
     finish_job(job_id)
 
 
