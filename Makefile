@@ -47,5 +47,12 @@ scheduler: install
 sync: install
 	$(FLASK) batches sync
 
+bench: install-dev
+	@if ! command -v wrk >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk >/dev/null; \
+	  else echo "wrk is missing (apt-get install -y wrk): the load run will be skipped"; fi; \
+	fi
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache

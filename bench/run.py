@@ -3,6 +3,7 @@
     python -m bench.run --sizes 200000,1000000      (make bench)
 
 BENCH_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/bench) is dropped and re-created.
+The page latency and load run (bench.pages, its own database) follow unless --skip-pages.
 """
 
 from __future__ import annotations
@@ -97,16 +98,27 @@ def run_size(size: int, url: str, workdir: Path) -> list[tuple]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     epilog="Other options go to bench.pages: see python -m bench.pages --help.")
     parser.add_argument("--sizes", default="200000,1000000")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL))
-    args = parser.parse_args()
+    parser.add_argument("--skip-pages", action="store_true", help="no page latency and load run (bench.pages)")
+    args, pages_args = parser.parse_known_args()  # the rest (e.g. --skip-load) is for bench.pages
+    if not args.skip_pages:
+        from bench.pages import build_parser
+
+        build_parser().parse_args(pages_args)  # a mistyped option fails now, not after the throughput runs
+    elif pages_args:
+        parser.error(f"unrecognized arguments: {' '.join(pages_args)}")
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"database {make_url(args.database_url).render_as_string(hide_password=True)}")
     for size in (int(s) for s in args.sizes.split(",")):
         reset_database(args.database_url)
         with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
             run_size(size, args.database_url, Path(tmp))
+    if not args.skip_pages:
+        sys.stdout.flush()
+        subprocess.run([sys.executable, "-m", "bench.pages", *pages_args], cwd=ROOT, check=True)
 
 
 if __name__ == "__main__":
