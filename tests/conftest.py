@@ -187,3 +187,16 @@ def api_token(user) -> str:
     from webapp.services import accounts
 
     return accounts.create_token(user, "tests")[1]
+
+
+@pytest.fixture
+def json_logs():
+    """Log records as JSON lines into a string buffer (the suite's text logging is put back afterwards)."""
+    import io
+
+    from webapp.logs import configure_logging
+
+    stream = io.StringIO()
+    configure_logging("INFO", "json", stream)
+    yield stream
+    configure_logging("WARNING", "text")

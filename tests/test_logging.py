@@ -1,20 +1,9 @@
 """Structured logs: one JSON object per line, with the request id and the job id in context."""
 
-import io
 import json
 import logging
 
-import pytest
-
-from webapp.logs import configure_logging, log_context
-
-
-@pytest.fixture
-def json_logs():
-    stream = io.StringIO()
-    configure_logging("INFO", "json", stream)
-    yield stream
-    configure_logging("WARNING", "text")
+from webapp.logs import log_context
 
 
 def records(stream) -> list[dict]:

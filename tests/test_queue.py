@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -24,7 +23,6 @@ from tests.conftest import base_config
 from tests.factories import new_job
 from webapp import ROOT, create_app, jobs, queue
 from webapp.extensions import db
-from webapp.logs import configure_logging
 from webapp.models import BatchJob, BatchRequest, BatchResponse, BatchStatus, JobStatus
 from webapp.providers.simulator import simulated_text
 
@@ -179,14 +177,6 @@ def test_flask_batches_sync_runs_one_pass_and_prints_a_json_summary(tmp_path, si
 
 
 # --- the job class -----------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def json_logs():
-    stream = io.StringIO()
-    configure_logging("INFO", "json", stream)
-    yield stream
-    configure_logging("WARNING", "text")
 
 
 def test_process_job_runs_in_a_worker_inside_the_app_context_with_the_job_id_in_its_logs(
