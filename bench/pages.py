@@ -207,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--requests", type=int, default=200, help="timed requests per page (default 200)")
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--page-seconds", type=float, default=40,
-                        help="stop timing a page after this long even if it has had fewer requests (default 20)")
+                        help="stop timing a page after this long even if it has had fewer requests (default 40)")
     parser.add_argument("--reuse-data", action="store_true",
                         help="keep the database of an earlier run instead of re-creating and re-loading it")
     load.add_arguments(parser)

@@ -125,13 +125,14 @@ INSERT INTO batch_responses (request_id, job_id, provider_batch_id, succeeded, s
                              output_text, provider_request_id, created_at)
 SELECT q.id, q.job_id, q.provider_batch_id, q.status = 'succeeded', t.code,
        CASE WHEN q.status = 'succeeded' THEN jsonb_build_object(
-           'id', 'chatcmpl-' || q.id, 'object', 'chat.completion', 'created', 1735689600, 'model', 'gpt-4o-mini-2024-07-18',
+           'id', 'chatcmpl-' || q.id, 'object', 'chat.completion', 'created', 1735689600,
+           'model', 'gpt-4o-mini-2024-07-18',
            'choices', jsonb_build_array(jsonb_build_object('index', 0, 'finish_reason', 'stop', 'logprobs', NULL,
                'message', jsonb_build_object('role', 'assistant', 'content', t.label, 'refusal', NULL))),
            'usage', jsonb_build_object('prompt_tokens', t.prompt, 'completion_tokens', 1, 'total_tokens', t.prompt + 1),
            'system_fingerprint', 'fp_bench')
-       ELSE jsonb_build_object('error', jsonb_build_object('message', 'The server had an error processing your request.',
-                                                          'type', 'server_error', 'code', NULL)) END,
+       ELSE jsonb_build_object('error', jsonb_build_object(
+           'message', 'The server had an error processing your request.', 'type', 'server_error', 'code', NULL)) END,
        q.error_code, q.error,
        CASE WHEN q.status = 'succeeded' THEN t.prompt ELSE 0 END, CASE WHEN q.status = 'succeeded' THEN 1 ELSE 0 END,
        CASE WHEN q.status = 'succeeded' THEN t.prompt + 1 ELSE 0 END, 0, 0,
@@ -185,11 +186,11 @@ WHERE e.n < 2 OR j.status <> 'draft'
 ORDER BY j.id, e.n;
 
 INSERT INTO job_events (job_id, kind, message, data, actor, created_at)
-SELECT b.job_id, CASE WHEN b.status = 'waiting' THEN 'batch_waiting' ELSE e.kind END,
-       'Provider batch ' || coalesce(b.provider_batch_id, b.id::text) || ' ' || e.kind,
+SELECT b.job_id, k.kind, 'Provider batch ' || coalesce(b.provider_batch_id, b.id::text) || ': ' || k.kind,
        jsonb_build_object('batch', b.id), 'system', b.created_at + e.n * interval '1 minute'
 FROM provider_batches b
 CROSS JOIN LATERAL (VALUES (0, 'batch_created'), (40, 'batch_ended'), (41, 'results_ingested')) AS e(n, kind)
+CROSS JOIN LATERAL (SELECT CASE WHEN b.status = 'waiting' THEN 'batch_waiting' ELSE e.kind END AS kind) AS k
 WHERE (e.n = 0 AND b.status <> 'pending') OR (e.n > 0 AND b.ingested_at IS NOT NULL)
 ORDER BY b.id, e.n;
 
