@@ -169,6 +169,9 @@ def upgrade():
     with op.batch_alter_table('batch_requests', schema=None) as batch_op:
         batch_op.create_index('ix_batch_requests_job_id_status_id', ['job_id', 'status', 'id'], unique=False)
         batch_op.create_index('ix_batch_requests_provider_batch_id', ['provider_batch_id'], unique=False)
+        batch_op.create_index('ix_batch_requests_job_id_retried_pending', ['job_id'], unique=False,
+                              postgresql_where=sa.text("status = 'pending' AND retry_count > 0"),
+                              sqlite_where=sa.text("status = 'pending' AND retry_count > 0"))
 
     op.create_table('batch_responses',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -208,6 +211,9 @@ def downgrade():
     op.drop_table('batch_responses')
     with op.batch_alter_table('batch_requests', schema=None) as batch_op:
         batch_op.drop_index('ix_batch_requests_provider_batch_id')
+        batch_op.drop_index('ix_batch_requests_job_id_retried_pending',
+                            postgresql_where=sa.text("status = 'pending' AND retry_count > 0"),
+                            sqlite_where=sa.text("status = 'pending' AND retry_count > 0"))
         batch_op.drop_index('ix_batch_requests_job_id_status_id')
 
     op.drop_table('batch_requests')

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 
@@ -26,6 +26,10 @@ class BatchRequest(Base):
         UniqueConstraint("job_id", "custom_id"),
         Index("ix_batch_requests_job_id_status_id", "job_id", "status", "id"),
         Index("ix_batch_requests_provider_batch_id", "provider_batch_id"),
+        # The job's phase asks on every poll whether a retry is waiting: a tiny partial index answers it.
+        Index("ix_batch_requests_job_id_retried_pending", "job_id",
+              postgresql_where=text("status = 'pending' AND retry_count > 0"),
+              sqlite_where=text("status = 'pending' AND retry_count > 0")),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
