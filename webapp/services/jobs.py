@@ -263,8 +263,3 @@ def recount(job: BatchJob) -> None:
     job.prompt_tokens, job.completion_tokens, job.cached_tokens, job.reasoning_tokens = (int(v) for v in sums)
     cost = price_table().cost(job.model, job.prompt_tokens, job.completion_tokens, job.cached_tokens)
     job.actual_cost = cost if cost is not None else Decimal(0)
-
-
-def status_counts() -> dict[str, int]:
-    return dict(db.session.execute(select(BatchJob.status, func.count()).group_by(BatchJob.status)).all())
-
