@@ -1,4 +1,7 @@
-"""Storing a finished provider batch's results: one response per request, request states, retry decisions."""
+"""Storing a finished provider batch's results: one response per request, request states, retry decisions.
+
+PostgreSQL does it in SQL (``ingest_sql``); this module's line-by-line reading serves SQLite.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from sqlalchemy import Column, MetaData, Table, select, text, update
+from sqlalchemy import bindparam, case, select, update
 from sqlalchemy.dialects import sqlite
 
 from webapp import bulk
@@ -17,6 +20,7 @@ from webapp import bulk
 from webapp.extensions import db
 from webapp.models import BatchJob, BatchRequest, BatchResponse, ProviderBatch, RequestStatus
 from webapp.providers import Provider
+from webapp.services import ingest_sql
 from webapp.services.results import CANCELLED, MISSING_RESULT, BadResultLine, Result, parse_result_line
 
 log = logging.getLogger(__name__)
@@ -69,6 +73,10 @@ def ingest_files(batch: ProviderBatch, job: BatchJob, paths: Iterable[Path], *, 
     Idempotent: responses are upserted by request, and a request's state is only ever set from this batch's
     results, so running it twice (or after a crash that rolled it back) leaves one response per request.
     """
+    summary = IngestSummary()
+    if bulk.is_postgresql():
+        ingest_sql.ingest(batch, job, paths, summary, cancelled=cancelled)
+        return summary
     index = dict(db.session.execute(
         select(BatchRequest.custom_id, BatchRequest.id)
         .where(BatchRequest.provider_batch_id == batch.id, BatchRequest.status == RequestStatus.IN_FLIGHT)
@@ -76,7 +84,6 @@ def ingest_files(batch: ProviderBatch, job: BatchJob, paths: Iterable[Path], *, 
     retries = dict(db.session.execute(
         select(BatchRequest.id, BatchRequest.retry_count).where(BatchRequest.provider_batch_id == batch.id)
     ).all())
-    summary = IngestSummary()
     outcomes: list[Outcome] = []
     seen: set[int] = set()
     for chunk in bulk.chunks(_results(paths, summary), WRITE_CHUNK):
@@ -104,7 +111,7 @@ def ingest_files(batch: ProviderBatch, job: BatchJob, paths: Iterable[Path], *, 
 
 def _results(paths: Iterable[Path], summary: IngestSummary) -> Iterator[Result]:
     for path in paths:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, "rb") as fh:  # orjson reads bytes: a line that is not UTF-8 is one bad line
             for number, line in enumerate(fh, 1):
                 if not line.strip():
                     continue
@@ -135,42 +142,12 @@ def _response_row(result: Result, request_id: int, batch: ProviderBatch) -> dict
 def _upsert_responses(rows: list[dict]) -> None:
     if not rows:
         return
-    if bulk.is_postgresql():
-        return _upsert_responses_staged(rows)
     stmt = sqlite.insert(BatchResponse.__table__)
     stmt = stmt.on_conflict_do_update(
         index_elements=["request_id"],
         set_={name: stmt.excluded[name] for name in (*RESPONSE_FIELDS, "created_at")},
     )
     db.session.execute(stmt, rows)
-
-
-STAGED_RESPONSE_COLUMNS = ("request_id", "job_id", "created_at", *RESPONSE_FIELDS)
-
-
-def _upsert_responses_staged(rows: list[dict]) -> None:
-    """PostgreSQL: COPY the chunk into a temporary table, then one set-based upsert."""
-    columns = ", ".join(STAGED_RESPONSE_COLUMNS)
-    _staging("ingest_responses", "(LIKE batch_responses INCLUDING DEFAULTS)")
-    bulk.copy_rows(_stage_table("ingest_responses", STAGED_RESPONSE_COLUMNS), STAGED_RESPONSE_COLUMNS,
-                   ([row[name] for name in STAGED_RESPONSE_COLUMNS] for row in rows), json_columns=("body",))
-    updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in (*RESPONSE_FIELDS, "created_at"))
-    db.session.execute(text(
-        f"INSERT INTO batch_responses ({columns}) SELECT {columns} FROM ingest_responses "
-        f"ON CONFLICT (request_id) DO UPDATE SET {updates}"))
-
-
-def _staging(name: str, shape: str) -> None:
-    """An empty session-private table for this transaction's rows."""
-    db.session.execute(text(f"CREATE TEMP TABLE IF NOT EXISTS {name} {shape} ON COMMIT DELETE ROWS"))
-    db.session.execute(text(f"TRUNCATE {name}"))
-
-
-def _stage_table(name: str, columns) -> Table:
-    return Table(name, MetaData(), *(Column(c) for c in columns))
-
-
-OUTCOME_COLUMNS = ("rid", "new_status", "new_code", "new_error", "bump", "keep_batch")
 
 
 def _apply(outcomes: list[Outcome], summary: IngestSummary) -> None:
@@ -180,28 +157,11 @@ def _apply(outcomes: list[Outcome], summary: IngestSummary) -> None:
     params = ({"rid": o.request_id, "new_status": o.status, "new_code": o.error_code,
                "new_error": (o.error or "")[:10_000] or None, "bump": 1 if o.retry else 0,
                "keep_batch": 0 if o.retry else 1} for o in outcomes)
-    if bulk.is_postgresql():
-        return _apply_staged(params)
     for chunk in bulk.chunks(params, WRITE_CHUNK):
         db.session.execute(_state_update(BatchRequest.__table__), chunk)
 
 
-def _apply_staged(params: Iterable[dict]) -> None:
-    """PostgreSQL: COPY the new states into a temporary table, then one UPDATE ... FROM."""
-    _staging("ingest_outcomes", "(rid bigint, new_status text, new_code text, new_error text, bump int, "
-                                "keep_batch int)")
-    bulk.copy_rows(_stage_table("ingest_outcomes", OUTCOME_COLUMNS), OUTCOME_COLUMNS,
-                   ([p[c] for c in OUTCOME_COLUMNS] for p in params))
-    db.session.execute(text(
-        "UPDATE batch_requests AS r SET status = o.new_status, error_code = o.new_code, error = o.new_error, "
-        "retry_count = r.retry_count + o.bump, "
-        "provider_batch_id = CASE WHEN o.keep_batch = 1 THEN r.provider_batch_id END "
-        "FROM ingest_outcomes AS o WHERE r.id = o.rid"))
-
-
 def _state_update(table):
-    from sqlalchemy import bindparam, case
-
     return (
         update(table)
         .where(table.c.id == bindparam("rid"))

@@ -14,6 +14,7 @@ RETRYABLE_CODES = frozenset({
     "missing_result", "engine_overloaded",
 })
 MISSING_RESULT = "missing_result"
+MAX_INT = 10**9  # token counts and status codes beyond this are not believable: read as absent
 CANCELLED = "cancelled"
 
 
@@ -58,16 +59,18 @@ def parse_result_line(text: str) -> Result:
         raise BadResultLine(f"not JSON: {exc}") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("custom_id"), str):
         raise BadResultLine("no custom_id")
-    response = obj.get("response") if isinstance(obj.get("response"), dict) else None
+    response = obj.get("response") if isinstance(obj.get("response"), dict) else {}
     error = obj.get("error") if isinstance(obj.get("error"), dict) else None
-    status = response.get("status_code") if response else None
-    body = response.get("body") if response and isinstance(response.get("body"), dict) else None
+    status = response.get("status_code")
+    status = status if type(status) is int and 0 <= status < MAX_INT else None
+    body = response.get("body") if isinstance(response.get("body"), dict) else None
     succeeded = status == 200 and not error
     error_code, message = (None, None) if succeeded else _error(status, body, error)
+    request_id = response.get("request_id")
     return Result(
         custom_id=obj["custom_id"], succeeded=succeeded, status_code=status, body=body,
-        error_code=error_code, error=message,
-        provider_request_id=(response or {}).get("request_id"),
+        error_code=error_code[:64] if error_code else None, error=message,
+        provider_request_id=str(request_id)[:100] if request_id is not None else None,
         output_text=output_text(body) if succeeded else None,
         **usage(body),
     )
@@ -78,7 +81,7 @@ def _error(status: int | None, body: dict | None, error: dict | None) -> tuple[s
         return str(error.get("code") or "error"), str(error.get("message") or "")
     detail = (body or {}).get("error") if isinstance((body or {}).get("error"), dict) else {}
     code = detail.get("code") or detail.get("type") or (f"http_{status}" if status else "error")
-    return str(code), str(detail.get("message") or f"HTTP {status}")
+    return str(code), str(detail.get("message") or (f"HTTP {status}" if status else "no response"))
 
 
 def usage(body: dict | None) -> dict[str, int]:
@@ -106,10 +109,11 @@ def output_text(body: dict | None) -> str | None:
     if not body:
         return None
     if isinstance(body.get("choices"), list) and body["choices"]:
-        choice = body["choices"][0]
-        message = choice.get("message") or {}
-        if message.get("content") is not None:
-            return message["content"]
+        choice = body["choices"][0] if isinstance(body["choices"][0], dict) else {}
+        message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+        content = message.get("content")
+        if content is not None:
+            return content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
         if message.get("tool_calls"):
             return json.dumps(message["tool_calls"], ensure_ascii=False)
         return message.get("refusal") or choice.get("text")
@@ -120,9 +124,11 @@ def output_text(body: dict | None) -> str | None:
             for part in item.get("content") or [] if isinstance(part, dict) and part.get("type") == "output_text"
         ) or None
     if isinstance(body.get("results"), list) and body["results"]:  # moderations
-        return "flagged" if body["results"][0].get("flagged") else "not flagged"
+        first = body["results"][0]
+        return "flagged" if isinstance(first, dict) and first.get("flagged") is True else "not flagged"
     return None
 
 
 def _int(value: Any) -> int:
-    return value if isinstance(value, int) else 0
+    """A JSON integer that fits an ``integer`` column (not a boolean, not a float), else 0."""
+    return value if type(value) is int and -MAX_INT < value < MAX_INT else 0
