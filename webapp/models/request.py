@@ -25,6 +25,7 @@ class BatchRequest(Base):
     __table_args__ = (
         UniqueConstraint("job_id", "custom_id"),
         Index("ix_batch_requests_job_id_status_id", "job_id", "status", "id"),
+        Index("ix_batch_requests_job_id_id", "job_id", "id"),  # the requests table, key-paged
         Index("ix_batch_requests_provider_batch_id", "provider_batch_id"),
         # The job's phase asks on every poll whether a retry is waiting: a tiny partial index answers it.
         Index("ix_batch_requests_job_id_retried_pending", "job_id",
