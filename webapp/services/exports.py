@@ -11,7 +11,7 @@ import io
 import json
 from typing import Iterator
 
-from sqlalchemy import Text, cast, select
+from sqlalchemy import Text, case, cast, func, literal, select
 
 from webapp.extensions import db
 from webapp.models import BatchJob, BatchRequest, BatchResponse, RequestStatus
@@ -22,28 +22,14 @@ FLUSH_BYTES = 256 * 1024
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _rows(job: BatchJob, failed_only: bool, *columns):
-    stmt = (
-        select(*columns)
-        .select_from(BatchRequest)
-        .outerjoin(BatchResponse, BatchResponse.request_id == BatchRequest.id)
-        .where(BatchRequest.job_id == job.id)
-        .order_by(BatchRequest.id)
-        .execution_options(yield_per=FETCH_ROWS)
-    )
-    if failed_only:
-        stmt = stmt.where(BatchRequest.status == RequestStatus.FAILED)
-    return db.session.execute(stmt)
-
-
 def jsonl_lines(job: BatchJob, failed_only: bool = False) -> Iterator[bytes]:
     """One OpenAI-style output line per request, in request order; unfinished requests carry their state."""
-    rows = _rows(job, failed_only, BatchRequest.custom_id, BatchRequest.status, BatchRequest.error_code,
-                 BatchRequest.error, BatchResponse.status_code, BatchResponse.provider_request_id,
-                 cast(BatchResponse.body, Text))
+    columns = [BatchRequest.custom_id, BatchRequest.status, BatchRequest.error_code, BatchRequest.error,
+               BatchResponse.status_code, BatchResponse.provider_request_id, cast(BatchResponse.body, Text)]
     buffer = io.StringIO()
-    for row in rows:
-        buffer.write(_output_line(*row))
+    for rows in _row_chunks(job, failed_only, columns):
+        for row in rows:
+            buffer.write(_output_line(*row))
         if buffer.tell() >= FLUSH_BYTES:
             yield buffer.getvalue().encode("utf-8")
             buffer = io.StringIO()
@@ -83,21 +69,27 @@ def csv_header(job: BatchJob) -> list[str]:
 
 
 def csv_chunks(job: BatchJob, failed_only: bool = False) -> Iterator[str]:
-    """The CSV export, in chunks: the original columns in order, then the results."""
-    fields = schema_fields(job)
-    width = len(source_columns(job))
-    source = (BatchRequest.source_row,) if width else ()
-    rows = _rows(job, failed_only, BatchRequest.custom_id, BatchRequest.status, BatchRequest.error_code,
-                 BatchRequest.error, BatchResponse.output_text, BatchResponse.prompt_tokens,
-                 BatchResponse.completion_tokens, BatchResponse.total_tokens, *source)
+    """The CSV export, in chunks: the original columns in order, then the results.
+
+    The database hands over each row as its finished cells (a CSV job's original values taken from the
+    stored row, formulas neutralised, the error joined to its code), so Python only writes them out.
+    """
+    fields, width = schema_fields(job), len(source_columns(job))
+    cells = [*(_neutralised(BatchRequest.source_row[i].as_string()) for i in range(width)),
+             _neutralised(BatchRequest.custom_id), BatchRequest.status, _neutralised(BatchResponse.output_text),
+             _neutralised(_error_expression()), BatchResponse.prompt_tokens, BatchResponse.completion_tokens,
+             BatchResponse.total_tokens]
+    if fields:
+        cells.append(BatchResponse.output_text)  # read for the structured fields, not written as is
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(csv_header(job))
-    for custom_id, status, code, error, output, prompt, completion, total, *original in rows:
-        cells = _pad(original[0] or [], width) if width else []
-        cells += [custom_id, status, output or "", *_structured(output, fields), _error_text(status, code, error)]
-        writer.writerow([neutralise(c) for c in cells] + ([prompt, completion, total] if total is not None else
-                                                          ["", "", ""]))
+    output_at = width + 2  # position of output_text: the structured fields follow it
+    for rows in _row_chunks(job, failed_only, cells):
+        if fields:
+            rows = [(*row[:output_at + 1], *map(neutralise, _structured(row[-1], fields)), *row[output_at + 1:-1])
+                    for row in rows]
+        writer.writerows(rows)
         if buffer.tell() >= FLUSH_BYTES:
             yield buffer.getvalue()
             buffer.seek(0)
@@ -105,8 +97,33 @@ def csv_chunks(job: BatchJob, failed_only: bool = False) -> Iterator[str]:
     yield buffer.getvalue()
 
 
-def _pad(values: list, width: int) -> list:
-    return (list(values) + [""] * width)[:width]
+def _row_chunks(job: BatchJob, failed_only: bool, columns: list) -> Iterator[list]:
+    """Plain rows (no ORM objects) from a server-side cursor, in lists of up to FETCH_ROWS."""
+    stmt = (
+        select(*columns)
+        .select_from(BatchRequest)
+        .outerjoin(BatchResponse, BatchResponse.request_id == BatchRequest.id)
+        .where(BatchRequest.job_id == job.id)
+        .order_by(BatchRequest.id)
+    )
+    if failed_only:
+        stmt = stmt.where(BatchRequest.status == RequestStatus.FAILED)
+    yield from db.session.connection().execute(stmt.execution_options(yield_per=FETCH_ROWS)).partitions()
+
+
+def _neutralised(column):
+    """The cell as text, quoted when a spreadsheet would run it as a formula (see ``neutralise``)."""
+    return case((func.substr(column, 1, 1).in_(FORMULA_STARTS), literal("'") + column), else_=func.coalesce(column, ""))
+
+
+def _error_expression():
+    """``code: message`` of a request that did not succeed, or only one of them; empty otherwise."""
+    code, error = BatchRequest.error_code, BatchRequest.error
+    return case(
+        (BatchRequest.status == RequestStatus.SUCCEEDED, literal("")),
+        (code.is_not(None), code + literal(": ") + func.coalesce(error, literal(""))),
+        else_=func.coalesce(error, literal("")),
+    )
 
 
 def _structured(output: str | None, fields: list[str]) -> list:
@@ -124,12 +141,6 @@ def _cell(value) -> str:
     if value is None:
         return ""
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-
-
-def _error_text(status: str, code: str | None, error: str | None) -> str:
-    if status == RequestStatus.SUCCEEDED or not (code or error):
-        return ""
-    return f"{code}: {error}" if code else error
 
 
 def neutralise(value) -> object:

@@ -55,11 +55,15 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _keyed(stmt: Select, key, after: int | None, limit: int) -> KeyPage:
+def _keyed(stmt: Select, key, after: int | None, limit: int, equal: tuple = ()) -> KeyPage:
+    """A page by ``key``. ``equal`` names the columns the query fixes to one value each (an index's leading
+    columns): ordering by them first changes nothing but shows PostgreSQL that index gives the order, where
+    otherwise it may walk the primary key and filter, hoping matches are spread evenly (they are not:
+    a job's rows are contiguous)."""
     limit = max(1, min(limit, MAX_LIMIT))
     if after is not None:
         stmt = stmt.where(key > after)
-    rows = db.session.execute(stmt.order_by(key).limit(limit + 1)).all()
+    rows = db.session.execute(stmt.order_by(*equal, key).limit(limit + 1)).all()
     more = len(rows) > limit
     rows = rows[:limit]
     items = [row if len(row) > 1 else row[0] for row in rows]
@@ -78,11 +82,13 @@ def list_requests(job_id: int, *, status: str | None = None, search: str | None 
     would let the planner walk a million-row job's responses to fill a page of fifty.
     """
     stmt = select(BatchRequest).where(BatchRequest.job_id == job_id)
+    equal: tuple = (BatchRequest.job_id,)
     if status:
         stmt = stmt.where(BatchRequest.status == status)
+        equal += (BatchRequest.status,)
     if search:
         stmt = stmt.where(BatchRequest.custom_id.like(f"{_escape_like(search.strip())}%", escape="\\"))
-    page = _keyed(stmt, BatchRequest.id, after, limit)
+    page = _keyed(stmt, BatchRequest.id, after, limit, equal)
     responses = {response.request_id: response for response in db.session.scalars(
         select(BatchResponse).where(BatchResponse.request_id.in_([r.id for r in page.items])))} if page.items else {}
     return KeyPage([(request, responses.get(request.id)) for request in page.items], page.next_after)
@@ -96,7 +102,7 @@ def list_responses(job_id: int, *, succeeded: bool | None = None, after: int | N
             .where(BatchResponse.job_id == job_id))
     if succeeded is not None:
         stmt = stmt.where(BatchResponse.succeeded.is_(succeeded))
-    return _keyed(stmt, BatchResponse.id, after, limit)
+    return _keyed(stmt, BatchResponse.id, after, limit, (BatchResponse.job_id,))
 
 
 def get_request(job_id: int, request_id: int) -> tuple[BatchRequest, BatchResponse | None] | None:
@@ -107,7 +113,7 @@ def get_request(job_id: int, request_id: int) -> tuple[BatchRequest, BatchRespon
 
 
 def list_events(job_id: int, *, after: int | None = None, limit: int = 200) -> KeyPage:
-    return _keyed(select(JobEvent).where(JobEvent.job_id == job_id), JobEvent.id, after, limit)
+    return _keyed(select(JobEvent).where(JobEvent.job_id == job_id), JobEvent.id, after, limit, (JobEvent.job_id,))
 
 
 def overview(*, owner_id: int | None = None, days: int = 30) -> dict[str, Any]:
