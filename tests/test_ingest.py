@@ -220,3 +220,24 @@ def test_a_large_result_file_is_stored_whole(app_ctx, tmp_path):
     assert len(responses) == count
     assert all(responses[f"row-{i}"].output_text == f"answer {i}" and responses[f"row-{i}"].total_tokens == i + 1
                for i in range(count))
+
+
+def counters(job) -> tuple:
+    return (job.pending_requests, job.in_flight_requests, job.succeeded_requests, job.failed_requests,
+            job.prompt_tokens, job.completion_tokens, job.cached_tokens, job.reasoning_tokens, job.actual_cost)
+
+
+def test_the_job_counters_move_by_what_the_ingest_changed_as_a_full_recount_would_set_them(app_ctx, tmp_path):
+    job, batch = in_flight_batch(["ok", "retry", "fail", "absent", "again"])
+    # "again" was answered by an earlier try with 7 prompt tokens: its new response replaces that one.
+    again = db.session.scalar(select(BatchRequest).where(BatchRequest.job_id == job.id, BatchRequest.custom_id == "again"))
+    db.session.add(BatchResponse(request_id=again.id, job_id=job.id, succeeded=False, status_code=500, prompt_tokens=7))
+    jobs.recount(job)
+    lines = [ok("ok", chat("yes")), failed("retry", 500), failed("fail", 400), ok("again", chat("now"))]
+    summary = ingest.ingest_files(batch, job, write_lines(tmp_path / "out.jsonl", lines), cancelled=False)
+    jobs.adjust_counters(job, tokens=summary.tokens, **summary.counter_changes())
+    adjusted = counters(job)
+    jobs.recount(job)
+    assert adjusted == counters(job)
+    assert (job.pending_requests, job.in_flight_requests, job.succeeded_requests, job.failed_requests) == (2, 0, 2, 1)
+    assert job.prompt_tokens == 24 and summary.tokens["prompt_tokens"] == 24 - 7

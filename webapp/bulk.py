@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import threading
+from contextlib import contextmanager
 from typing import Iterable, Iterator, Sequence
 
 import orjson
@@ -23,9 +26,48 @@ def copy_rows(table: Table, columns: Sequence[str], rows: Iterable[Sequence], js
 
     Streams: rows are consumed one at a time, so memory does not grow with their number.
     """
-    if is_postgresql():
-        return _copy(table.name, columns, rows, {columns.index(c) for c in json_columns})
-    return _insert_chunks(table, columns, rows)
+    with gc_paused():
+        if is_postgresql():
+            return _copy(table.name, columns, rows, {columns.index(c) for c in json_columns})
+        return _insert_chunks(table, columns, rows)
+
+
+class _CollectorPause:
+    """Counts the bulk writes in progress (any thread): the first pauses the collector, the last resumes it."""
+
+    def __init__(self) -> None:
+        self.lock, self.depth, self.resume = threading.Lock(), 0, False
+
+    def enter(self) -> None:
+        with self.lock:
+            self.depth += 1
+            if self.depth == 1:
+                self.resume = gc.isenabled()
+                gc.disable()
+
+    def leave(self) -> None:
+        with self.lock:
+            self.depth -= 1
+            if self.depth == 0 and self.resume:
+                gc.enable()
+
+
+_pause = _CollectorPause()
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a bulk write runs.
+
+    A bulk write keeps thousands of parsed rows alive at a time, and each collection walks them all again:
+    measured, that costs a quarter of an upload's time (and of the raw COPY baseline's, which goes through
+    here too). The rows hold no reference cycles, so pausing frees nothing later than it would have been.
+    """
+    _pause.enter()
+    try:
+        yield
+    finally:
+        _pause.leave()
 
 
 def _copy(name: str, columns: Sequence[str], rows: Iterable[Sequence], json_positions: set[int]) -> int:

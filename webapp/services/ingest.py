@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from sqlalchemy import bindparam, case, select, update
+from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.dialects import sqlite
 
 from webapp import bulk
@@ -21,6 +21,7 @@ from webapp.extensions import db
 from webapp.models import BatchJob, BatchRequest, BatchResponse, ProviderBatch, RequestStatus
 from webapp.providers import Provider
 from webapp.services import ingest_sql
+from webapp.services.jobs import TOKEN_COLUMNS
 from webapp.services.results import CANCELLED, MISSING_RESULT, BadResultLine, Result, parse_result_line
 
 log = logging.getLogger(__name__)
@@ -40,9 +41,16 @@ class IngestSummary:
     unknown_lines: int = 0
     bad_lines: int = 0
     error_codes: dict[str, int] = field(default_factory=dict)
+    tokens: dict[str, int] = field(default_factory=dict)  # what the job's token totals gain (a replaced response's are taken off)
+
+    def counter_changes(self) -> dict[str, int]:
+        """How the job's request counters move: every request of the batch leaves ``in_flight``."""
+        return {"in_flight_requests": -(self.succeeded + self.failed + self.retried),
+                "succeeded_requests": self.succeeded, "failed_requests": self.failed,
+                "pending_requests": self.retried}
 
     def as_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if v}
+        return {k: v for k, v in self.__dict__.items() if v and k != "tokens"}
 
 
 @dataclass(frozen=True)
@@ -74,9 +82,29 @@ def ingest_files(batch: ProviderBatch, job: BatchJob, paths: Iterable[Path], *, 
     results, so running it twice (or after a crash that rolled it back) leaves one response per request.
     """
     summary = IngestSummary()
+    replaced = _replaced_tokens(batch)
     if bulk.is_postgresql():
-        ingest_sql.ingest(batch, job, paths, summary, cancelled=cancelled)
-        return summary
+        added = ingest_sql.ingest(batch, job, paths, summary, cancelled=cancelled)
+    else:
+        added = _ingest_lines(batch, job, paths, summary, cancelled=cancelled)
+    summary.tokens = {name: added[name] - replaced[name] for name in TOKEN_COLUMNS}
+    return summary
+
+
+def _replaced_tokens(batch: ProviderBatch) -> dict[str, int]:
+    """Token counts of the responses this ingest will replace: those of earlier tries of its requests."""
+    sums = db.session.execute(
+        select(*(func.coalesce(func.sum(getattr(BatchResponse, name)), 0) for name in TOKEN_COLUMNS))
+        .join(BatchRequest, BatchRequest.id == BatchResponse.request_id)
+        .where(BatchRequest.provider_batch_id == batch.id, BatchRequest.status == RequestStatus.IN_FLIGHT)
+    ).one()
+    return dict(zip(TOKEN_COLUMNS, (int(v) for v in sums)))
+
+
+def _ingest_lines(batch: ProviderBatch, job: BatchJob, paths: Iterable[Path], summary: IngestSummary, *,
+                  cancelled: bool) -> dict[str, int]:
+    """The line-by-line ingest (SQLite); returns the token counts of the responses it stored."""
+    added = dict.fromkeys(TOKEN_COLUMNS, 0)
     index = dict(db.session.execute(
         select(BatchRequest.custom_id, BatchRequest.id)
         .where(BatchRequest.provider_batch_id == batch.id, BatchRequest.status == RequestStatus.IN_FLIGHT)
@@ -95,6 +123,8 @@ def ingest_files(batch: ProviderBatch, job: BatchJob, paths: Iterable[Path], *, 
                 continue
             seen.add(request_id)
             rows.append(_response_row(result, request_id, batch))
+            for name in TOKEN_COLUMNS:
+                added[name] += getattr(result, name)
             outcomes.append(_decide(request_id, result.succeeded, result.error_code, result.error,
                                     result.retryable and not cancelled, retries[request_id], job.max_retries))
         _upsert_responses(rows)
@@ -106,7 +136,7 @@ def ingest_files(batch: ProviderBatch, job: BatchJob, paths: Iterable[Path], *, 
                                     job.max_retries))
             summary.missing += 1
     _apply(outcomes, summary)
-    return summary
+    return added
 
 
 def _results(paths: Iterable[Path], summary: IngestSummary) -> Iterator[Result]:

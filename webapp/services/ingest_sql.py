@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 
 from webapp.extensions import db
 from webapp.models import RequestStatus
+from webapp.services.jobs import TOKEN_COLUMNS
 from webapp.services.results import CANCELLED, MISSING_RESULT, RETRYABLE_CODES
 
 log = logging.getLogger(__name__)
@@ -138,11 +139,16 @@ RESPONSE_COLUMNS = ("request_id", "job_id", "provider_batch_id", "succeeded", "s
                     "error", "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens",
                     "reasoning_tokens", "output_text", "provider_request_id")
 
+# Upserts the responses and answers how many, with the sums of their token counts.
 UPSERT_RESPONSES = f"""
-INSERT INTO batch_responses ({", ".join(RESPONSE_COLUMNS)}, created_at)
-SELECT *, now() FROM ({RESULT_ROWS}) AS result
-ON CONFLICT (request_id) DO UPDATE SET
-    {", ".join(f"{name} = EXCLUDED.{name}" for name in (*RESPONSE_COLUMNS[2:], "created_at"))}
+WITH stored AS (
+    INSERT INTO batch_responses ({", ".join(RESPONSE_COLUMNS)}, created_at)
+    SELECT *, now() FROM ({RESULT_ROWS}) AS result
+    ON CONFLICT (request_id) DO UPDATE SET
+        {", ".join(f"{name} = EXCLUDED.{name}" for name in (*RESPONSE_COLUMNS[2:], "created_at"))}
+    RETURNING {", ".join(TOKEN_COLUMNS)}
+)
+SELECT count(*), {", ".join(f"coalesce(sum({name}), 0)" for name in TOKEN_COLUMNS)} FROM stored
 """
 
 # Every in-flight request of the batch is settled from its response of this batch, or as missing/cancelled.
@@ -177,14 +183,16 @@ SELECT succeeded, retry, missing, error_code, count(*) FROM settled GROUP BY 1, 
 LINE_COUNTS = f"SELECT count(*), count({CUSTOM_ID}) FROM ingest_lines WHERE j IS NOT NULL"
 
 
-def ingest(batch, job, paths: Iterable[Path], summary, *, cancelled: bool) -> None:
-    """Store every result of ``batch`` in ``paths`` and settle its requests, filling ``summary`` (no commit)."""
+def ingest(batch, job, paths: Iterable[Path], summary, *, cancelled: bool) -> dict[str, int]:
+    """Store every result of ``batch`` in ``paths`` and settle its requests, filling ``summary`` (no commit);
+    return the token counts of the responses stored."""
     _load(batch, list(paths), summary)
     lines, identified = db.session.execute(text(LINE_COUNTS)).one()
     summary.bad_lines += lines - identified
-    matched = db.session.execute(text(UPSERT_RESPONSES), {"job_id": job.id, "batch_id": batch.id}).rowcount
+    matched, *tokens = db.session.execute(text(UPSERT_RESPONSES), {"job_id": job.id, "batch_id": batch.id}).one()
     summary.unknown_lines += identified - matched
     _settle(batch, job, summary, cancelled=cancelled)
+    return dict(zip(TOKEN_COLUMNS, (int(t) for t in tokens)))
 
 
 def _load(batch, paths: list[Path], summary) -> None:

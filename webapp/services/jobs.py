@@ -261,5 +261,30 @@ def recount(job: BatchJob) -> None:
         ).where(BatchResponse.job_id == job.id)
     ).one()
     job.prompt_tokens, job.completion_tokens, job.cached_tokens, job.reasoning_tokens = (int(v) for v in sums)
+    _price(job)
+
+
+TOKEN_COLUMNS = ("prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens")
+REQUEST_COUNTERS = ("pending_requests", "in_flight_requests", "succeeded_requests", "failed_requests")
+
+
+def adjust_counters(job: BatchJob, *, tokens: dict[str, int] | None = None, **requests: int) -> None:
+    """Move the job's counters by what one step changed (``pending_requests=-5, in_flight_requests=5``, token
+    totals by ``tokens``), in one atomic UPDATE: workers settling different batches of one job at once each
+    add their own share, and the cost of a step no longer grows with the job (``recount`` counts every row).
+    """
+    changes = {name: getattr(BatchJob, name) + delta for name, delta in requests.items() if delta}
+    changes.update({name: getattr(BatchJob, name) + delta for name, delta in (tokens or {}).items() if delta})
+    if not changes:
+        return
+    db.session.flush()  # the job's own pending changes first: the refresh below reads the row back
+    db.session.execute(update(BatchJob).where(BatchJob.id == job.id).values(changes)
+                       .execution_options(synchronize_session=False))
+    db.session.refresh(job, [*REQUEST_COUNTERS, *TOKEN_COLUMNS])
+    if tokens:
+        _price(job)
+
+
+def _price(job: BatchJob) -> None:
     cost = price_table().cost(job.model, job.prompt_tokens, job.completion_tokens, job.cached_tokens)
     job.actual_cost = cost if cost is not None else Decimal(0)

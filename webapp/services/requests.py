@@ -47,6 +47,21 @@ class InvalidLine(Exception):
         self.code, self.message, self.custom_id = code, message, custom_id
 
 
+@dataclass(frozen=True)
+class JobSettings:
+    """What validation reads of a job, copied once: an ORM attribute read per line adds up over a million."""
+
+    id: int
+    model: str
+    endpoint: str
+    max_tokens: int | None
+    temperature: float | None
+
+    @classmethod
+    def of(cls, job: BatchJob) -> "JobSettings":
+        return cls(job.id, job.model, job.endpoint, job.max_tokens, job.temperature)
+
+
 @dataclass
 class RequestValidator:
     """Checks request lines for one job: shape, endpoint, model, duplicates (within the input and the job)."""
@@ -55,26 +70,34 @@ class RequestValidator:
     max_line_bytes: int
     seen: set[str] = field(default_factory=set)
 
+    def __post_init__(self) -> None:
+        self.settings = JobSettings.of(self.job)
+
     def check_text(self, text: str, line: int) -> dict:
         """Validate one JSONL line; return the row to insert or raise InvalidLine."""
-        if len(text.encode("utf-8")) > self.max_line_bytes:
+        if len(text) * 4 > self.max_line_bytes and len(text.encode("utf-8")) > self.max_line_bytes:
             raise InvalidLine("line_too_large", f"line is larger than the {self.max_line_bytes:,}-byte file limit")
         try:
             obj = orjson.loads(text)
         except ValueError as exc:
             raise InvalidLine("invalid_json_line", f"not valid JSON ({exc.msg} at column {exc.colno})") from None
-        return self.check(obj, line)
+        # orjson refuses NaN, infinities and lone surrogates, so of what PostgreSQL cannot store only an
+        # escaped NUL can come through, and only a line that spells one out needs the full walk.
+        return self.check(obj, line, trusted="\\u0000" not in text)
 
-    def check(self, obj: Any, line: int) -> dict:
-        """Validate a parsed request (a batch line, or ``{custom_id, body}``); return the row to insert."""
+    def check(self, obj: Any, line: int, trusted: bool = False) -> dict:
+        """Validate a parsed request (a batch line, or ``{custom_id, body}``); return the row to insert.
+
+        ``trusted``: ``obj`` is known to hold only storable values (see ``unstorable``)."""
         if not isinstance(obj, dict):
             raise InvalidLine("invalid_request", "each line must be a JSON object")
-        if problem := unstorable(obj):
+        if not trusted and (problem := unstorable(obj)):
             raise InvalidLine("unstorable_value", problem)
         custom_id = _custom_id(obj)
+        settings = self.settings
         try:
-            _check_envelope(obj, self.job.endpoint)
-            body = normalised_body(obj.get("body"), self.job)
+            _check_envelope(obj, settings.endpoint)
+            body = normalised_body(obj.get("body"), settings)
         except InvalidLine as exc:
             exc.custom_id = custom_id
             raise
@@ -82,8 +105,8 @@ class RequestValidator:
             raise InvalidLine("duplicate_custom_id", f"custom_id {custom_id!r} appears more than once", custom_id)
         self.seen.add(custom_id)
         return {
-            "job_id": self.job.id, "custom_id": custom_id, "body": body, "status": RequestStatus.PENDING,
-            "source_line": line, "estimated_tokens": estimate_prompt_tokens(body, self.job.endpoint),
+            "job_id": settings.id, "custom_id": custom_id, "body": body, "status": RequestStatus.PENDING,
+            "source_line": line, "estimated_tokens": estimate_prompt_tokens(body, settings.endpoint),
         }
 
 
@@ -135,7 +158,7 @@ def _check_envelope(obj: dict, endpoint: str) -> None:
         raise InvalidLine("missing_body", "missing field 'body'")
 
 
-def normalised_body(body: Any, job: BatchJob) -> dict:
+def normalised_body(body: Any, job: BatchJob | JobSettings) -> dict:
     """Check a request body for the job's endpoint and fill in the job's model and settings where absent."""
     if not isinstance(body, dict):
         raise InvalidLine("invalid_body", "'body' must be a JSON object")
@@ -182,7 +205,7 @@ def is_reasoning_model(model: str) -> bool:
 
 def estimate_prompt_tokens(body: dict, endpoint: str) -> int:
     """A provider-independent estimate (about 4 characters a token), used for limits and cost estimates."""
-    chars = sum(len(text) for text in _texts(body.get(INPUT_FIELDS[endpoint])))
+    chars = _text_chars(body.get(INPUT_FIELDS[endpoint]))
     overhead = 4 * len(body["messages"]) if endpoint == "/v1/chat/completions" else 0
     return max(1, math.ceil(chars / 4) + overhead)
 
@@ -196,17 +219,26 @@ def estimate_output_tokens(body: dict, endpoint: str) -> int:
     return DEFAULT_OUTPUT_TOKENS
 
 
-def _texts(value: Any) -> Iterator[str]:
-    """Every string inside a message list, input list or prompt."""
+TEXT_KEYS = ("content", "text", "input_text", "output_text")
+
+
+def _text_chars(value: Any) -> int:
+    """Characters of every string inside a message list, input list or prompt."""
     if isinstance(value, str):
-        yield value
-    elif isinstance(value, list):
-        for item in value:
-            yield from _texts(item)
-    elif isinstance(value, dict):
-        for key in ("content", "text", "input_text", "output_text"):
-            if key in value:
-                yield from _texts(value[key])
+        return len(value)
+    items = value if isinstance(value, list) else [value] if isinstance(value, dict) else ()
+    total = 0
+    for item in items:
+        if isinstance(item, str):
+            total += len(item)
+        elif isinstance(item, dict):
+            for key in TEXT_KEYS:
+                if key in item:
+                    text = item[key]
+                    total += len(text) if isinstance(text, str) else _text_chars(text)
+        elif isinstance(item, list):
+            total += _text_chars(item)
+    return total
 
 
 def existing_custom_ids(job_id: int, custom_ids: list[str]) -> set[str]:

@@ -33,7 +33,7 @@ from webapp.models import (
 )
 from webapp.providers import BatchInfo, Provider, ProviderError, get_provider
 from webapp.services import ingest, planning
-from webapp.services.jobs import record_event, recount
+from webapp.services.jobs import adjust_counters, record_event, recount
 from webapp.services.results import CANCELLED
 
 log = logging.getLogger(__name__)
@@ -274,15 +274,15 @@ def _find_created(batch: ProviderBatch, provider: Provider) -> BatchInfo | None:
 def _record_created(batch: ProviderBatch, info: BatchInfo, *, adopted: bool) -> None:
     batch.provider_batch_id = info.id
     _apply_info(batch, info)
-    db.session.execute(
+    sent = db.session.execute(
         update(BatchRequest)
         .where(BatchRequest.provider_batch_id == batch.id, BatchRequest.status == RequestStatus.PENDING)
         .values(status=RequestStatus.IN_FLIGHT).execution_options(synchronize_session=False)
-    )
+    ).rowcount
     job = batch.job
     if job.status == JobStatus.QUEUED:
         job.status = JobStatus.RUNNING
-    recount(job)
+    adjust_counters(job, pending_requests=-sent, in_flight_requests=sent)
     how = "found again after a restart" if adopted else "created"
     record_event(job, EventKind.BATCH_CREATED,
                  f"Provider batch {info.id} {how} with {batch.request_count} request(s) (attempt {batch.attempt})",
@@ -366,7 +366,7 @@ def _finish_batch(batch: ProviderBatch, provider: Provider) -> None:
         paths = ingest.download_results(provider, batch, Path(tmp))
         summary = ingest.ingest_files(batch, job, paths, cancelled=job.status == JobStatus.CANCELLING)
     batch.ingested_at = utcnow()
-    recount(job)
+    adjust_counters(job, tokens=summary.tokens, **summary.counter_changes())
     record_event(job, EventKind.RESULTS_INGESTED,
                  f"Batch {batch.provider_batch_id} {batch.status}: {summary.succeeded} succeeded, "
                  f"{summary.failed} failed, {summary.retried} to retry",
