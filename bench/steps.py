@@ -99,7 +99,7 @@ def result_ingest(job_id: int, workdir: Path) -> dict:
     for batch_id in batch_ids:
         batch = db.session.get(ProviderBatch, batch_id)
         summary = ingest.ingest_files(batch, batch.job, [workdir / f"output-{batch_id}.jsonl"], cancelled=False)
-        jobs.recount(batch.job)
+        jobs.adjust_counters(batch.job, tokens=summary.tokens, **summary.counter_changes())  # as sync does
         db.session.commit()
         total += summary.succeeded + summary.failed
     return {"rows": total, "seconds": time.perf_counter() - started}

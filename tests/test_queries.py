@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from sqlalchemy import update
+
 from tests.factories import new_job, run_until_done
 from webapp.extensions import db
-from webapp.models import BatchStatus, JobStatus, ProviderBatch
+from webapp.models import BatchRequest, BatchStatus, JobStatus, ProviderBatch
 from webapp.services import queries, sync
 
 
@@ -28,6 +30,26 @@ def test_requests_are_paged_by_key(app_ctx):
     assert [r.custom_id for r, _ in third.items] == ["req-6"] and third.next_after is None
     assert [r.custom_id for r, _ in queries.list_requests(job.id, search="req-5").items] == ["req-5"]
     assert queries.list_requests(job.id, status="succeeded").items == []
+
+
+def test_request_pages_hold_only_the_jobs_rows_of_the_asked_status(app_ctx):
+    """The key range is written as row comparisons: neighbouring jobs and statuses must stay out of it."""
+    before, job, after = new_job(count=4), new_job(count=9), new_job(count=4)
+    ids = [r.id for r, _ in queries.list_requests(job.id, limit=50).items]
+    db.session.execute(update(BatchRequest).where(BatchRequest.id.in_(ids[::3])).values(status="failed"))
+    db.session.execute(update(BatchRequest).where(BatchRequest.job_id.in_([before.id, after.id]))
+                       .values(status="failed"))
+    seen, cursor = [], None
+    while True:
+        page = queries.list_requests(job.id, status="failed", limit=2, after=cursor)
+        seen += [r.id for r, _ in page.items]
+        if page.next_after is None:
+            break
+        cursor = page.next_after
+    assert seen == ids[::3]
+    pending = [r.id for r, _ in queries.list_requests(job.id, status="pending", limit=50).items]
+    assert pending == [i for i in ids if i not in ids[::3]]
+    assert [r.id for r, _ in queries.list_requests(job.id, limit=50, after=ids[-2]).items] == ids[-1:]
 
 
 def test_responses_filter_by_success(app_ctx, simulator):

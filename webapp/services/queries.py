@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, select, tuple_
 
 from webapp.extensions import db
 from webapp.models import (
@@ -55,15 +55,11 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _keyed(stmt: Select, key, after: int | None, limit: int, equal: tuple = ()) -> KeyPage:
-    """A page by ``key``. ``equal`` names the columns the query fixes to one value each (an index's leading
-    columns): ordering by them first changes nothing but shows PostgreSQL that index gives the order, where
-    otherwise it may walk the primary key and filter, hoping matches are spread evenly (they are not:
-    a job's rows are contiguous)."""
+def _keyed(stmt: Select, key, after: int | None, limit: int) -> KeyPage:
     limit = max(1, min(limit, MAX_LIMIT))
     if after is not None:
         stmt = stmt.where(key > after)
-    rows = db.session.execute(stmt.order_by(*equal, key).limit(limit + 1)).all()
+    rows = db.session.execute(stmt.order_by(key).limit(limit + 1)).all()
     more = len(rows) > limit
     rows = rows[:limit]
     items = [row if len(row) > 1 else row[0] for row in rows]
@@ -78,20 +74,26 @@ def list_requests(job_id: int, *, status: str | None = None, search: str | None 
                   after: int | None = None, limit: int = 50) -> KeyPage:
     """The job's requests with their responses (tuples), by id, filtered by status and custom_id prefix.
 
-    The page of requests is read first (by index, in key order) and then its responses by request id: a join
-    would let the planner walk a million-row job's responses to fill a page of fifty.
+    The page's ids come first, from the index that holds them in order: ``(job_id, status, id)`` with a
+    status, else ``(job_id, id)``. The range is written as row comparisons on that index's columns, not as
+    ``job_id = ... AND status = ...``: with plain equalities PostgreSQL needs only ``id`` order, which the
+    primary key gives too, and it takes that path expecting a status's rows to be spread over the table;
+    they sit together at the job's end, and it filtered a million rows (300 ms) to fill a page.
     """
-    stmt = select(BatchRequest).where(BatchRequest.job_id == job_id)
-    equal: tuple = (BatchRequest.job_id,)
-    if status:
-        stmt = stmt.where(BatchRequest.status == status)
-        equal += (BatchRequest.status,)
+    limit = max(1, min(limit, MAX_LIMIT))
+    key = (BatchRequest.job_id, BatchRequest.status, BatchRequest.id) if status else (BatchRequest.job_id,
+                                                                                      BatchRequest.id)
+    start = (job_id, status, after or 0) if status else (job_id, after or 0)
+    stmt = select(BatchRequest.id).where(tuple_(*key) > tuple_(*start), tuple_(*key[:-1]) <= tuple_(*start[:-1]))
     if search:
         stmt = stmt.where(BatchRequest.custom_id.like(f"{_escape_like(search.strip())}%", escape="\\"))
-    page = _keyed(stmt, BatchRequest.id, after, limit, equal)
+    ids = list(db.session.scalars(stmt.order_by(*key).limit(limit + 1)))
+    next_after = ids[limit - 1] if len(ids) > limit else None
+    ids = ids[:limit]
+    requests = db.session.scalars(select(BatchRequest).where(BatchRequest.id.in_(ids)).order_by(BatchRequest.id))
     responses = {response.request_id: response for response in db.session.scalars(
-        select(BatchResponse).where(BatchResponse.request_id.in_([r.id for r in page.items])))} if page.items else {}
-    return KeyPage([(request, responses.get(request.id)) for request in page.items], page.next_after)
+        select(BatchResponse).where(BatchResponse.request_id.in_(ids)))} if ids else {}
+    return KeyPage([(request, responses.get(request.id)) for request in requests], next_after)
 
 
 def list_responses(job_id: int, *, succeeded: bool | None = None, after: int | None = None,
@@ -102,7 +104,7 @@ def list_responses(job_id: int, *, succeeded: bool | None = None, after: int | N
             .where(BatchResponse.job_id == job_id))
     if succeeded is not None:
         stmt = stmt.where(BatchResponse.succeeded.is_(succeeded))
-    return _keyed(stmt, BatchResponse.id, after, limit, (BatchResponse.job_id,))
+    return _keyed(stmt, BatchResponse.id, after, limit)
 
 
 def get_request(job_id: int, request_id: int) -> tuple[BatchRequest, BatchResponse | None] | None:
@@ -113,7 +115,7 @@ def get_request(job_id: int, request_id: int) -> tuple[BatchRequest, BatchRespon
 
 
 def list_events(job_id: int, *, after: int | None = None, limit: int = 200) -> KeyPage:
-    return _keyed(select(JobEvent).where(JobEvent.job_id == job_id), JobEvent.id, after, limit, (JobEvent.job_id,))
+    return _keyed(select(JobEvent).where(JobEvent.job_id == job_id), JobEvent.id, after, limit)
 
 
 def overview(*, owner_id: int | None = None, days: int = 30) -> dict[str, Any]:
