@@ -16,6 +16,7 @@ import random
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
@@ -56,14 +57,36 @@ def reset_database(url: str) -> None:
                    cwd=ROOT, env=env, check=True, capture_output=True)
 
 
-def step(name: str, url: str, instance: str, **args) -> dict:
+def step_command(name: str, url: str, instance: str, **args) -> list[str]:
     command = [sys.executable, "-m", "bench.steps", name, "--database-url", url, "--instance", instance]
     for key, value in args.items():
         command += [f"--{key.replace('_', '-')}", str(value)]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    return command
+
+
+def step(name: str, url: str, instance: str, **args) -> dict:
+    done = subprocess.run(step_command(name, url, instance, **args), cwd=ROOT, capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"step {name} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def parallel_ingest(url: str, instance: str, job_id: int, workdir: Path, workers: int) -> dict:
+    """Result ingest again, by ``workers`` processes started together, each taking every n-th batch (as
+    workers sharing a job do); rows/s over the wall time of all, peak RSS of the largest."""
+    step("reset_results", url, instance, job_id=job_id)
+    started = time.perf_counter()
+    running = [subprocess.Popen(step_command("result_ingest", url, instance, job_id=job_id, workdir=workdir,
+                                             part=f"{k}/{workers}"), cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for k in range(workers)]
+    results = []
+    for process in running:
+        out, err = process.communicate()
+        if process.returncode:
+            raise SystemExit(f"parallel result ingest failed:\n{err[-3000:]}")
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return {"rows": sum(r["rows"] for r in results), "seconds": time.perf_counter() - started,
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in results)}
 
 
 def rate(result: dict) -> float:
@@ -75,11 +98,13 @@ def run_size(size: int, url: str, workdir: Path) -> list[tuple]:
     file_bytes = write_file(path, size)
     instance = str(workdir / "instance")
     baseline = step("raw_copy", url, instance, file=path)
+    reset_database(url)  # the upload goes into tables as empty as the baseline's were, not beside its rows
     upload = step("upload_ingest", url, instance, file=path)
     files = step("input_files", url, instance, job_id=upload["job_id"], workdir=workdir)
     step("prepare_results", url, instance, job_id=upload["job_id"], workdir=workdir)
     results = step("result_ingest", url, instance, job_id=upload["job_id"], workdir=workdir)
     export = step("csv_export", url, instance, job_id=upload["job_id"])
+    parallel = parallel_ingest(url, instance, upload["job_id"], workdir, 2) if files["batches"] > 1 else None
     base = rate(baseline)
     print(f"\n{size:,} requests ({file_bytes / size:.0f} bytes a line, {files['batches']} provider batches)")
     rows = [
@@ -89,6 +114,8 @@ def run_size(size: int, url: str, workdir: Path) -> list[tuple]:
         ("result ingest (parse + store + settle)", results, rate(results) / base, 0.6),
         ("CSV export", export, None, None),
     ]
+    if parallel:
+        rows.append(("result ingest, 2 workers side by side", parallel, rate(parallel) / base, None))
     for label, result, ratio, target in rows:
         ratio_text = f"{ratio:5.2f}x" if ratio is not None else "     "
         target_text = f" (target >= {target})" if target else ""

@@ -11,11 +11,11 @@ import sys
 import time
 from pathlib import Path
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from webapp import create_app
 from webapp.extensions import db
-from webapp.models import BatchJob, BatchRequest, JobStatus, ProviderBatch, RequestStatus
+from webapp.models import BatchJob, BatchRequest, BatchResponse, JobStatus, ProviderBatch, RequestStatus
 from webapp.services import exports, ingest, jobs, planning, requests, uploads
 
 
@@ -91,9 +91,12 @@ def prepare_results(job_id: int, workdir: Path) -> dict:
     return {"batches": len(job.batches)}
 
 
-def result_ingest(job_id: int, workdir: Path) -> dict:
+def result_ingest(job_id: int, workdir: Path, part: str = "0/1") -> dict:
+    """Ingest the job's batches in order, as sync does; ``part`` k/n takes every n-th batch from the k-th, so n
+    processes started together ingest one job side by side, as n workers would."""
+    index, parts = (int(n) for n in part.split("/"))
     job = db.session.get(BatchJob, job_id)
-    batch_ids = [b.id for b in job.batches]
+    batch_ids = [b.id for b in sorted(job.batches, key=lambda b: b.id)][index::parts]
     started = time.perf_counter()
     total = 0
     for batch_id in batch_ids:
@@ -103,6 +106,19 @@ def result_ingest(job_id: int, workdir: Path) -> dict:
         db.session.commit()
         total += summary.succeeded + summary.failed
     return {"rows": total, "seconds": time.perf_counter() - started}
+
+
+def reset_results(job_id: int) -> dict:
+    """Untimed: undo result ingest (requests back in flight, responses gone) so it can be measured again."""
+    job = db.session.get(BatchJob, job_id)
+    db.session.execute(delete(BatchResponse).where(BatchResponse.job_id == job_id))
+    db.session.execute(update(BatchRequest).where(BatchRequest.job_id == job_id).values(
+        status=RequestStatus.IN_FLIGHT, error_code=None, error=None, retry_count=0))
+    for batch in job.batches:
+        batch.ingested_at = None
+    jobs.recount(job)
+    db.session.commit()
+    return {"requests": job.total_requests}
 
 
 def csv_export(job_id: int) -> dict:
@@ -123,13 +139,18 @@ def main() -> None:
     parser.add_argument("--file")
     parser.add_argument("--job-id", type=int)
     parser.add_argument("--workdir")
+    parser.add_argument("--part", default="0/1")
     args = parser.parse_args()
     app = app_for(args.database_url, args.instance)
     with app.app_context():
         if args.step in ("raw_copy", "upload_ingest"):
             result = globals()[args.step](Path(args.file))
-        elif args.step in ("input_files", "prepare_results", "result_ingest"):
+        elif args.step == "result_ingest":
+            result = result_ingest(args.job_id, Path(args.workdir), args.part)
+        elif args.step in ("input_files", "prepare_results"):
             result = globals()[args.step](args.job_id, Path(args.workdir))
+        elif args.step == "reset_results":
+            result = reset_results(args.job_id)
         else:
             result = csv_export(args.job_id)
     result["peak_rss_mb"] = peak_rss_mb()

@@ -9,7 +9,7 @@ from typing import Iterable, Iterator, Sequence
 
 import orjson
 from psycopg.types.json import Jsonb, set_json_dumps
-from sqlalchemy import Table, insert
+from sqlalchemy import Select, Table, insert
 
 from webapp.extensions import db
 
@@ -84,7 +84,26 @@ def _copy(name: str, columns: Sequence[str], rows: Iterable[Sequence], json_posi
                     row = [Jsonb(v) if i in json_positions and v is not None else v for i, v in enumerate(row)]
                 copy.write_row(row)
         count += len(chunk)
+        chunk.clear()  # the rows go now, not when the next chunk has been gathered beside them
     return count
+
+
+def stream_rows(stmt: Select, size: int) -> Iterator[list[tuple]]:
+    """The rows of ``stmt`` as plain tuples in lists of up to ``size``, from a server-side cursor.
+
+    PostgreSQL: psycopg's named cursor directly, in the session's transaction: a million-row export then
+    spends its time in the database and the CSV writer, not in building a result object per row.
+    """
+    if not is_postgresql():
+        yield from db.session.connection().execute(stmt.execution_options(yield_per=size)).partitions()
+        return
+    connection = db.session.connection()
+    compiled = stmt.compile(dialect=connection.dialect, compile_kwargs={"render_postcompile": True})
+    raw = connection.connection.driver_connection
+    with raw.cursor(name=f"stream_{id(compiled):x}") as cursor:
+        cursor.execute(str(compiled), compiled.params)
+        while rows := cursor.fetchmany(size):
+            yield rows
 
 
 def chunks(rows: Iterable, size: int) -> Iterator[list]:
@@ -104,4 +123,5 @@ def _insert_chunks(table: Table, columns: Sequence[str], rows: Iterable[Sequence
     for chunk in chunks(rows, CHUNK):
         db.session.execute(insert(table), [dict(zip(columns, row)) for row in chunk])
         count += len(chunk)
+        chunk.clear()
     return count

@@ -13,10 +13,10 @@ from typing import Iterator
 
 from sqlalchemy import Text, case, cast, func, literal, select
 
-from webapp.extensions import db
+from webapp import bulk
 from webapp.models import BatchJob, BatchRequest, BatchResponse, RequestStatus
 
-FETCH_ROWS = 5000
+FETCH_ROWS = 10_000
 FLUSH_BYTES = 256 * 1024
 # A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection").
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -108,7 +108,7 @@ def _row_chunks(job: BatchJob, failed_only: bool, columns: list) -> Iterator[lis
     )
     if failed_only:
         stmt = stmt.where(BatchRequest.status == RequestStatus.FAILED)
-    yield from db.session.connection().execute(stmt.execution_options(yield_per=FETCH_ROWS)).partitions()
+    yield from bulk.stream_rows(stmt, FETCH_ROWS)
 
 
 def _neutralised(column):
