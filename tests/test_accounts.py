@@ -43,8 +43,8 @@ def admin(app_ctx):
 
 
 @pytest.fixture
-def member(member_user):
-    return member_user  # conftest's member, under the short name these tests use
+def member(app_ctx):
+    return accounts.create_user("member@example.com", PASSWORD)
 
 
 def test_setup_is_needed_until_the_first_account(app_ctx):

@@ -157,7 +157,8 @@ def test_a_cancelled_job_settles_what_did_not_run_as_cancelled_without_retry(app
     assert (summary.succeeded, summary.failed, summary.retried, summary.missing) == (1, 2, 0, 1)
 
 
-@pytest.mark.parametrize("damage", ["not-json", "crlf", "nul-escape", "duplicate", "not-utf8", "control-byte"])
+@pytest.mark.parametrize("damage", ["not-json", "crlf", "nul-escape", "duplicate", "not-utf8", "control-byte",
+                                    "end-marker"])
 def test_a_damaged_file_keeps_every_good_result(app_ctx, tmp_path, damage):
     """A file PostgreSQL cannot take as it is goes line by line: the good lines are all stored."""
     ids = [f"r{i}" for i in range(6)]
@@ -179,6 +180,9 @@ def test_a_damaged_file_keeps_every_good_result(app_ctx, tmp_path, damage):
         expected_bad = 1
     elif damage == "control-byte":
         lines.insert(0, '{"custom_id": "r8",\x02 "x": 1}')
+        expected_bad = 1
+    elif damage == "end-marker":  # COPY's end-of-data line: the lines after it must not be dropped
+        lines.insert(3, "\\.")
         expected_bad = 1
     summary = ingest.ingest_files(batch, job, write_lines(tmp_path / "out.jsonl", lines), cancelled=False)
     responses = stored(job)

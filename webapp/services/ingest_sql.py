@@ -2,7 +2,7 @@
 
 Python never parses a well-formed result file: the file is streamed into a temporary table in blocks, one
 ``INSERT ... SELECT`` extracts every field (``results.parse_result_line`` is the same reading in Python, used
-on SQLite; ``tests/test_ingest_sql.py`` holds the two to the same answers) and upserts the responses, and one
+on SQLite; ``tests/test_ingest.py`` holds the two to the same answers) and upserts the responses, and one
 ``UPDATE ... FROM`` settles the batch's requests. A file PostgreSQL cannot take as it is (a line that is not
 JSON, a NUL escape, a repeated ``custom_id``, bytes that are not UTF-8) is loaded again line by line through
 Python, which drops and logs what cannot be stored, so one bad line never blocks a batch.
@@ -29,7 +29,9 @@ BLOCK = 1 << 20
 ERROR_LIMIT = 10_000
 # COPY's CSV format with a quote and a delimiter that valid JSON never holds unescaped: each line arrives as is.
 COPY_LINES = "COPY ingest_lines (j) FROM STDIN (FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01')"
-UNSAFE_BYTES = (b"\x01", b"\x02", b"\r")
+# Bytes COPY would not pass through unchanged: the quote and delimiter, a CR (COPY wants one kind of line end),
+# and a line that is only "\." (COPY's end-of-data marker: what follows would be dropped).
+UNSAFE_BYTES = (b"\x01", b"\x02", b"\r", b"\\.\n")
 
 
 class _NeedsCarefulLoad(Exception):
@@ -240,14 +242,16 @@ def _copy_raw(paths: list[Path]) -> None:
     """The files as they are, in 1 MiB blocks; PostgreSQL parses each line into ``jsonb``."""
     with _raw_connection().cursor() as cursor, cursor.copy(COPY_LINES) as copy:
         for path in paths:
-            last = b"\n"
+            tail = b"\n"  # the end of the previous block, so a marker split between two blocks is seen
             with open(path, "rb") as fh:
                 while block := fh.read(BLOCK):
-                    if any(byte in block for byte in UNSAFE_BYTES):
-                        raise _NeedsCarefulLoad("control characters or CR line ends")
+                    if any(unsafe in tail + block for unsafe in UNSAFE_BYTES):
+                        raise _NeedsCarefulLoad("control characters, CR line ends or a \\. line")
                     copy.write(block)
-                    last = block[-1:]
-            if last != b"\n":
+                    tail = block[-2:]
+            if tail.endswith(b"\\."):
+                raise _NeedsCarefulLoad("a \\. line")
+            if not tail.endswith(b"\n"):
                 copy.write(b"\n")
 
 
