@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.factories import chat_body, new_job
+from webapp import bulk
 from webapp.errors import Conflict, ValidationFailed
 from webapp.extensions import db
 from webapp.models import BatchRequest
@@ -117,6 +118,25 @@ def test_job_settings_fill_in_what_requests_leave_out(app_ctx):
     body = db.session.scalars(select(BatchRequest.body).where(BatchRequest.job_id == job.id)).one()
     assert body == {"messages": [{"role": "user", "content": "x"}], "model": "gpt-4o-mini", "max_tokens": 50,
                     "temperature": 0.2}
+
+
+@pytest.mark.parametrize("chunk", [3, 10_000])
+def test_repeated_custom_ids_are_found_across_chunks_and_in_the_job(app_ctx, monkeypatch, chunk):
+    """The database's unique constraint finds repeats, so they are caught whichever chunk holds them."""
+    monkeypatch.setattr(bulk, "COPY_CHUNK", chunk)
+    job = new_job(count=1)  # holds req-0
+    ids = ["a", "b", "c", "d", "a", "req-0", "e", "e", "f"]
+    with pytest.raises(uploads.UploadRejected) as caught:
+        uploads.import_jsonl(job, jsonl(*(line(i) for i in ids)))
+    assert [(p.line, p.message) for p in caught.value.report.problems] == [
+        (5, "custom_id 'a' appears more than once"), (6, "custom_id 'req-0' is already in the job"),
+        (8, "custom_id 'e' appears more than once")]
+    assert stored(job.id) == 1
+    report = uploads.import_jsonl(job, jsonl(*(line(i) for i in ids)), skip_invalid=True)
+    assert (report.added, report.skipped) == (6, 3)
+    rows = db.session.execute(select(BatchRequest.custom_id, BatchRequest.source_line)
+                              .where(BatchRequest.job_id == job.id).order_by(BatchRequest.id)).all()
+    assert rows[1:] == [("a", 1), ("b", 2), ("c", 3), ("d", 4), ("e", 7), ("f", 9)]  # the first of each repeat
 
 
 def test_large_file_is_streamed_in_chunks(app_ctx):

@@ -68,6 +68,9 @@ class RequestValidator:
 
     job: BatchJob
     max_line_bytes: int
+    # Repeated custom_ids among the checked requests; off for files, whose repeats the database's unique
+    # constraint finds (``uploads.store_file_rows``) so that memory does not grow with the file.
+    track_repeats: bool = True
     seen: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -101,13 +104,18 @@ class RequestValidator:
         except InvalidLine as exc:
             exc.custom_id = custom_id
             raise
-        if custom_id in self.seen:
-            raise InvalidLine("duplicate_custom_id", f"custom_id {custom_id!r} appears more than once", custom_id)
-        self.seen.add(custom_id)
+        if self.track_repeats:
+            if custom_id in self.seen:
+                raise InvalidLine("duplicate_custom_id", repeated(custom_id), custom_id)
+            self.seen.add(custom_id)
         return {
             "job_id": settings.id, "custom_id": custom_id, "body": body, "status": RequestStatus.PENDING,
             "source_line": line, "estimated_tokens": estimate_prompt_tokens(body, settings.endpoint),
         }
+
+
+def repeated(custom_id: str) -> str:
+    return f"custom_id {custom_id!r} appears more than once"
 
 
 def unstorable(value: Any) -> str | None:
@@ -241,13 +249,14 @@ def _text_chars(value: Any) -> int:
     return total
 
 
-def existing_custom_ids(job_id: int, custom_ids: list[str]) -> set[str]:
-    """Those of ``custom_ids`` the job already has."""
-    found: set[str] = set()
+def existing_custom_ids(job_id: int, custom_ids: list[str]) -> dict[str, int]:
+    """Those of ``custom_ids`` the job already has, with the id of the request holding each."""
+    found: dict[str, int] = {}
     for start in range(0, len(custom_ids), 1000):
         chunk = custom_ids[start:start + 1000]
-        found.update(db.session.scalars(
-            select(BatchRequest.custom_id).where(BatchRequest.job_id == job_id, BatchRequest.custom_id.in_(chunk))
+        found.update((custom_id, request_id) for custom_id, request_id in db.session.execute(
+            select(BatchRequest.custom_id, BatchRequest.id)
+            .where(BatchRequest.job_id == job_id, BatchRequest.custom_id.in_(chunk))
         ))
     return found
 

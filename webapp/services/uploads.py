@@ -9,12 +9,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Iterator
 
+import psycopg
 from flask import current_app
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from webapp import bulk
 from webapp.errors import ValidationFailed
 from webapp.extensions import db
-from webapp.models import BatchJob
+from webapp.models import BatchJob, BatchRequest
 from webapp.services import jobs as job_service
 from webapp.services import requests as request_lines
 
@@ -75,7 +78,7 @@ def import_jsonl(job: BatchJob, stream: IO[bytes], *, filename: str = "requests.
     head = stream.read(SNIFF_BYTES)
     check_text_file(head)
     report = UploadReport()
-    validator = request_lines.RequestValidator(job, current_app.config["BATCH_MAX_BYTES"])
+    validator = request_lines.RequestValidator(job, current_app.config["BATCH_MAX_BYTES"], track_repeats=False)
     rows = _valid_jsonl_rows(_lines(head, stream), validator, report)
     return store_file_rows(job, rows, report, source={"format": "jsonl", "filename": filename},
                            skip_invalid=skip_invalid, actor=actor, nothing="the file holds no requests")
@@ -85,7 +88,8 @@ def store_file_rows(job: BatchJob, rows: Iterator[dict], report: UploadReport, *
                     actor: str, nothing: str) -> UploadReport:
     """Insert a file's valid rows (those new to the job) and commit, or roll back when the file is refused:
     for a bad row unless ``skip_invalid``, or when no row is left (``nothing`` says why)."""
-    count, tokens = request_lines.insert_rows(new_to_job(job, rows, report))
+    count, tokens = _insert_new(job, rows, report)
+    report.problems.sort(key=lambda problem: problem.line)  # repeats are found a chunk after the other problems
     if report.problem_count and not skip_invalid:
         db.session.rollback()
         raise UploadRejected(report)
@@ -138,21 +142,41 @@ def _valid_jsonl_rows(lines, validator, report: UploadReport) -> Iterator[dict]:
             report.note(request_lines.LineProblem(number, exc.code, exc.message, exc.custom_id))
 
 
-def new_to_job(job: BatchJob, rows: Iterator[dict], report: UploadReport) -> Iterator[dict]:
-    """Pass rows on in chunks, dropping (and reporting) those whose custom_id the job already holds."""
-    for chunk in bulk.chunks(rows, request_lines.INSERT_CHUNK):
-        yield from _not_taken(job, chunk, report)
+def _insert_new(job: BatchJob, rows: Iterator[dict], report: UploadReport) -> tuple[int, int]:
+    """Insert the rows, a chunk at a time; return (count, estimated tokens) of those stored.
+
+    A custom_id repeated in the file or already in the job is caught by the database's unique constraint
+    rather than a set of every custom_id seen (which grows with the file): a chunk that hits it is rolled
+    back to its savepoint and written again without the repeats, each reported on its own line.
+    """
+    before = db.session.scalar(select(func.max(BatchRequest.id)).where(BatchRequest.job_id == job.id)) or 0
+    count = tokens = 0
+    for chunk in bulk.chunks(rows, bulk.COPY_CHUNK):
+        try:
+            with db.session.begin_nested():
+                added, estimated = request_lines.insert_rows(chunk)
+        except (IntegrityError, psycopg.IntegrityError):
+            added, estimated = request_lines.insert_rows(_without_repeats(job, chunk, before, report))
+        count, tokens = count + added, tokens + estimated
+        chunk.clear()  # before the next chunk is read, not after
+    return count, tokens
 
 
-def _not_taken(job: BatchJob, rows: list[dict], report: UploadReport) -> Iterator[dict]:
-    taken = request_lines.existing_custom_ids(job.id, [r["custom_id"] for r in rows]) if job.total_requests else set()
-    for row in rows:
-        if row["custom_id"] in taken:
-            report.note(request_lines.LineProblem(
-                row["source_line"], "duplicate_custom_id", f"custom_id {row['custom_id']!r} is already in the job",
-                row["custom_id"]))
+def _without_repeats(job: BatchJob, chunk: list[dict], before: int, report: UploadReport) -> Iterator[dict]:
+    """The chunk's rows whose custom_id is new; ``before`` is the job's last request id before this file."""
+    stored = request_lines.existing_custom_ids(job.id, [row["custom_id"] for row in chunk])
+    kept: set[str] = set()
+    for row in chunk:
+        custom_id = row["custom_id"]
+        if custom_id in kept or stored.get(custom_id, 0) > before:
+            message = request_lines.repeated(custom_id)
+        elif custom_id in stored:
+            message = f"custom_id {custom_id!r} is already in the job"
         else:
+            kept.add(custom_id)
             yield row
+            continue
+        report.note(request_lines.LineProblem(row["source_line"], "duplicate_custom_id", message, custom_id))
 
 
 def record_added(job: BatchJob, count: int, tokens: int, filename: str, report: UploadReport, actor: str) -> None:
