@@ -151,14 +151,15 @@ def _insert_new(job: BatchJob, rows: Iterator[dict], report: UploadReport) -> tu
     """
     before = db.session.scalar(select(func.max(BatchRequest.id)).where(BatchRequest.job_id == job.id)) or 0
     count = tokens = 0
-    for chunk in bulk.chunks(rows, bulk.COPY_CHUNK):
-        try:
-            with db.session.begin_nested():
-                added, estimated = request_lines.insert_rows(chunk)
-        except (IntegrityError, psycopg.IntegrityError):
-            added, estimated = request_lines.insert_rows(_without_repeats(job, chunk, before, report))
-        count, tokens = count + added, tokens + estimated
-        chunk.clear()  # before the next chunk is read, not after
+    with bulk.gc_paused():  # parsing the next chunk is part of the bulk write
+        for chunk in bulk.chunks(rows, bulk.COPY_CHUNK):
+            try:
+                with db.session.begin_nested():
+                    added, estimated = request_lines.insert_rows(chunk)
+            except (IntegrityError, psycopg.IntegrityError):
+                added, estimated = request_lines.insert_rows(_without_repeats(job, chunk, before, report))
+            count, tokens = count + added, tokens + estimated
+            chunk.clear()  # before the next chunk is read, not after
     return count, tokens
 
 
