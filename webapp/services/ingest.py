@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from sqlalchemy import bindparam, case, func, select, update
+from sqlalchemy import bindparam, case, select, update
 from sqlalchemy.dialects import sqlite
 
 from webapp import bulk
@@ -21,7 +21,7 @@ from webapp.extensions import db
 from webapp.models import BatchJob, BatchRequest, BatchResponse, ProviderBatch, RequestStatus
 from webapp.providers import Provider
 from webapp.services import ingest_sql
-from webapp.services.jobs import TOKEN_COLUMNS
+from webapp.services.jobs import TOKEN_COLUMNS, token_sums
 from webapp.services.results import CANCELLED, MISSING_RESULT, BadResultLine, Result, parse_result_line
 
 log = logging.getLogger(__name__)
@@ -93,12 +93,8 @@ def ingest_files(batch: ProviderBatch, job: BatchJob, paths: Iterable[Path], *, 
 
 def _replaced_tokens(batch: ProviderBatch) -> dict[str, int]:
     """Token counts of the responses this ingest will replace: those of earlier tries of its requests."""
-    sums = db.session.execute(
-        select(*(func.coalesce(func.sum(getattr(BatchResponse, name)), 0) for name in TOKEN_COLUMNS))
-        .join(BatchRequest, BatchRequest.id == BatchResponse.request_id)
-        .where(BatchRequest.provider_batch_id == batch.id, BatchRequest.status == RequestStatus.IN_FLIGHT)
-    ).one()
-    return dict(zip(TOKEN_COLUMNS, (int(v) for v in sums)))
+    return token_sums(BatchRequest.id == BatchResponse.request_id, BatchRequest.provider_batch_id == batch.id,
+                      BatchRequest.status == RequestStatus.IN_FLIGHT)
 
 
 def _ingest_lines(batch: ProviderBatch, job: BatchJob, paths: Iterable[Path], summary: IngestSummary, *,

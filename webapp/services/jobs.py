@@ -252,19 +252,22 @@ def recount(job: BatchJob) -> None:
     job.in_flight_requests = by_status.get(RequestStatus.IN_FLIGHT, 0)
     job.succeeded_requests = by_status.get(RequestStatus.SUCCEEDED, 0)
     job.failed_requests = by_status.get(RequestStatus.FAILED, 0)
-    sums = db.session.execute(
-        select(
-            func.coalesce(func.sum(BatchResponse.prompt_tokens), 0),
-            func.coalesce(func.sum(BatchResponse.completion_tokens), 0),
-            func.coalesce(func.sum(BatchResponse.cached_tokens), 0),
-            func.coalesce(func.sum(BatchResponse.reasoning_tokens), 0),
-        ).where(BatchResponse.job_id == job.id)
-    ).one()
-    job.prompt_tokens, job.completion_tokens, job.cached_tokens, job.reasoning_tokens = (int(v) for v in sums)
+    for name, total in token_sums(BatchResponse.job_id == job.id).items():
+        setattr(job, name, total)
     _price(job)
 
 
 TOKEN_COLUMNS = ("prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens")
+
+
+def token_sums(*where) -> dict[str, int]:
+    """The token counts of the responses ``where`` selects, summed column by column."""
+    sums = db.session.execute(
+        select(*(func.coalesce(func.sum(getattr(BatchResponse, name)), 0) for name in TOKEN_COLUMNS)).where(*where)
+    ).one()
+    return dict(zip(TOKEN_COLUMNS, (int(v) for v in sums)))
+
+
 REQUEST_COUNTERS = ("pending_requests", "in_flight_requests", "succeeded_requests", "failed_requests")
 
 

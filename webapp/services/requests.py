@@ -15,7 +15,6 @@ from webapp.extensions import db
 from webapp.models import BatchJob, BatchRequest, RequestStatus
 
 MAX_CUSTOM_ID = 255
-INSERT_CHUNK = 2000
 # Which body field carries the input, per endpoint, and whether generation settings apply.
 INPUT_FIELDS = {
     "/v1/chat/completions": "messages",
