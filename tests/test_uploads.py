@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 from pathlib import Path
@@ -262,3 +263,17 @@ def test_saved_uploads_are_found_by_token_only(app_ctx):
     uploads.discard_upload(token)
     with pytest.raises(ValidationFailed):
         uploads.upload_path(token)
+
+
+def test_the_garbage_collector_runs_again_after_an_upload_even_a_refused_one(app_ctx):
+    """Bulk writes pause cyclic collection; it must resume however the write ends."""
+    assert gc.isenabled()
+    job = new_job([])
+    uploads.import_jsonl(job, jsonl(line("a"), line("b")))
+    assert gc.isenabled()
+    with pytest.raises(uploads.UploadRejected):
+        uploads.import_jsonl(new_job([]), jsonl(line("a"), "{broken"))
+    assert gc.isenabled()
+    with bulk.gc_paused(), bulk.gc_paused():  # nested pauses (two threads, or an upload inside a write)
+        assert not gc.isenabled()
+    assert gc.isenabled()
