@@ -9,11 +9,11 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select, update
 
-from tests.factories import new_job
+from tests.factories import chat_body, new_job
 from webapp.extensions import db
 from webapp.models import BatchRequest, ProviderBatch, RequestStatus
 from webapp.providers.simulator import simulated_output, simulated_text
-from webapp.services import planning
+from webapp.services import jobs, planning
 from webapp.services.pricing import PriceTableError, load_price_table, price_table
 from webapp.services.results import BadResultLine, is_retryable, output_text, parse_result_line, usage
 
@@ -192,12 +192,12 @@ def requests_of(batch: ProviderBatch) -> list[BatchRequest]:
 
 
 def assert_planned_bytes_are_written(batches: list[ProviderBatch], tmp_path) -> None:
-    """The size used to cut chunks is exactly what goes into the input file, line for line in id order."""
+    """Each batch's file holds its requests line for line in id order, and the batch records the file's size."""
     for batch in batches:
         path = tmp_path / f"batch-{batch.id}.jsonl"
         assert planning.write_input_file(batch, path) == (batch.request_count, batch.input_bytes)
         assert path.stat().st_size == batch.input_bytes
-        lines = [json.loads(text) for text in path.read_text(encoding="utf-8").splitlines()]
+        lines = [json.loads(text) for text in path.read_bytes().splitlines()]  # bytes: only \n, \r end a line
         rows = requests_of(batch)
         assert [(x["custom_id"], x["method"], x["url"], x["body"]) for x in lines] == [
             (r.custom_id, "POST", batch.endpoint, r.body) for r in rows]
@@ -218,29 +218,62 @@ def test_chunks_by_request_count_in_id_order(app_ctx, monkeypatch, tmp_path):
     assert planning.plan_batches(job) == []  # every request has its batch now
 
 
-def line_sizes(texts: list[str], monkeypatch, app) -> list[int]:
-    """Each request's input-file line size, measured by planning a job of one-request batches."""
+def line_sizes(texts: list[str], monkeypatch, app, tmp_path) -> list[int]:
+    """Each request's input-file line size, measured by writing a job of one-request batches."""
     previous = app.config["BATCH_MAX_REQUESTS"]
     monkeypatch.setitem(app.config, "BATCH_MAX_REQUESTS", 1)
-    sizes = [b.input_bytes for b in planning.plan_batches(new_job(texts))]
+    sizes = [planning.write_input_file(b, tmp_path / "sizes.jsonl")[1] for b in planning.plan_batches(new_job(texts))]
     monkeypatch.setitem(app.config, "BATCH_MAX_REQUESTS", previous)
     return sizes
 
 
-def test_chunks_by_bytes(app_ctx, monkeypatch, tmp_path):
+def test_input_files_are_cut_at_the_byte_limit_and_the_rest_planned_again(app_ctx, monkeypatch, tmp_path):
     texts = ["short", "a somewhat longer prompt " * 4, "mid length text, çà et là", "x", "y" * 80, "z"]
-    sizes = line_sizes(texts, monkeypatch, app_ctx)
+    sizes = line_sizes(texts, monkeypatch, app_ctx, tmp_path)
     limit = max(a + b for a, b in zip(sizes, sizes[1:]))  # some neighbours fit together, not all
     monkeypatch.setitem(app_ctx.config, "BATCH_MAX_BYTES", limit)
-    batches = planning.plan_batches(new_job(texts))
-    assert 1 < len(batches) < len(texts)
-    assert all(0 < b.input_bytes <= limit for b in batches)
-    assert sum(b.request_count for b in batches) == len(texts)
-    # Greedy: a chunk is cut only when the next line would not fit.
-    for batch, following in zip(batches, batches[1:]):
+    job = new_job(texts)
+    written = []
+    while batches := planning.plan_batches(job):  # as sync's passes do: plan, write, plan what was handed back
+        assert len(batches) == 1  # planning alone does not know the sizes
+        assert planning.write_input_file(batches[0], tmp_path / "input.jsonl") == (
+            batches[0].request_count, batches[0].input_bytes)
+        written.append(batches[0])
+        assert_planned_bytes_are_written(batches, tmp_path)  # what is left in the batch is what was written
+    assert 1 < len(written) < len(texts)
+    assert all(0 < b.input_bytes <= limit for b in written)
+    assert [b.attempt for b in written] == [0] * len(written)  # no retry round: the same first try, split
+    assert [b.chunk_index for b in written] == list(range(len(written)))
+    assert [r.custom_id for b in written for r in requests_of(b)] == [f"req-{i}" for i in range(len(texts))]
+    for batch in written:
+        assert batch.estimated_tokens == sum(r.estimated_tokens for r in requests_of(batch))
+    # Greedy: a file is cut only when the next line would not fit.
+    for batch, following in zip(written, written[1:]):
         first_of_next = int(requests_of(following)[0].custom_id.removeprefix("req-"))
         assert batch.input_bytes + sizes[first_of_next] > limit
-    assert_planned_bytes_are_written(batches, tmp_path)
+
+
+def test_input_files_carry_any_custom_id_and_body_text_unchanged(app_ctx, tmp_path):
+    job = jobs.create_job({"name": "odd text", "model": "gpt-4o-mini"})
+    odd = ['quote " and back\\slash', "tab\tline\nbreak", "é ü 日本 😀", "\u2028 separator", "\x01\x02 low bytes",
+           "\\.", "emoji 😀 and \\u0041 literal"]
+    jobs.add_requests(job, [{"custom_id": text, "body": {**chat_body(text), "temperature": 0.5, "n": 1,
+                                                         "metadata": {"nested": [1, 2.5, None, True, text]}}}
+                            for text in odd])
+    (batch,) = planning.plan_batches(job)
+    assert_planned_bytes_are_written([batch], tmp_path)
+    raw = (tmp_path / f"batch-{batch.id}.jsonl").read_bytes()
+    assert raw.count(b"\n") == len(odd) and b"\r" not in raw  # one line per request whatever the text holds
+
+
+def test_a_request_over_the_byte_limit_still_gets_its_own_file(app_ctx, monkeypatch, tmp_path):
+    monkeypatch.setitem(app_ctx.config, "BATCH_MAX_BYTES", 10)
+    job = new_job(["one", "two"])
+    first, = planning.plan_batches(job)
+    assert planning.write_input_file(first, tmp_path / "a.jsonl")[0] == 1
+    second, = planning.plan_batches(job)
+    assert planning.write_input_file(second, tmp_path / "b.jsonl")[0] == 1
+    assert planning.plan_batches(job) == []
 
 
 def test_chunks_by_the_models_enqueued_token_limit(app_ctx, monkeypatch):
@@ -268,13 +301,14 @@ def test_only_unassigned_pending_requests_are_planned_again_as_a_new_attempt(app
     first = planning.plan_batches(job)
     # As ingestion leaves them: req-1 goes to a retry, req-2 has failed for good.
     db.session.execute(update(BatchRequest).where(BatchRequest.job_id == job.id, BatchRequest.custom_id == "req-1")
-                       .values(provider_batch_id=None))
+                       .values(provider_batch_id=None, retry_count=1))
     db.session.execute(update(BatchRequest).where(BatchRequest.job_id == job.id, BatchRequest.custom_id == "req-2")
                        .values(provider_batch_id=None, status=RequestStatus.FAILED))
     db.session.commit()  # as the engine does between passes
     (retry,) = planning.plan_batches(job)
     assert [r.custom_id for r in requests_of(retry)] == ["req-1"]
-    assert retry.attempt == 1 and {b.attempt for b in first} == {0}
+    assert retry.attempt == 1 and {b.attempt for b in first} == {0}  # the round is the requests' try count
+    assert retry.chunk_index == 0
 
 
 # --- pricing -----------------------------------------------------------------------------------------------

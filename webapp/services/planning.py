@@ -1,14 +1,21 @@
-"""Splitting a job's pending requests into provider batches within the request, byte and token limits."""
+"""Splitting a job's pending requests into provider batches within the request, byte and token limits.
+
+Planning cuts by request count and estimated tokens, which it reads from two integer columns; the byte limit
+is kept by the writer of the input file, which knows each line's exact size as it writes it and hands the
+requests past the limit back to the next planning pass. So no pass ever serialises a body only to measure it.
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from flask import current_app
-from sqlalchemy import LargeBinary, Text, cast, func, select, update
+from sqlalchemy import Text, cast, func, select, update
 
+from webapp import bulk
 from webapp.extensions import db
 from webapp.models import BatchJob, BatchRequest, ProviderBatch, RequestStatus
 
@@ -18,8 +25,8 @@ class Chunk:
     first_id: int = 0
     last_id: int = 0
     count: int = 0
-    bytes: int = 0
     tokens: int = 0
+    retries: int = 0  # the most tries any of its requests has had: the batch's retry round
 
 
 def _prefix(custom_id: str, endpoint: str) -> bytes:
@@ -37,12 +44,6 @@ def _body_text():
     return cast(BatchRequest.body, Text)
 
 
-def _body_bytes():
-    if db.session.get_bind().dialect.name == "postgresql":
-        return func.octet_length(_body_text())
-    return func.length(cast(_body_text(), LargeBinary))
-
-
 def token_limit(model: str) -> int:
     """The enqueued-token limit for ``model``: its own entry in ENQUEUED_TOKEN_LIMITS, else the default."""
     return current_app.config["ENQUEUED_TOKEN_LIMITS"].get(model, current_app.config["ENQUEUED_TOKEN_LIMIT"])
@@ -50,17 +51,11 @@ def token_limit(model: str) -> int:
 
 def plan_batches(job: BatchJob) -> list[ProviderBatch]:
     """Assign the job's unassigned pending requests to new PENDING batches (flushed, not committed)."""
-    chunks = list(_chunks(job))
-    if not chunks:
-        return []
-    attempt = (db.session.scalar(select(func.max(ProviderBatch.attempt)).where(ProviderBatch.job_id == job.id))
-               if job.batches else None)
-    attempt = 0 if attempt is None else attempt + 1
     created = []
-    for index, chunk in enumerate(chunks):
+    for chunk in list(_chunks(job)):
         batch = ProviderBatch(
-            job_id=job.id, attempt=attempt, chunk_index=index, model=job.model, endpoint=job.endpoint,
-            estimated_tokens=chunk.tokens, input_bytes=chunk.bytes,
+            job_id=job.id, attempt=chunk.retries, chunk_index=_batches_of_round(job, chunk.retries),
+            model=job.model, endpoint=job.endpoint, estimated_tokens=chunk.tokens,
         )
         db.session.add(batch)
         db.session.flush()
@@ -74,7 +69,16 @@ def plan_batches(job: BatchJob) -> list[ProviderBatch]:
             created.append(batch)
         else:  # another planner took these rows first
             db.session.delete(batch)
+            db.session.flush()
     return created
+
+
+def _batches_of_round(job: BatchJob, attempt: int) -> int:
+    """How many batches the job has in this retry round: the next one's index."""
+    return db.session.scalar(
+        select(func.count()).select_from(ProviderBatch)
+        .where(ProviderBatch.job_id == job.id, ProviderBatch.attempt == attempt)
+    )
 
 
 def _unassigned(job: BatchJob) -> tuple:
@@ -86,46 +90,98 @@ def _unassigned(job: BatchJob) -> tuple:
 
 
 def _chunks(job: BatchJob):
-    """Walk the unassigned requests in id order, cutting a chunk before any limit would be passed."""
+    """Walk the unassigned requests in id order, cutting a chunk before the request or token limit is passed."""
     config = current_app.config
-    max_requests, max_bytes, max_tokens = config["BATCH_MAX_REQUESTS"], config["BATCH_MAX_BYTES"], token_limit(job.model)
+    max_requests, max_tokens = config["BATCH_MAX_REQUESTS"], token_limit(job.model)
     rows = db.session.execute(
-        select(BatchRequest.id, BatchRequest.custom_id, _body_bytes(), BatchRequest.estimated_tokens)
-        .where(*_unassigned(job)).order_by(BatchRequest.id).execution_options(yield_per=5000)
+        select(BatchRequest.id, BatchRequest.estimated_tokens, BatchRequest.retry_count)
+        .where(*_unassigned(job)).order_by(BatchRequest.id).execution_options(yield_per=10_000)
     )
     chunk = Chunk()
-    for request_id, custom_id, body_bytes, tokens in rows:
-        size = len(_prefix(custom_id, job.endpoint)) + body_bytes + 2
-        if chunk.count and (
-            chunk.count + 1 > max_requests or chunk.bytes + size > max_bytes or chunk.tokens + tokens > max_tokens
-        ):
+    for request_id, tokens, retries in rows:
+        if chunk.count and (chunk.count + 1 > max_requests or chunk.tokens + tokens > max_tokens):
             yield chunk
             chunk = Chunk()
         if not chunk.count:
             chunk.first_id = request_id
         chunk.last_id = request_id
         chunk.count += 1
-        chunk.bytes += size
         chunk.tokens += tokens
+        chunk.retries = max(chunk.retries, retries)
     if chunk.count:
         yield chunk
 
 
 def write_input_file(batch: ProviderBatch, path: Path) -> tuple[int, int]:
-    """Stream the batch's requests, in id order, to a JSONL file; return (lines, bytes)."""
-    lines = size = 0
-    rows = db.session.execute(
-        select(BatchRequest.custom_id, _body_text())
-        .where(BatchRequest.provider_batch_id == batch.id).order_by(BatchRequest.id)
-        .execution_options(yield_per=5000)
-    )
+    """Stream the batch's requests, in id order, to a JSONL file of at most BATCH_MAX_BYTES; return (lines, bytes).
+
+    The requests that would pass the byte limit leave the batch (flushed, not committed): they are pending and
+    unassigned again, so the next planning pass puts them in a batch of their own. The batch's request count,
+    estimated tokens and input bytes are set to what the file holds. A single request larger than the limit
+    still gets its own file, and the provider's answer to it becomes the request's error.
+    """
+    max_bytes = current_app.config["BATCH_MAX_BYTES"]
+    lines = size = tokens = 0
+    released = None
     with open(path, "wb", buffering=1024 * 1024) as out:
-        for custom_id, body_text in rows:
-            data = input_line(custom_id, batch.endpoint, body_text)
+        for request_id, estimated, data in _input_lines(batch):
+            if released is not None:
+                continue  # the rest of the stream is read, not written
+            if lines and size + len(data) > max_bytes:
+                released = request_id
+                continue
             out.write(data)
             lines += 1
             size += len(data)
+            tokens += estimated
+    if released is not None:
+        _release(batch, released)
+    batch.request_count, batch.input_bytes, batch.estimated_tokens = lines, size, tokens
     return lines, size
+
+
+def _input_lines(batch: ProviderBatch) -> Iterator[tuple[int, int, bytes]]:
+    """(request id, estimated tokens, input-file line) of each of the batch's requests, in id order."""
+    if bulk.is_postgresql():
+        yield from _copied_lines(batch)
+        return
+    rows = db.session.execute(
+        select(BatchRequest.id, BatchRequest.estimated_tokens, BatchRequest.custom_id, _body_text())
+        .where(BatchRequest.provider_batch_id == batch.id).order_by(BatchRequest.id)
+        .execution_options(yield_per=5000)
+    )
+    for request_id, estimated, custom_id, body_text in rows:
+        yield request_id, estimated, input_line(custom_id, batch.endpoint, body_text)
+
+
+# PostgreSQL writes each line itself and sends it by COPY, one message per row, as "id \x02 tokens \x02 line":
+# JSON text never holds a raw \x01, \x02 or line break, so COPY's CSV format with those as quote and delimiter
+# passes every line through as it is.
+COPY_INPUT_LINES = """COPY (
+    SELECT id, estimated_tokens,
+           '{"custom_id":' || to_json(custom_id)::text || ',"method":"POST","url":' || %(url)s
+           || ',"body":' || body::text || '}'
+    FROM batch_requests WHERE provider_batch_id = %(batch_id)s ORDER BY id
+) TO STDOUT (FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01')"""
+
+
+def _copied_lines(batch: ProviderBatch) -> Iterator[tuple[int, int, bytes]]:
+    raw = db.session.connection().connection.driver_connection
+    params = {"url": json.dumps(batch.endpoint), "batch_id": batch.id}
+    with raw.cursor() as cursor, cursor.copy(COPY_INPUT_LINES, params) as copy:
+        for message in copy:
+            request_id, estimated, line = bytes(message).split(b"\x02", 2)
+            yield int(request_id), int(estimated), line
+
+
+def _release(batch: ProviderBatch, first_id: int) -> None:
+    """Hand the batch's requests from ``first_id`` on back to planning."""
+    db.session.execute(
+        update(BatchRequest)
+        .where(BatchRequest.provider_batch_id == batch.id, BatchRequest.id >= first_id)
+        .values(provider_batch_id=None)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def request_ids_in_file_order(batch: ProviderBatch) -> list[int]:

@@ -231,9 +231,8 @@ def _wait_for_capacity(batch: ProviderBatch) -> None:
 def _upload(batch: ProviderBatch, provider: Provider) -> None:
     with ingest.temporary_workdir() as tmp:
         path = Path(tmp) / f"job-{batch.job_id}-batch-{batch.id}.jsonl"
-        lines, size = planning.write_input_file(batch, path)
-        file_id = provider.upload_input(path, path.name)
-    batch.input_file_id, batch.input_bytes, batch.request_count = file_id, size, lines
+        planning.write_input_file(batch, path)  # sets the batch's request count and size to the file's
+        batch.input_file_id = provider.upload_input(path, path.name)
     batch.status = BatchStatus.UPLOADED
     db.session.commit()
 
