@@ -88,7 +88,7 @@ def test_killed_after_create_before_recording_it(app_ctx, simulator, monkeypatch
 def test_killed_during_ingestion(app_ctx, simulator, monkeypatch):
     job = new_job(count=8, submit=True)
     # Responses are written, the requests not yet settled (each backend has its own last step).
-    die_once(monkeypatch, *((ingest_sql, "_settle") if bulk.is_postgresql() else (ingest, "_apply")))
+    die_once(monkeypatch, *((ingest_sql, "_settle_unanswered") if bulk.is_postgresql() else (ingest, "_apply")))
     assert_exactly_once(crash_then_resume(job.id), simulator)
 
 

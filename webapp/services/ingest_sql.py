@@ -141,45 +141,49 @@ RESPONSE_COLUMNS = ("request_id", "job_id", "provider_batch_id", "succeeded", "s
                     "error", "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens",
                     "reasoning_tokens", "output_text", "provider_request_id")
 
-# Upserts the responses and answers how many, with the sums of their token counts.
-UPSERT_RESPONSES = f"""
+RETRY = """NOT CAST(:cancelled AS boolean) AND r.retry_count < :max_retries AND ({failed})"""
+RETRYABLE = "(o.status_code IN (408, 409, 429) OR o.status_code >= 500 OR o.error_code = ANY(:retryable_codes))"
+NEW_STATE = f"""
+    status = CASE WHEN {{succeeded}} THEN '{RequestStatus.SUCCEEDED}' WHEN {{retry}} THEN '{RequestStatus.PENDING}'
+                  ELSE '{RequestStatus.FAILED}' END,
+    error_code = CASE WHEN {{succeeded}} THEN NULL ELSE {{code}} END,
+    error = CASE WHEN {{succeeded}} THEN NULL ELSE nullif({{message}}, '') END,
+    retry_count = r.retry_count + CASE WHEN {{retry}} THEN 1 ELSE 0 END,
+    provider_batch_id = CASE WHEN {{retry}} THEN NULL ELSE r.provider_batch_id END"""
+
+# One statement stores the responses (an upsert: a retried request's earlier response is replaced) and settles
+# the requests they answer from what the upsert returns, so no plan ever joins the freshly written responses
+# back (their statistics cannot know them yet). Answers each outcome with its count and token sums.
+STORE_RESULTS = f"""
 WITH stored AS (
     INSERT INTO batch_responses ({", ".join(RESPONSE_COLUMNS)}, created_at)
     SELECT *, now() FROM ({RESULT_ROWS}) AS result
     ON CONFLICT (request_id) DO UPDATE SET
         {", ".join(f"{name} = EXCLUDED.{name}" for name in (*RESPONSE_COLUMNS[2:], "created_at"))}
-    RETURNING {", ".join(TOKEN_COLUMNS)}
+    RETURNING request_id, succeeded, status_code, error_code, error, {", ".join(TOKEN_COLUMNS)}
+), settled AS (
+    UPDATE batch_requests AS r SET {NEW_STATE.format(
+        succeeded="o.succeeded", retry=RETRY.format(failed=f"NOT o.succeeded AND {RETRYABLE}"),
+        code="o.error_code", message="o.error")}
+    FROM stored AS o
+    WHERE r.id = o.request_id
+    RETURNING o.succeeded, r.status = '{RequestStatus.PENDING}' AS retry, r.error_code,
+              {", ".join(f"o.{name}" for name in TOKEN_COLUMNS)}
 )
-SELECT count(*), {", ".join(f"coalesce(sum({name}), 0)" for name in TOKEN_COLUMNS)} FROM stored
+SELECT succeeded, retry, error_code, count(*), {", ".join(f"sum({name})" for name in TOKEN_COLUMNS)}
+FROM settled GROUP BY 1, 2, 3
 """
 
-# Every in-flight request of the batch is settled from its response of this batch, or as missing/cancelled.
-SETTLE_REQUESTS = f"""
-WITH outcome AS (
-    SELECT r.id, s.request_id IS NULL AS missing, coalesce(s.succeeded, false) AS succeeded,
-           CASE WHEN s.request_id IS NULL THEN CAST(:absent_code AS text) ELSE s.error_code END AS code,
-           CASE WHEN s.request_id IS NULL THEN CAST(:absent_message AS text) ELSE s.error END AS message,
-           CASE WHEN s.request_id IS NULL THEN NOT :cancelled
-                WHEN s.succeeded THEN false
-                ELSE NOT :cancelled AND (s.status_code IN (408, 409, 429) OR s.status_code >= 500
-                                         OR s.error_code = ANY(:retryable_codes)) END
-           AND r.retry_count < :max_retries AS retry
-    FROM batch_requests AS r
-    LEFT JOIN batch_responses AS s ON s.request_id = r.id AND s.provider_batch_id = r.provider_batch_id
+# The batch's requests still in flight got no result: missing (retried) or, in a cancelled batch, cancelled.
+SETTLE_UNANSWERED = f"""
+WITH settled AS (
+    UPDATE batch_requests AS r SET {NEW_STATE.format(
+        succeeded="false", retry=RETRY.format(failed="true"),
+        code="CAST(:absent_code AS text)", message="CAST(:absent_message AS text)")}
     WHERE r.provider_batch_id = :batch_id AND r.status = '{RequestStatus.IN_FLIGHT}'
-), settled AS (
-    UPDATE batch_requests AS r
-    SET status = CASE WHEN o.succeeded THEN '{RequestStatus.SUCCEEDED}' WHEN o.retry THEN '{RequestStatus.PENDING}'
-                      ELSE '{RequestStatus.FAILED}' END,
-        error_code = CASE WHEN o.succeeded THEN NULL ELSE o.code END,
-        error = CASE WHEN o.succeeded THEN NULL ELSE nullif(o.message, '') END,
-        retry_count = r.retry_count + CASE WHEN o.retry THEN 1 ELSE 0 END,
-        provider_batch_id = CASE WHEN o.retry THEN NULL ELSE r.provider_batch_id END
-    FROM outcome AS o
-    WHERE r.id = o.id
-    RETURNING o.succeeded, o.retry, o.missing, r.error_code
+    RETURNING r.status = '{RequestStatus.PENDING}' AS retry
 )
-SELECT succeeded, retry, missing, error_code, count(*) FROM settled GROUP BY 1, 2, 3, 4
+SELECT retry, count(*) FROM settled GROUP BY 1
 """
 
 LINE_COUNTS = f"SELECT count(*), count({CUSTOM_ID}) FROM ingest_lines WHERE j IS NOT NULL"
@@ -191,10 +195,17 @@ def ingest(batch, job, paths: Iterable[Path], summary, *, cancelled: bool) -> di
     _load(batch, list(paths), summary)
     lines, identified = db.session.execute(text(LINE_COUNTS)).one()
     summary.bad_lines += lines - identified
-    matched, *tokens = db.session.execute(text(UPSERT_RESPONSES), {"job_id": job.id, "batch_id": batch.id}).one()
+    decision = {"job_id": job.id, "batch_id": batch.id, "cancelled": cancelled, "max_retries": job.max_retries,
+                "retryable_codes": sorted(RETRYABLE_CODES)}
+    added = dict.fromkeys(TOKEN_COLUMNS, 0)
+    matched = 0
+    for succeeded, retry, code, count, *tokens in db.session.execute(text(STORE_RESULTS), decision):
+        matched += count
+        added = {name: added[name] + int(value) for name, value in zip(TOKEN_COLUMNS, tokens)}
+        _tally(summary, count, succeeded=succeeded, retry=retry, code=code)
     summary.unknown_lines += identified - matched
-    _settle(batch, job, summary, cancelled=cancelled)
-    return dict(zip(TOKEN_COLUMNS, (int(t) for t in tokens)))
+    _settle_unanswered(decision, summary)
+    return added
 
 
 def _load(batch, paths: list[Path], summary) -> None:
@@ -213,25 +224,26 @@ def _load(batch, paths: list[Path], summary) -> None:
         _copy_lines(_careful_lines(paths, summary))
 
 
-def _settle(batch, job, summary, *, cancelled: bool) -> None:
-    """Every in-flight request of the batch takes its outcome; ``summary`` counts them."""
-    outcomes = db.session.execute(text(SETTLE_REQUESTS), {
-        "batch_id": batch.id, "cancelled": cancelled, "max_retries": job.max_retries,
-        "retryable_codes": sorted(RETRYABLE_CODES),
-        "absent_code": CANCELLED if cancelled else MISSING_RESULT,
+def _settle_unanswered(decision: dict, summary) -> None:
+    cancelled = decision["cancelled"]
+    outcomes = db.session.execute(text(SETTLE_UNANSWERED), {
+        **decision, "absent_code": CANCELLED if cancelled else MISSING_RESULT,
         "absent_message": "cancelled before it ran" if cancelled else "the provider returned no result for this request",
     }).all()
-    for succeeded, retry, missing, code, count in outcomes:
-        if missing:
-            summary.missing += count
-        if succeeded:
-            summary.succeeded += count
-            continue
-        summary.error_codes[code or "error"] = summary.error_codes.get(code or "error", 0) + count
-        if retry:
-            summary.retried += count
-        else:
-            summary.failed += count
+    for retry, count in outcomes:
+        summary.missing += count
+        _tally(summary, count, succeeded=False, retry=retry, code=CANCELLED if cancelled else MISSING_RESULT)
+
+
+def _tally(summary, count: int, *, succeeded: bool, retry: bool, code: str | None) -> None:
+    if succeeded:
+        summary.succeeded += count
+        return
+    summary.error_codes[code or "error"] = summary.error_codes.get(code or "error", 0) + count
+    if retry:
+        summary.retried += count
+    else:
+        summary.failed += count
 
 
 def _raw_connection():
