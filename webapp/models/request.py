@@ -62,8 +62,11 @@ class BatchResponse(Base):
         ForeignKey("batch_requests.id", ondelete="CASCADE"),
         unique=True,
     )
-    job_id: Mapped[int] = mapped_column(ForeignKey("batch_jobs.id", ondelete="CASCADE"))
-    provider_batch_id: Mapped[int | None] = mapped_column(ForeignKey("provider_batches.id", ondelete="SET NULL"))
+    # Copies of the request's job and of the batch that answered, for reads by job and for the settle: no foreign
+    # keys, since the request's own key already ties the response to both, and checking the two again per row
+    # was a fifth of the cost of storing a batch's results (jobs.delete_job removes responses with their job).
+    job_id: Mapped[int]
+    provider_batch_id: Mapped[int | None]
     succeeded: Mapped[bool] = mapped_column(default=False)
     status_code: Mapped[int | None]
     body: Mapped[dict[str, Any] | None]
