@@ -166,7 +166,7 @@ WITH stored AS (
         succeeded="o.succeeded", retry=RETRY.format(failed=f"NOT o.succeeded AND {RETRYABLE}"),
         code="o.error_code", message="o.error")}
     FROM stored AS o
-    WHERE r.id = o.request_id
+    WHERE r.id = o.request_id AND r.provider_batch_id = :batch_id AND r.status = '{RequestStatus.IN_FLIGHT}'
     RETURNING o.succeeded, r.status = '{RequestStatus.PENDING}' AS retry, r.error_code,
               {", ".join(f"o.{name}" for name in TOKEN_COLUMNS)}
 )
