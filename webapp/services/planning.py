@@ -7,6 +7,7 @@ requests past the limit back to the next planning pass. So no pass ever serialis
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,10 +94,9 @@ def _chunks(job: BatchJob):
     """Walk the unassigned requests in id order, cutting a chunk before the request or token limit is passed."""
     config = current_app.config
     max_requests, max_tokens = config["BATCH_MAX_REQUESTS"], token_limit(job.model)
-    rows = db.session.execute(
+    rows = itertools.chain.from_iterable(bulk.stream_rows(
         select(BatchRequest.id, BatchRequest.estimated_tokens, BatchRequest.retry_count)
-        .where(*_unassigned(job)).order_by(BatchRequest.id).execution_options(yield_per=10_000)
-    )
+        .where(*_unassigned(job)).order_by(BatchRequest.id), 10_000))
     chunk = Chunk()
     for request_id, tokens, retries in rows:
         if chunk.count and (chunk.count + 1 > max_requests or chunk.tokens + tokens > max_tokens):
