@@ -49,6 +49,17 @@ class IngestSummary:
                 "succeeded_requests": self.succeeded, "failed_requests": self.failed,
                 "pending_requests": self.retried}
 
+    def count(self, requests: int, *, succeeded: bool, retry: bool, code: str | None) -> None:
+        """Tally ``requests`` requests that ended the same way."""
+        if succeeded:
+            self.succeeded += requests
+            return
+        self.error_codes[code or "error"] = self.error_codes.get(code or "error", 0) + requests
+        if retry:
+            self.retried += requests
+        else:
+            self.failed += requests
+
     def as_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if v and k != "tokens"}
 
@@ -179,7 +190,8 @@ def _upsert_responses(rows: list[dict]) -> None:
 def _apply(outcomes: list[Outcome], summary: IngestSummary) -> None:
     """Write the request states in bulk and tally the summary."""
     for outcome in outcomes:
-        _tally(outcome, summary)
+        summary.count(1, succeeded=outcome.status == RequestStatus.SUCCEEDED, retry=outcome.retry,
+                      code=outcome.error_code)
     params = ({"rid": o.request_id, "new_status": o.status, "new_code": o.error_code,
                "new_error": (o.error or "")[:10_000] or None, "bump": 1 if o.retry else 0,
                "keep_batch": 0 if o.retry else 1} for o in outcomes)
@@ -197,17 +209,6 @@ def _state_update(table):
             provider_batch_id=case((bindparam("keep_batch") == 1, table.c.provider_batch_id), else_=None),
         )
     )
-
-
-def _tally(outcome: Outcome, summary: IngestSummary) -> None:
-    if outcome.status == RequestStatus.SUCCEEDED:
-        summary.succeeded += 1
-        return
-    summary.error_codes[outcome.error_code or "error"] = summary.error_codes.get(outcome.error_code or "error", 0) + 1
-    if outcome.retry:
-        summary.retried += 1
-    else:
-        summary.failed += 1
 
 
 def temporary_workdir() -> tempfile.TemporaryDirectory:

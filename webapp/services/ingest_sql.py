@@ -202,7 +202,7 @@ def ingest(batch, job, paths: Iterable[Path], summary, *, cancelled: bool) -> di
     for succeeded, retry, code, count, *tokens in db.session.execute(text(STORE_RESULTS), decision):
         matched += count
         added = {name: added[name] + int(value) for name, value in zip(TOKEN_COLUMNS, tokens)}
-        _tally(summary, count, succeeded=succeeded, retry=retry, code=code)
+        summary.count(count, succeeded=succeeded, retry=retry, code=code)
     summary.unknown_lines += identified - matched
     _settle_unanswered(decision, summary)
     return added
@@ -232,18 +232,7 @@ def _settle_unanswered(decision: dict, summary) -> None:
     }).all()
     for retry, count in outcomes:
         summary.missing += count
-        _tally(summary, count, succeeded=False, retry=retry, code=CANCELLED if cancelled else MISSING_RESULT)
-
-
-def _tally(summary, count: int, *, succeeded: bool, retry: bool, code: str | None) -> None:
-    if succeeded:
-        summary.succeeded += count
-        return
-    summary.error_codes[code or "error"] = summary.error_codes.get(code or "error", 0) + count
-    if retry:
-        summary.retried += count
-    else:
-        summary.failed += count
+        summary.count(count, succeeded=False, retry=retry, code=CANCELLED if cancelled else MISSING_RESULT)
 
 
 def _raw_connection():
