@@ -26,10 +26,7 @@ from webapp.services.results import CANCELLED, MISSING_RESULT, BadResultLine, Re
 
 log = logging.getLogger(__name__)
 WRITE_CHUNK = 5000
-RESPONSE_FIELDS = (
-    "succeeded", "status_code", "body", "error_code", "error", "prompt_tokens", "completion_tokens",
-    "total_tokens", "cached_tokens", "reasoning_tokens", "output_text", "provider_request_id", "provider_batch_id",
-)
+RESPONSE_FIELDS = ingest_sql.RESPONSE_COLUMNS[2:]  # what a stored result sets (besides its request and job)
 
 
 @dataclass
