@@ -56,18 +56,21 @@ def _escape_like(text: str) -> str:
 
 
 def _keyed(stmt: Select, key, after: int | None, limit: int) -> KeyPage:
-    limit = max(1, min(limit, MAX_LIMIT))
+    limit = _clamped(limit)
     if after is not None:
         stmt = stmt.where(key > after)
-    rows = db.session.execute(stmt.order_by(key).limit(limit + 1)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    items = [row if len(row) > 1 else row[0] for row in rows]
-    return KeyPage(items, _last_id(rows[-1]) if more and rows else None)
+    rows, next_after = _one_page(db.session.execute(stmt.order_by(key).limit(limit + 1)).all(), limit,
+                                 lambda row: row[0].id)
+    return KeyPage([row if len(row) > 1 else row[0] for row in rows], next_after)
 
 
-def _last_id(row) -> int:
-    return row[0].id
+def _clamped(limit: int) -> int:
+    return max(1, min(limit, MAX_LIMIT))
+
+
+def _one_page(rows: list, limit: int, key_of) -> tuple[list, int | None]:
+    """A page of ``rows`` (fetched with one extra) and the cursor to the next, None when this is the last."""
+    return rows[:limit], key_of(rows[limit - 1]) if len(rows) > limit else None
 
 
 def list_requests(job_id: int, *, status: str | None = None, search: str | None = None,
@@ -80,16 +83,14 @@ def list_requests(job_id: int, *, status: str | None = None, search: str | None 
     primary key gives too, and it takes that path expecting a status's rows to be spread over the table;
     they sit together at the job's end, and it filtered a million rows (300 ms) to fill a page.
     """
-    limit = max(1, min(limit, MAX_LIMIT))
+    limit = _clamped(limit)
     key = (BatchRequest.job_id, BatchRequest.status, BatchRequest.id) if status else (BatchRequest.job_id,
                                                                                       BatchRequest.id)
     start = (job_id, status, after or 0) if status else (job_id, after or 0)
     stmt = select(BatchRequest.id).where(tuple_(*key) > tuple_(*start), tuple_(*key[:-1]) <= tuple_(*start[:-1]))
     if search:
         stmt = stmt.where(BatchRequest.custom_id.like(f"{_escape_like(search.strip())}%", escape="\\"))
-    ids = list(db.session.scalars(stmt.order_by(*key).limit(limit + 1)))
-    next_after = ids[limit - 1] if len(ids) > limit else None
-    ids = ids[:limit]
+    ids, next_after = _one_page(list(db.session.scalars(stmt.order_by(*key).limit(limit + 1))), limit, int)
     requests = db.session.scalars(select(BatchRequest).where(BatchRequest.id.in_(ids)).order_by(BatchRequest.id))
     responses = {response.request_id: response for response in db.session.scalars(
         select(BatchResponse).where(BatchResponse.request_id.in_(ids)))} if ids else {}
