@@ -1,7 +1,8 @@
-"""Result ingest on the configured backend (SQL on PostgreSQL, Python on SQLite): what is stored and settled.
+"""Result ingest on the configured backend: what is stored and settled.
 
-On PostgreSQL the SQL reading of a result line must give what ``results.parse_result_line`` gives: the parity
-test sends one line of every shape through ``ingest_files`` and compares each stored response field by field.
+What is stored must be what ``results.parse_result_line`` reads, once it has been through the database (JSON
+columns, text limits, PostgreSQL's refusal of NUL): the first test sends one line of every shape through
+``ingest_files`` and compares each stored response field by field.
 """
 
 from __future__ import annotations
@@ -146,6 +147,25 @@ def test_retryable_failures_go_back_to_pending_until_the_job_runs_out_of_retries
     retried = db.session.scalars(select(BatchRequest).where(BatchRequest.job_id == job.id,
                                                             BatchRequest.status == RequestStatus.PENDING)).all()
     assert all(r.provider_batch_id is None for r in retried)  # free for the follow-up batch
+
+
+def test_a_retry_replaces_the_earlier_try_s_response_and_token_counts(app_ctx, tmp_path):
+    job, batch = in_flight_batch(["again", "gone", "done"])
+    first = ingest.ingest_files(batch, job, write_lines(tmp_path / "first.jsonl", [
+        failed("again", 500), failed("gone", 503), ok("done", chat("yes"))]), cancelled=False)
+    assert first.retried == 2
+    # The follow-up batch: "again" succeeds, "gone" gets no line at all.
+    [retry] = planning.plan_batches(job)
+    db.session.execute(update(BatchRequest).where(BatchRequest.provider_batch_id == retry.id)
+                       .values(status=RequestStatus.IN_FLIGHT))
+    earlier = ingest._replaced_tokens(retry)
+    second = ingest.ingest_files(retry, job, write_lines(tmp_path / "second.jsonl", [ok("again", chat("now"))]),
+                                 cancelled=False)
+    responses = stored(job)
+    assert set(responses) == {"again", "done"}  # "gone" keeps no response of a try that was not the last
+    assert responses["again"].output_text == "now" and responses["again"].provider_batch_id == retry.id
+    assert states(job)["gone"] == (RequestStatus.PENDING, "missing_result", 2)
+    assert second.tokens == {name: getattr(responses["again"], name) - earlier[name] for name in earlier}
 
 
 def test_a_cancelled_job_settles_what_did_not_run_as_cancelled_without_retry(app_ctx, tmp_path):

@@ -21,14 +21,18 @@ def is_postgresql() -> bool:
     return db.session.get_bind().dialect.name == "postgresql"
 
 
-def copy_rows(table: Table, columns: Sequence[str], rows: Iterable[Sequence], json_columns: Sequence[str] = ()) -> int:
+def copy_rows(table: Table, columns: Sequence[str], rows: Iterable[Sequence], json_columns: Sequence[str] = (), *,
+              queries_while_producing: bool = True) -> int:
     """Write ``rows`` (tuples in ``columns`` order) into ``table`` inside the session's transaction.
 
-    Streams: rows are consumed one at a time, so memory does not grow with their number.
+    Streams: rows are consumed one at a time, so memory does not grow with their number. On PostgreSQL a
+    producer that never queries the database (``queries_while_producing=False``) feeds one ``COPY`` as it
+    goes, so the database writes while Python produces the next rows, each on its own core.
     """
     with gc_paused():
         if is_postgresql():
-            return _copy(table.name, columns, rows, {columns.index(c) for c in json_columns})
+            size = COPY_CHUNK if queries_while_producing else None
+            return _copy(table.name, columns, rows, {columns.index(c) for c in json_columns}, size)
         return _insert_chunks(table, columns, rows)
 
 
@@ -70,21 +74,23 @@ def gc_paused() -> Iterator[None]:
         _pause.leave()
 
 
-def _copy(name: str, columns: Sequence[str], rows: Iterable[Sequence], json_positions: set[int]) -> int:
-    """One COPY per chunk of rows: producing the rows may query the database, which a COPY in progress
-    would block, so each chunk is gathered first."""
+def _copy(name: str, columns: Sequence[str], rows: Iterable[Sequence], json_positions: set[int],
+          size: int | None) -> int:
+    """One COPY per chunk of ``size`` rows, or one for all with no size: producing the rows may query the
+    database, which a COPY in progress would block, so then each chunk is gathered first."""
     raw = db.session.connection().connection.driver_connection  # psycopg 3, same transaction
     set_json_dumps(orjson.dumps, raw)  # JSON columns are serialised several times faster than by json.dumps
     statement = f"COPY {name} ({', '.join(columns)}) FROM STDIN"
     count = 0
-    for chunk in chunks(rows, COPY_CHUNK):
+    for chunk in (chunks(rows, size) if size else [rows]):
         with raw.cursor() as cursor, cursor.copy(statement) as copy:
             for row in chunk:
                 if json_positions:
                     row = [Jsonb(v) if i in json_positions and v is not None else v for i, v in enumerate(row)]
                 copy.write_row(row)
-        count += len(chunk)
-        chunk.clear()  # the rows go now, not when the next chunk has been gathered beside them
+                count += 1
+        if size:
+            chunk.clear()  # the rows go now, not when the next chunk has been gathered beside them
     return count
 
 

@@ -1,6 +1,8 @@
 """Storing a finished provider batch's results: one response per request, request states, retry decisions.
 
-PostgreSQL does it in SQL (``ingest_sql``); this module's line-by-line reading serves SQLite.
+The result files are read line by line in Python (``results.parse_result_line``) while the database writes the
+responses in bulk (``COPY`` on PostgreSQL, so parsing and writing run on two cores at once); the requests are
+then settled set-wise: the succeeded ones by id, the others with their error and retry decision.
 """
 
 from __future__ import annotations
@@ -12,21 +14,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from sqlalchemy import bindparam, case, select, update
-from sqlalchemy.dialects import sqlite
+from sqlalchemy import bindparam, case, delete, select, update
 
 from webapp import bulk
-
 from webapp.extensions import db
 from webapp.models import BatchJob, BatchRequest, BatchResponse, ProviderBatch, RequestStatus
 from webapp.providers import Provider
-from webapp.services import ingest_sql
 from webapp.services.jobs import TOKEN_COLUMNS, token_sums
 from webapp.services.results import CANCELLED, MISSING_RESULT, BadResultLine, Result, parse_result_line
 
 log = logging.getLogger(__name__)
 WRITE_CHUNK = 5000
-RESPONSE_FIELDS = ingest_sql.RESPONSE_COLUMNS[2:]  # what a stored result sets (besides its request and job)
+ERROR_LIMIT = 10_000
+RESPONSE_COLUMNS = ("request_id", "job_id", "provider_batch_id", "succeeded", "status_code", "body", "error_code",
+                    "error", "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens",
+                    "reasoning_tokens", "output_text", "provider_request_id", "created_at")
 
 
 @dataclass
@@ -86,61 +88,90 @@ def download_results(provider: Provider, batch: ProviderBatch, workdir: Path) ->
 def ingest_files(batch: ProviderBatch, job: BatchJob, paths: Iterable[Path], *, cancelled: bool) -> IngestSummary:
     """Store every result of ``batch`` found in ``paths`` and settle each of its requests (no commit).
 
-    Idempotent: responses are upserted by request, and a request's state is only ever set from this batch's
-    results, so running it twice (or after a crash that rolled it back) leaves one response per request.
+    Idempotent: the batch's in-flight requests lose any response of an earlier try first, and a request's
+    state is only ever set from this batch's results, so running it again (or after a crash that rolled it
+    back) leaves one response per request. Memory is bounded by the batch (at most the provider's 50,000
+    requests), whatever the job's size.
     """
     summary = IngestSummary()
+    requests = _in_flight(batch)
     replaced = _replaced_tokens(batch)
-    if bulk.is_postgresql():
-        added = ingest_sql.ingest(batch, job, paths, summary, cancelled=cancelled)
-    else:
-        added = _ingest_lines(batch, job, paths, summary, cancelled=cancelled)
-    summary.tokens = {name: added[name] - replaced[name] for name in TOKEN_COLUMNS}
+    _delete_earlier_responses(batch)
+    reading = _Reading(batch, job, requests, cancelled, summary)
+    bulk.copy_rows(BatchResponse.__table__, RESPONSE_COLUMNS, reading.rows(paths), json_columns=("body",),
+                   queries_while_producing=False)
+    reading.settle_unanswered()
+    _apply(batch, reading.outcomes, succeeded=summary.succeeded)
+    summary.tokens = {name: reading.tokens[name] - replaced[name] for name in TOKEN_COLUMNS}
     return summary
 
 
+def _in_flight(batch: ProviderBatch) -> dict[str, tuple[int, int]]:
+    """custom_id -> (request id, tries so far) of the batch's requests waiting for a result."""
+    rows = bulk.stream_rows(
+        select(BatchRequest.custom_id, BatchRequest.id, BatchRequest.retry_count)
+        .where(BatchRequest.provider_batch_id == batch.id, BatchRequest.status == RequestStatus.IN_FLIGHT),
+        WRITE_CHUNK)
+    return {custom_id: (request_id, tries) for chunk in rows for custom_id, request_id, tries in chunk}
+
+
+def _waiting(batch: ProviderBatch):
+    return select(BatchRequest.id).where(BatchRequest.provider_batch_id == batch.id,
+                                         BatchRequest.status == RequestStatus.IN_FLIGHT)
+
+
 def _replaced_tokens(batch: ProviderBatch) -> dict[str, int]:
-    """Token counts of the responses this ingest will replace: those of earlier tries of its requests."""
-    return token_sums(BatchRequest.id == BatchResponse.request_id, BatchRequest.provider_batch_id == batch.id,
-                      BatchRequest.status == RequestStatus.IN_FLIGHT)
+    """Token counts of the responses this ingest replaces: those of earlier tries of its requests."""
+    return token_sums(BatchResponse.request_id.in_(_waiting(batch).scalar_subquery()))
 
 
-def _ingest_lines(batch: ProviderBatch, job: BatchJob, paths: Iterable[Path], summary: IngestSummary, *,
-                  cancelled: bool) -> dict[str, int]:
-    """The line-by-line ingest (SQLite); returns the token counts of the responses it stored."""
-    added = dict.fromkeys(TOKEN_COLUMNS, 0)
-    index = dict(db.session.execute(
-        select(BatchRequest.custom_id, BatchRequest.id)
-        .where(BatchRequest.provider_batch_id == batch.id, BatchRequest.status == RequestStatus.IN_FLIGHT)
-    ).all())
-    retries = dict(db.session.execute(
-        select(BatchRequest.id, BatchRequest.retry_count).where(BatchRequest.provider_batch_id == batch.id)
-    ).all())
-    outcomes: list[Outcome] = []
-    seen: set[int] = set()
-    for chunk in bulk.chunks(_results(paths, summary), WRITE_CHUNK):
-        rows = []
-        for result in chunk:
-            request_id = index.get(result.custom_id)
-            if request_id is None or request_id in seen:
-                summary.unknown_lines += 1
+def _delete_earlier_responses(batch: ProviderBatch) -> None:
+    db.session.execute(delete(BatchResponse).where(BatchResponse.request_id.in_(_waiting(batch).scalar_subquery()))
+                       .execution_options(synchronize_session=False))
+
+
+class _Reading:
+    """Reads a batch's result lines into response rows, noting each request's outcome on the way."""
+
+    def __init__(self, batch: ProviderBatch, job: BatchJob, requests: dict[str, tuple[int, int]], cancelled: bool,
+                 summary: IngestSummary) -> None:
+        self.batch, self.job, self.requests, self.cancelled, self.summary = batch, job, requests, cancelled, summary
+        self.outcomes: list[Outcome] = []  # of the requests that did not succeed
+        self.tokens = dict.fromkeys(TOKEN_COLUMNS, 0)
+        self.now = datetime.now(timezone.utc)
+
+    def rows(self, paths: Iterable[Path]) -> Iterator[tuple]:
+        for result in _results(paths, self.summary):
+            found = self.requests.pop(result.custom_id, None)  # popped: a repeated line is an unknown one
+            if found is None:
+                self.summary.unknown_lines += 1
                 continue
-            seen.add(request_id)
-            rows.append(_response_row(result, request_id, batch))
+            request_id, tries = found
             for name in TOKEN_COLUMNS:
-                added[name] += getattr(result, name)
-            outcomes.append(_decide(request_id, result.succeeded, result.error_code, result.error,
-                                    result.retryable and not cancelled, retries[request_id], job.max_retries))
-        _upsert_responses(rows)
-    for custom_id, request_id in index.items():
-        if request_id not in seen:
-            code, message = (CANCELLED, "cancelled before it ran") if cancelled else (
-                MISSING_RESULT, "the provider returned no result for this request")
-            outcomes.append(_decide(request_id, False, code, message, not cancelled, retries[request_id],
-                                    job.max_retries))
-            summary.missing += 1
-    _apply(outcomes, summary)
-    return added
+                self.tokens[name] += getattr(result, name)
+            if result.succeeded:
+                self.summary.count(1, succeeded=True, retry=False, code=None)
+            else:
+                self._failed(request_id, tries, result.error_code, result.error, result.retryable)
+            yield (request_id, self.batch.job_id, self.batch.id, result.succeeded, result.status_code, result.body,
+                   result.error_code, result.error[:ERROR_LIMIT] if result.error else result.error,
+                   result.prompt_tokens, result.completion_tokens, result.total_tokens, result.cached_tokens,
+                   result.reasoning_tokens, result.output_text, result.provider_request_id, self.now)
+
+    def settle_unanswered(self) -> None:
+        """The requests no line answered: missing (sent again) or, in a cancelled batch, cancelled."""
+        code, message = (CANCELLED, "cancelled before it ran") if self.cancelled else (
+            MISSING_RESULT, "the provider returned no result for this request")
+        self.summary.missing += len(self.requests)
+        for request_id, tries in self.requests.values():
+            self._failed(request_id, tries, code, message, True)
+        self.requests.clear()
+
+    def _failed(self, request_id: int, tries: int, code: str | None, message: str | None, retryable: bool) -> None:
+        retry = retryable and not self.cancelled and tries < self.job.max_retries
+        self.outcomes.append(Outcome(request_id, RequestStatus.PENDING if retry else RequestStatus.FAILED,
+                                     code, (message or "")[:ERROR_LIMIT] or None, retry))
+        self.summary.count(1, succeeded=False, retry=retry, code=code)
 
 
 def _results(paths: Iterable[Path], summary: IngestSummary) -> Iterator[Result]:
@@ -150,50 +181,45 @@ def _results(paths: Iterable[Path], summary: IngestSummary) -> Iterator[Result]:
                 if not line.strip():
                     continue
                 try:
-                    yield parse_result_line(line)
+                    result = parse_result_line(line)
                 except BadResultLine as exc:
                     summary.bad_lines += 1
                     log.warning("skipping unreadable result line %s of %s: %s", number, path.name, exc)
+                    continue
+                yield _without_nul(result) if b"\\u0000" in line else result
 
 
-def _decide(request_id: int, succeeded: bool, code: str | None, message: str | None, retryable: bool,
-            retry_count: int, max_retries: int) -> Outcome:
-    if succeeded:
-        return Outcome(request_id, RequestStatus.SUCCEEDED, None, None, False)
-    retry = retryable and retry_count < max_retries
-    return Outcome(request_id, RequestStatus.PENDING if retry else RequestStatus.FAILED, code, message, retry)
+def _without_nul(result: Result) -> Result:
+    """PostgreSQL's ``jsonb`` and text refuse the NUL character: it becomes U+FFFD (the custom_id keeps it, so
+    such a line matches no request, as no stored custom_id holds one)."""
+    return Result(**{name: (_replace_nul(value) if name != "custom_id" else value)
+                     for name, value in result.__dict__.items()})
 
 
-def _response_row(result: Result, request_id: int, batch: ProviderBatch) -> dict:
-    row = {name: getattr(result, name) for name in RESPONSE_FIELDS if name != "provider_batch_id"}
-    row.update(request_id=request_id, job_id=batch.job_id, provider_batch_id=batch.id,
-               created_at=datetime.now(timezone.utc))
-    if row["error"]:
-        row["error"] = row["error"][:10_000]
-    return row
+def _replace_nul(value):
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_replace_nul(v) for v in value]
+    if isinstance(value, dict):
+        return {_replace_nul(k): _replace_nul(v) for k, v in value.items()}
+    return value
 
 
-def _upsert_responses(rows: list[dict]) -> None:
-    if not rows:
-        return
-    stmt = sqlite.insert(BatchResponse.__table__)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["request_id"],
-        set_={name: stmt.excluded[name] for name in (*RESPONSE_FIELDS, "created_at")},
-    )
-    db.session.execute(stmt, rows)
-
-
-def _apply(outcomes: list[Outcome], summary: IngestSummary) -> None:
-    """Write the request states in bulk and tally the summary."""
-    for outcome in outcomes:
-        summary.count(1, succeeded=outcome.status == RequestStatus.SUCCEEDED, retry=outcome.retry,
-                      code=outcome.error_code)
-    params = ({"rid": o.request_id, "new_status": o.status, "new_code": o.error_code,
-               "new_error": (o.error or "")[:10_000] or None, "bump": 1 if o.retry else 0,
-               "keep_batch": 0 if o.retry else 1} for o in outcomes)
+def _apply(batch: ProviderBatch, outcomes: list[Outcome], *, succeeded: int) -> None:
+    """Write the request states in bulk: first those that did not succeed, each with its error and retry
+    decision; then every request of the batch still in flight is one that succeeded, set in one statement."""
+    table = BatchRequest.__table__
+    params = ({"rid": o.request_id, "new_status": o.status, "new_code": o.error_code, "new_error": o.error,
+               "bump": 1 if o.retry else 0, "keep_batch": 0 if o.retry else 1} for o in outcomes)
     for chunk in bulk.chunks(params, WRITE_CHUNK):
-        db.session.execute(_state_update(BatchRequest.__table__), chunk)
+        db.session.execute(_state_update(table), chunk)
+    settled = db.session.execute(
+        update(table).where(table.c.provider_batch_id == batch.id, table.c.status == RequestStatus.IN_FLIGHT)
+        .values(status=RequestStatus.SUCCEEDED, error_code=None, error=None)
+    ).rowcount
+    if settled != succeeded:  # the batch is leased: nothing else settles its requests
+        raise RuntimeError(f"batch {batch.id}: {settled} request(s) left in flight, {succeeded} succeeded")
 
 
 def _state_update(table):
