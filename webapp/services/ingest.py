@@ -107,12 +107,16 @@ def ingest_files(batch: ProviderBatch, job: BatchJob, paths: Iterable[Path], *, 
 
 
 def _in_flight(batch: ProviderBatch) -> dict[str, tuple[int, int]]:
-    """custom_id -> (request id, tries so far) of the batch's requests waiting for a result."""
+    """custom_id -> (request id, tries so far) of the batch's requests waiting for a result.
+
+    The status is checked here, not in SQL: with it in the WHERE clause PostgreSQL may combine the
+    ``(job_id, status, id)`` index, every in-flight request of the job, with the batch's (measured 2-4x slower).
+    """
     rows = bulk.stream_rows(
-        select(BatchRequest.custom_id, BatchRequest.id, BatchRequest.retry_count)
-        .where(BatchRequest.provider_batch_id == batch.id, BatchRequest.status == RequestStatus.IN_FLIGHT),
-        WRITE_CHUNK)
-    return {custom_id: (request_id, tries) for chunk in rows for custom_id, request_id, tries in chunk}
+        select(BatchRequest.custom_id, BatchRequest.id, BatchRequest.retry_count, BatchRequest.status)
+        .where(BatchRequest.provider_batch_id == batch.id), WRITE_CHUNK)
+    return {custom_id: (request_id, tries) for chunk in rows for custom_id, request_id, tries, status in chunk
+            if status == RequestStatus.IN_FLIGHT}
 
 
 def _waiting(batch: ProviderBatch):
