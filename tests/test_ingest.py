@@ -152,19 +152,22 @@ def test_retryable_failures_go_back_to_pending_until_the_job_runs_out_of_retries
 def test_a_retry_replaces_the_earlier_try_s_response_and_token_counts(app_ctx, tmp_path):
     job, batch = in_flight_batch(["again", "gone", "done"])
     first = ingest.ingest_files(batch, job, write_lines(tmp_path / "first.jsonl", [
-        failed("again", 500), failed("gone", 503), ok("done", chat("yes"))]), cancelled=False)
+        failed("again", 500, {"usage": {"prompt_tokens": 7}}), failed("gone", 503, {"usage": {"prompt_tokens": 5}}),
+        ok("done", chat("yes"))]), cancelled=False)
     assert first.retried == 2
     # The follow-up batch: "again" succeeds, "gone" gets no line at all.
     [retry] = planning.plan_batches(job)
     db.session.execute(update(BatchRequest).where(BatchRequest.provider_batch_id == retry.id)
                        .values(status=RequestStatus.IN_FLIGHT))
-    earlier = ingest._replaced_tokens(retry)
+    earlier = jobs.token_sums(BatchResponse.request_id.in_(
+        select(BatchRequest.id).where(BatchRequest.provider_batch_id == retry.id)))
     second = ingest.ingest_files(retry, job, write_lines(tmp_path / "second.jsonl", [ok("again", chat("now"))]),
                                  cancelled=False)
     responses = stored(job)
     assert set(responses) == {"again", "done"}  # "gone" keeps no response of a try that was not the last
     assert responses["again"].output_text == "now" and responses["again"].provider_batch_id == retry.id
     assert states(job)["gone"] == (RequestStatus.PENDING, "missing_result", 2)
+    assert earlier["prompt_tokens"] == 12  # the two earlier tries' tokens leave the job's totals
     assert second.tokens == {name: getattr(responses["again"], name) - earlier[name] for name in earlier}
 
 

@@ -20,7 +20,7 @@ from webapp import bulk
 from webapp.extensions import db
 from webapp.models import BatchJob, BatchRequest, BatchResponse, ProviderBatch, RequestStatus
 from webapp.providers import Provider
-from webapp.services.jobs import TOKEN_COLUMNS, token_sums
+from webapp.services.jobs import TOKEN_COLUMNS
 from webapp.services.results import CANCELLED, MISSING_RESULT, BadResultLine, Result, parse_result_line
 
 log = logging.getLogger(__name__)
@@ -95,8 +95,7 @@ def ingest_files(batch: ProviderBatch, job: BatchJob, paths: Iterable[Path], *, 
     """
     summary = IngestSummary()
     requests = _in_flight(batch)
-    replaced = _replaced_tokens(batch)
-    _delete_earlier_responses(batch)
+    replaced = _delete_earlier_responses(batch)
     reading = _Reading(batch, job, requests, cancelled, summary)
     bulk.copy_rows(BatchResponse.__table__, RESPONSE_COLUMNS, reading.rows(paths), json_columns=("body",),
                    queries_while_producing=False)
@@ -119,19 +118,16 @@ def _in_flight(batch: ProviderBatch) -> dict[str, tuple[int, int]]:
             if status == RequestStatus.IN_FLIGHT}
 
 
-def _waiting(batch: ProviderBatch):
-    return select(BatchRequest.id).where(BatchRequest.provider_batch_id == batch.id,
-                                         BatchRequest.status == RequestStatus.IN_FLIGHT)
-
-
-def _replaced_tokens(batch: ProviderBatch) -> dict[str, int]:
-    """Token counts of the responses this ingest replaces: those of earlier tries of its requests."""
-    return token_sums(BatchResponse.request_id.in_(_waiting(batch).scalar_subquery()))
-
-
-def _delete_earlier_responses(batch: ProviderBatch) -> None:
-    db.session.execute(delete(BatchResponse).where(BatchResponse.request_id.in_(_waiting(batch).scalar_subquery()))
-                       .execution_options(synchronize_session=False))
+def _delete_earlier_responses(batch: ProviderBatch) -> dict[str, int]:
+    """Remove the responses of earlier tries of the batch's requests; return the token counts they held."""
+    waiting = select(BatchRequest.id).where(BatchRequest.provider_batch_id == batch.id,
+                                            BatchRequest.status == RequestStatus.IN_FLIGHT)
+    rows = db.session.execute(
+        delete(BatchResponse).where(BatchResponse.request_id.in_(waiting.scalar_subquery()))
+        .returning(*(getattr(BatchResponse, name) for name in TOKEN_COLUMNS))
+        .execution_options(synchronize_session=False)
+    ).all()
+    return {name: sum(row[i] for row in rows) for i, name in enumerate(TOKEN_COLUMNS)}
 
 
 class _Reading:
