@@ -101,22 +101,27 @@ ERROR_CODE = """CASE WHEN s.status <> 'failed' THEN NULL WHEN p.status = 'failed
                      WHEN p.status = 'cancelled' THEN 'batch_cancelled' ELSE 'server_error' END"""
 
 REQUESTS = f"""
-INSERT INTO batch_requests (job_id, custom_id, body, status, error_code, error, retry_count, provider_batch_id,
-                            source_line, estimated_tokens)
+INSERT INTO batch_requests (job_id, custom_id, body, source_line, estimated_tokens)
 SELECT p.id, 'review-' || r,
        jsonb_build_object('model', 'gpt-4o-mini', 'max_tokens', 50, 'messages', jsonb_build_array(
            jsonb_build_object('role', 'system', 'content',
                               'You label customer reviews as positive, negative or mixed. Answer with one word.'),
            jsonb_build_object('role', 'user', 'content', 'Review #' || r || ': ' || repeat(md5(p.id || ':' || r), 8)))),
-       s.status, {ERROR_CODE},
-       CASE WHEN s.status = 'failed' THEN 'The request could not be completed (' || {ERROR_CODE} || ').' END,
-       0,
-       CASE WHEN p.id = :big THEN 3001 + (r - 1) / :chunk WHEN p.status <> 'draft' THEN p.id END,
        r, 100 + r % 40
 FROM plan p
 CROSS JOIN LATERAL generate_series(1, p.n) AS r
-CROSS JOIN LATERAL (SELECT {REQUEST_STATUS} AS status) AS s
 ORDER BY p.id, r;
+
+INSERT INTO request_states (request_id, job_id, status, error_code, error, retry_count, provider_batch_id)
+SELECT q.id, p.id, s.status, {ERROR_CODE},
+       CASE WHEN s.status = 'failed' THEN 'The request could not be completed (' || {ERROR_CODE} || ').' END,
+       0,
+       CASE WHEN p.id = :big THEN 3001 + (r - 1) / :chunk WHEN p.status <> 'draft' THEN p.id END
+FROM batch_requests q
+JOIN plan p ON p.id = q.job_id
+CROSS JOIN LATERAL (SELECT q.source_line AS r) AS n
+CROSS JOIN LATERAL (SELECT {REQUEST_STATUS} AS status) AS s
+ORDER BY q.id;
 """
 
 RESPONSES = """
@@ -137,7 +142,8 @@ SELECT q.id, q.job_id, q.provider_batch_id, q.status = 'succeeded', t.code,
        CASE WHEN q.status = 'succeeded' THEN t.prompt ELSE 0 END, CASE WHEN q.status = 'succeeded' THEN 1 ELSE 0 END,
        CASE WHEN q.status = 'succeeded' THEN t.prompt + 1 ELSE 0 END, 0, 0,
        CASE WHEN q.status = 'succeeded' THEN t.label END, 'req_' || md5(q.id::text), now() - interval '2 hours'
-FROM batch_requests q
+FROM (SELECT r.id, r.job_id, r.estimated_tokens, s.provider_batch_id, s.status, s.error_code
+      FROM batch_requests r JOIN request_states s ON s.request_id = r.id) AS q
 CROSS JOIN LATERAL (SELECT CASE WHEN q.status = 'succeeded' THEN 200 ELSE 500 END AS code,
                            (ARRAY['positive', 'negative', 'mixed'])[q.id % 3 + 1] AS label,
                            q.estimated_tokens AS prompt) AS t
@@ -149,11 +155,11 @@ COUNTERS = """
 UPDATE batch_jobs j SET total_requests = c.total, pending_requests = c.pending, in_flight_requests = c.in_flight,
                         succeeded_requests = c.succeeded, failed_requests = c.failed, estimated_tokens = c.estimated,
                         estimated_cost = c.estimated * 0.000000075 + c.total * 50 * 0.0000003
-FROM (SELECT job_id, count(*) AS total, count(*) FILTER (WHERE status = 'pending') AS pending,
+FROM (SELECT request_states.job_id, count(*) AS total, count(*) FILTER (WHERE status = 'pending') AS pending,
              count(*) FILTER (WHERE status = 'in_flight') AS in_flight,
              count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
              count(*) FILTER (WHERE status = 'failed') AS failed, sum(estimated_tokens) AS estimated
-      FROM batch_requests GROUP BY job_id) AS c
+      FROM batch_requests JOIN request_states ON request_id = id GROUP BY request_states.job_id) AS c
 WHERE j.id = c.job_id;
 
 UPDATE batch_jobs j SET prompt_tokens = t.prompt, completion_tokens = t.completion,
@@ -167,7 +173,8 @@ UPDATE provider_batches b SET request_count = c.total, counts_total = c.sent, co
 FROM (SELECT provider_batch_id, count(*) AS total, count(*) FILTER (WHERE status <> 'pending') AS sent,
              count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
              count(*) FILTER (WHERE status = 'failed') AS failed, sum(estimated_tokens) AS estimated
-      FROM batch_requests WHERE provider_batch_id IS NOT NULL GROUP BY provider_batch_id) AS c
+      FROM batch_requests JOIN request_states ON request_id = id
+      WHERE provider_batch_id IS NOT NULL GROUP BY provider_batch_id) AS c
 WHERE b.id = c.provider_batch_id;
 """
 
@@ -224,6 +231,6 @@ def deep_cursor(engine: Engine, job_id: int, from_end: int = 100) -> int:
 
 def summary(engine: Engine) -> dict[str, int]:
     """Row counts of the tables the pages read."""
-    tables = ("batch_jobs", "batch_requests", "batch_responses", "provider_batches", "job_events")
+    tables = ("batch_jobs", "batch_requests", "request_states", "batch_responses", "provider_batches", "job_events")
     with engine.connect() as conn:
         return {name: conn.execute(text(f"SELECT count(*) FROM {name}")).scalar_one() for name in tables}

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from sqlalchemy import delete, update
 
-from webapp import create_app
+from webapp import bulk, create_app
 from webapp.extensions import db
-from webapp.models import BatchJob, BatchRequest, BatchResponse, JobStatus, ProviderBatch, RequestStatus
+from webapp.models import BatchJob, BatchResponse, JobStatus, ProviderBatch, RequestStatus, request_states
 from webapp.services import exports, ingest, jobs, planning, requests, uploads
 
 
@@ -36,7 +36,8 @@ def new_job(name: str) -> BatchJob:
 
 
 def raw_copy(path: Path) -> dict:
-    """Baseline: parse each line (orjson, the fastest parser we have) and COPY the rows into batch_requests."""
+    """Baseline: parse each line (orjson, the fastest parser we have) and COPY the rows into the request tables
+    (``requests.insert_rows``: the request rows, then their state rows), with no checks and no estimates."""
     job = new_job("baseline copy")
     started = time.perf_counter()
 
@@ -44,11 +45,11 @@ def raw_copy(path: Path) -> dict:
         with open(path, "rb") as fh:
             for number, line in enumerate(fh, 1):
                 obj = orjson.loads(line)
-                yield (job.id, obj["custom_id"], obj["body"], "pending", 0, number, None, 0)
+                yield {"job_id": job.id, "custom_id": obj["custom_id"], "body": obj["body"], "source_line": number,
+                       "estimated_tokens": 0}
 
-    from webapp import bulk
-
-    count = bulk.copy_rows(BatchRequest.__table__, requests.INSERT_COLUMNS, rows(), json_columns=("body",))
+    with bulk.gc_paused():
+        count, _ = requests.insert_rows(rows())
     db.session.commit()
     return {"rows": count, "seconds": time.perf_counter() - started, "job_id": job.id}
 
@@ -85,7 +86,8 @@ def prepare_results(job_id: int, workdir: Path) -> dict:
         with open(workdir / f"input-{batch.id}.jsonl", "rb") as src, open(workdir / f"output-{batch.id}.jsonl", "w") as out:
             for line in src:
                 out.write(json.dumps(simulated_output(json.loads(line), batch_id=batch.provider_batch_id)) + "\n")
-    db.session.execute(update(BatchRequest).where(BatchRequest.job_id == job_id).values(status=RequestStatus.IN_FLIGHT))
+    db.session.execute(update(request_states).where(request_states.c.job_id == job_id)
+                       .values(status=RequestStatus.IN_FLIGHT))
     job.status = JobStatus.RUNNING
     db.session.commit()
     return {"batches": len(job.batches)}
@@ -112,7 +114,7 @@ def reset_results(job_id: int) -> dict:
     """Untimed: undo result ingest (requests back in flight, responses gone) so it can be measured again."""
     job = db.session.get(BatchJob, job_id)
     db.session.execute(delete(BatchResponse).where(BatchResponse.job_id == job_id))
-    db.session.execute(update(BatchRequest).where(BatchRequest.job_id == job_id).values(
+    db.session.execute(update(request_states).where(request_states.c.job_id == job_id).values(
         status=RequestStatus.IN_FLIGHT, error_code=None, error=None, retry_count=0))
     for batch in job.batches:
         batch.ingested_at = None

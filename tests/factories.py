@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 
+from sqlalchemy import select, update
+
 from webapp.extensions import db
-from webapp.models import BatchJob
+from webapp.models import BatchJob, request_rows, request_states
 from webapp.services import jobs, sync
 
 
@@ -36,3 +38,12 @@ def run_until_done(job_id: int, timeout: float = 30, pause: float = 0.05) -> Bat
             return job
         time.sleep(pause)
     raise AssertionError(f"job {job_id} still {job.status} after {timeout}s")
+
+
+def set_states(*where, custom_ids: tuple[str, ...] = (), job_id: int | None = None, **values) -> int:
+    """Set request state columns set-wise, as the engine does: ``where`` on ``request_states`` columns, or the
+    requests of ``job_id`` with these ``custom_ids``; return how many changed."""
+    if custom_ids:
+        where += (request_states.c.request_id.in_(select(request_rows.c.id).where(
+            request_rows.c.job_id == job_id, request_rows.c.custom_id.in_(custom_ids))),)
+    return db.session.execute(update(request_states).where(*where).values(**values)).rowcount

@@ -10,7 +10,7 @@ import openai
 import pytest
 from sqlalchemy import func, select, update
 
-from tests.factories import new_job, run_until_done
+from tests.factories import new_job, run_until_done, set_states
 from webapp.extensions import db
 from webapp.models import BatchJob, BatchResponse, BatchStatus, JobStatus, ProviderBatch
 from webapp.providers.openai_provider import OpenAIProvider
@@ -133,9 +133,9 @@ def test_ingesting_the_same_files_twice_stores_one_response_each(app_ctx, simula
     (batch_id, copies), = seen.items()
     batch = db.session.get(ProviderBatch, batch_id)
     # Replay the same files with the requests put back in flight, as a half-done crash would leave them.
-    from webapp.models import BatchRequest, RequestStatus
+    from webapp.models import RequestStatus, request_states
 
-    db.session.execute(update(BatchRequest).where(BatchRequest.job_id == job.id).values(status=RequestStatus.IN_FLIGHT))
+    set_states(request_states.c.job_id == job.id, status=RequestStatus.IN_FLIGHT)
     original(batch, job, copies, cancelled=False)
     db.session.commit()
     assert db.session.scalar(select(func.count()).select_from(BatchResponse)

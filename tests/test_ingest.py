@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from tests.factories import chat_body, new_job
+from tests.factories import chat_body, new_job, set_states
 from webapp.extensions import db
-from webapp.models import BatchRequest, BatchResponse, JobStatus, RequestStatus
+from webapp.models import BatchRequest, BatchResponse, JobStatus, RequestStatus, request_states
 from webapp.services import ingest, jobs, planning
 from webapp.services.results import parse_result_line
 
@@ -80,8 +80,7 @@ def in_flight_batch(custom_ids, max_retries=2):
     jobs.add_requests(job, [{"custom_id": c, "body": chat_body(f"prompt {c}")} for c in custom_ids])
     jobs.submit_job(job)
     [batch] = planning.plan_batches(job)
-    db.session.execute(update(BatchRequest).where(BatchRequest.provider_batch_id == batch.id)
-                       .values(status=RequestStatus.IN_FLIGHT))
+    set_states(request_states.c.provider_batch_id == batch.id, status=RequestStatus.IN_FLIGHT)
     job.status = JobStatus.RUNNING
     db.session.flush()
     return job, batch
@@ -129,8 +128,7 @@ def test_every_shape_of_result_is_stored_as_parse_result_line_reads_it(app_ctx, 
 
 def test_retryable_failures_go_back_to_pending_until_the_job_runs_out_of_retries(app_ctx, tmp_path):
     job, batch = in_flight_batch(["ok", "server", "limit", "invalid", "absent", "spent"], max_retries=2)
-    db.session.execute(update(BatchRequest).where(BatchRequest.custom_id == "spent", BatchRequest.job_id == job.id)
-                       .values(retry_count=2))
+    set_states(custom_ids=("spent",), job_id=job.id, retry_count=2)
     lines = [ok("ok", chat("yes")), failed("server", 500), failed("limit", 429),
              failed("invalid", 400, {"error": {"code": "invalid_value", "message": "bad"}}), failed("spent", 503)]
     summary = ingest.ingest_files(batch, job, write_lines(tmp_path / "out.jsonl", lines), cancelled=False)
@@ -157,8 +155,7 @@ def test_a_retry_replaces_the_earlier_try_s_response_and_token_counts(app_ctx, t
     assert first.retried == 2
     # The follow-up batch: "again" succeeds, "gone" gets no line at all.
     [retry] = planning.plan_batches(job)
-    db.session.execute(update(BatchRequest).where(BatchRequest.provider_batch_id == retry.id)
-                       .values(status=RequestStatus.IN_FLIGHT))
+    set_states(request_states.c.provider_batch_id == retry.id, status=RequestStatus.IN_FLIGHT)
     earlier = jobs.token_sums(BatchResponse.request_id.in_(
         select(BatchRequest.id).where(BatchRequest.provider_batch_id == retry.id)))
     second = ingest.ingest_files(retry, job, write_lines(tmp_path / "second.jsonl", [ok("again", chat("now"))]),

@@ -10,11 +10,11 @@ import json
 import tracemalloc
 from pathlib import Path
 
-from sqlalchemy import update
 
 from webapp import bulk
 from webapp.extensions import db
-from webapp.models import BatchRequest, JobStatus, RequestStatus
+from tests.factories import set_states
+from webapp.models import JobStatus, RequestStatus, request_states
 from webapp.providers.simulator import simulated_output
 from webapp.services import exports, ingest, jobs, planning, uploads
 
@@ -65,8 +65,7 @@ def steps_after_upload(job, workdir: Path) -> dict[str, int]:
         with open(path, "rb") as src, open(output, "w") as out:
             for line in src:
                 out.write(json.dumps(simulated_output(json.loads(line), batch_id=f"batch_{batch.id}")) + "\n")
-        db.session.execute(update(BatchRequest).where(BatchRequest.provider_batch_id == batch.id)
-                           .values(status=RequestStatus.IN_FLIGHT))
+        set_states(request_states.c.provider_batch_id == batch.id, status=RequestStatus.IN_FLIGHT)
         job.status = JobStatus.RUNNING
         peak, summary = peak_bytes(lambda: ingest.ingest_files(batch, job, [output], cancelled=False))
         assert summary.succeeded == batch.request_count

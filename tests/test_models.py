@@ -3,7 +3,7 @@
 from datetime import datetime, timezone
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from webapp.extensions import db
@@ -15,7 +15,10 @@ from webapp.models import (
     JobStatus,
     ProviderBatch,
     RequestStatus,
+    request_rows,
+    request_states,
 )
+from webapp.services import jobs
 
 
 def make_job(**values) -> BatchJob:
@@ -93,7 +96,7 @@ def test_one_response_per_request(app_ctx):
     db.session.rollback()
 
 
-def test_deleting_a_job_removes_its_rows(app_ctx):
+def job_with_every_row() -> BatchJob:
     job = make_job()
     batch = ProviderBatch(job_id=job.id, model=job.model, endpoint=job.endpoint)
     db.session.add(batch)
@@ -103,10 +106,29 @@ def test_deleting_a_job_removes_its_rows(app_ctx):
     db.session.flush()
     db.session.add(BatchResponse(request_id=request.id, job_id=job.id))
     db.session.commit()
-    db.session.delete(db.session.get(BatchJob, job.id))
-    db.session.commit()
-    for model in (BatchRequest, BatchResponse, ProviderBatch, JobEvent):
-        assert db.session.scalars(select(model)).all() == []
+    return job
+
+
+@pytest.mark.parametrize("how", ["delete", "discard"])
+def test_deleting_a_job_removes_its_rows(app_ctx, how):
+    job = job_with_every_row()
+    if how == "delete":  # the job row stays, for its timeline
+        jobs.delete_job(job)
+        tables = (request_rows, request_states, BatchResponse.__table__, ProviderBatch.__table__)
+    else:
+        jobs.discard_draft(job)
+        tables = (request_rows, request_states, BatchResponse.__table__, ProviderBatch.__table__,
+                  JobEvent.__table__, BatchJob.__table__)
+    for table in tables:  # the states have no foreign key to cascade along: they must go by the service
+        assert db.session.execute(select(func.count()).select_from(table)).scalar_one() == 0, table.name
+
+
+def test_an_object_request_is_written_as_its_two_rows(app_ctx):
+    job = job_with_every_row()
+    [(request_id, custom_id)] = db.session.execute(select(request_rows.c.id, request_rows.c.custom_id)).all()
+    [(state_id, state_job, batch_id)] = db.session.execute(
+        select(request_states.c.request_id, request_states.c.job_id, request_states.c.provider_batch_id)).all()
+    assert (custom_id, state_id, state_job) == ("r", request_id, job.id) and batch_id is not None
 
 
 def test_progress_counts_finished_requests(app_ctx):

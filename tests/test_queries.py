@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import update
 
-from tests.factories import new_job, run_until_done
+from tests.factories import new_job, run_until_done, set_states
 from webapp.extensions import db
-from webapp.models import BatchRequest, BatchStatus, JobStatus, ProviderBatch
+from webapp.models import BatchStatus, JobStatus, ProviderBatch, request_states
 from webapp.services import queries, sync
 
 
@@ -36,9 +35,8 @@ def test_request_pages_hold_only_the_jobs_rows_of_the_asked_status(app_ctx):
     """The key range is written as row comparisons: neighbouring jobs and statuses must stay out of it."""
     before, job, after = new_job(count=4), new_job(count=9), new_job(count=4)
     ids = [r.id for r, _ in queries.list_requests(job.id, limit=50).items]
-    db.session.execute(update(BatchRequest).where(BatchRequest.id.in_(ids[::3])).values(status="failed"))
-    db.session.execute(update(BatchRequest).where(BatchRequest.job_id.in_([before.id, after.id]))
-                       .values(status="failed"))
+    set_states(request_states.c.request_id.in_(ids[::3]), status="failed")
+    set_states(request_states.c.job_id.in_([before.id, after.id]), status="failed")
     seen, cursor = [], None
     while True:
         page = queries.list_requests(job.id, status="failed", limit=2, after=cursor)

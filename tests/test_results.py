@@ -7,9 +7,9 @@ import os
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from tests.factories import chat_body, new_job
+from tests.factories import chat_body, new_job, set_states
 from webapp.extensions import db
 from webapp.models import BatchRequest, ProviderBatch, RequestStatus
 from webapp.providers.simulator import simulated_output, simulated_text
@@ -300,10 +300,8 @@ def test_only_unassigned_pending_requests_are_planned_again_as_a_new_attempt(app
     job = new_job(count=4)
     first = planning.plan_batches(job)
     # As ingestion leaves them: req-1 goes to a retry, req-2 has failed for good.
-    db.session.execute(update(BatchRequest).where(BatchRequest.job_id == job.id, BatchRequest.custom_id == "req-1")
-                       .values(provider_batch_id=None, retry_count=1))
-    db.session.execute(update(BatchRequest).where(BatchRequest.job_id == job.id, BatchRequest.custom_id == "req-2")
-                       .values(provider_batch_id=None, status=RequestStatus.FAILED))
+    set_states(custom_ids=("req-1",), job_id=job.id, provider_batch_id=None, retry_count=1)
+    set_states(custom_ids=("req-2",), job_id=job.id, provider_batch_id=None, status=RequestStatus.FAILED)
     db.session.commit()  # as the engine does between passes
     (retry,) = planning.plan_batches(job)
     assert [r.custom_id for r in requests_of(retry)] == ["req-1"]

@@ -9,7 +9,7 @@ from typing import Iterable, Iterator, Sequence
 
 import orjson
 from psycopg.types.json import Jsonb, set_json_dumps
-from sqlalchemy import Select, Table, insert
+from sqlalchemy import Select, Table, insert, text
 
 from webapp.extensions import db
 
@@ -34,6 +34,27 @@ def copy_rows(table: Table, columns: Sequence[str], rows: Iterable[Sequence], js
             size = COPY_CHUNK if queries_while_producing else None
             return _copy(table.name, columns, rows, {columns.index(c) for c in json_columns}, size)
         return _insert_chunks(table, columns, rows)
+
+
+def insert_with_ids(table: Table, columns: Sequence[str], rows: list[Sequence], json_columns: Sequence[str] = ()) -> list[int]:
+    """Write ``rows`` like ``copy_rows`` into a table keyed by ``id``; return the new ids in the rows' order.
+
+    PostgreSQL: the ids are drawn from the table's sequence first and written with the rows by one ``COPY``.
+    Elsewhere: an insert returning the ids, sorted by the rows' order.
+    """
+    if not rows:
+        return []
+    if is_postgresql():
+        sequence = db.session.scalar(text("SELECT pg_get_serial_sequence(:table, 'id')"), {"table": table.name})
+        # The sequence is named once: asking for it in the same query would look it up again for every id.
+        ids = db.session.execute(text("SELECT nextval(CAST(:sequence AS regclass)) FROM generate_series(1, :n)"),
+                                 {"sequence": sequence, "n": len(rows)}).scalars().all()
+        copy_rows(table, ("id", *columns), [(key, *row) for key, row in zip(ids, rows)], json_columns)
+        return ids
+    with gc_paused():
+        return list(db.session.execute(
+            insert(table).returning(table.c.id, sort_by_parameter_order=True),
+            [dict(zip(columns, row)) for row in rows]).scalars())
 
 
 class _CollectorPause:

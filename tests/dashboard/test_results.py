@@ -55,7 +55,7 @@ def test_requests_are_key_paged(browser, app_ctx):
 def test_request_detail_shows_request_response_tokens(browser, app_ctx, simulator):
     job = run_until_done(new_job(["How is the weather?"], submit=True).id)
     req, response = db.session.execute(
-        select(BatchRequest, BatchResponse).join(BatchResponse).where(BatchRequest.job_id == job.id)).one()
+        select(BatchRequest, BatchResponse).join(BatchRequest.response).where(BatchRequest.job_id == job.id)).one()
     url = f"/jobs/{job.id}/requests/{req.id}"
 
     fragment = browser.get(url, htmx=True)

@@ -11,11 +11,12 @@ from webapp.models.job import (
     JobEvent,
     JobStatus,
 )
-from webapp.models.request import BatchRequest, BatchResponse, RequestStatus
+from webapp.models.request import BatchRequest, BatchResponse, RequestStatus, request_rows, request_states
 from webapp.models.user import ApiToken, Role, User
 
 __all__ = [
     "ACTIVE_JOB_STATUSES", "DEFAULT_ENDPOINT", "ENDPOINTS", "PROVIDER_RUNNING", "PROVIDER_TERMINAL",
     "TERMINAL_JOB_STATUSES", "BatchJob", "BatchRequest", "BatchResponse", "BatchStatus", "EventKind",
-    "JobEvent", "JobStatus", "ProviderBatch", "RequestStatus", "ApiToken", "Role", "User",
+    "JobEvent", "JobStatus", "ProviderBatch", "RequestStatus", "ApiToken", "Role", "User", "request_rows",
+    "request_states",
 ]

@@ -19,13 +19,14 @@ from webapp.models import (
     ENDPOINTS,
     TERMINAL_JOB_STATUSES,
     BatchJob,
-    BatchRequest,
     BatchResponse,
     EventKind,
     JobEvent,
     JobStatus,
     ProviderBatch,
     RequestStatus,
+    request_rows,
+    request_states,
 )
 from webapp.providers import available_providers
 from webapp.services import requests as request_lines
@@ -176,10 +177,10 @@ def retry_failed(job: BatchJob, *, actor: str = "system") -> int:
     if job.status not in TERMINAL_JOB_STATUSES:
         raise Conflict(f"only a finished job can be retried (this one is {job.status})")
     retried = db.session.execute(
-        update(BatchRequest)
-        .where(BatchRequest.job_id == job.id, BatchRequest.status == RequestStatus.FAILED)
+        update(request_states)
+        .where(request_states.c.job_id == job.id, request_states.c.status == RequestStatus.FAILED)
         .values(status=RequestStatus.PENDING, provider_batch_id=None, error=None, error_code=None,
-                retry_count=BatchRequest.retry_count + 1)
+                retry_count=request_states.c.retry_count + 1)
     ).rowcount
     if not retried:
         raise Conflict("the job has no failed requests to retry")
@@ -198,17 +199,23 @@ def delete_job(job: BatchJob, *, actor: str = "system") -> None:
     timeline stay (hidden from every list) so who deleted it remains on record."""
     if job.is_active:
         raise Conflict(f"a {job.status} job cannot be deleted; cancel it first")
-    for model in (BatchResponse, BatchRequest, ProviderBatch):  # bulk deletes: a job may hold millions of rows
-        db.session.execute(delete(model).where(model.job_id == job.id))
+    _delete_requests(job)
+    db.session.execute(delete(ProviderBatch).where(ProviderBatch.job_id == job.id))
     job.deleted_at = datetime.now(timezone.utc)
     record_event(job, EventKind.DELETED, f"Job deleted with its {job.total_requests} request(s)", actor=actor)
     db.session.commit()
 
 
+def _delete_requests(job: BatchJob) -> None:
+    """Bulk deletes, table by table (a job may hold millions of rows): no cascade runs row by row."""
+    for table in (BatchResponse.__table__, request_states, request_rows):
+        db.session.execute(delete(table).where(table.c.job_id == job.id))
+
+
 def discard_draft(job: BatchJob) -> None:
     """Remove a draft entirely, leaving no trace: for undoing a creation whose file was refused."""
     require_draft(job, "discard")
-    db.session.execute(delete(BatchRequest).where(BatchRequest.job_id == job.id))
+    _delete_requests(job)
     db.session.delete(job)
     db.session.commit()
 
@@ -236,7 +243,7 @@ def estimate_cost(job: BatchJob) -> Decimal | None:
     output = sum(
         request_lines.estimate_output_tokens(body, job.endpoint)
         for body in db.session.scalars(
-            select(BatchRequest.body).where(BatchRequest.job_id == job.id).execution_options(yield_per=2000)
+            select(request_rows.c.body).where(request_rows.c.job_id == job.id).execution_options(yield_per=2000)
         )
     )
     return price_table().cost(job.model, job.estimated_tokens, output)
@@ -245,7 +252,8 @@ def estimate_cost(job: BatchJob) -> Decimal | None:
 def recount(job: BatchJob) -> None:
     """Refresh the job's request counters and token totals from its rows (on transitions, never per poll)."""
     by_status = dict(db.session.execute(
-        select(BatchRequest.status, func.count()).where(BatchRequest.job_id == job.id).group_by(BatchRequest.status)
+        select(request_states.c.status, func.count()).where(request_states.c.job_id == job.id)
+        .group_by(request_states.c.status)
     ).all())
     job.total_requests = sum(by_status.values())
     job.pending_requests = by_status.get(RequestStatus.PENDING, 0)

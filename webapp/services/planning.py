@@ -18,7 +18,9 @@ from sqlalchemy import Text, cast, func, select, update
 
 from webapp import bulk
 from webapp.extensions import db
-from webapp.models import BatchJob, BatchRequest, ProviderBatch, RequestStatus
+from webapp.models import BatchJob, BatchRequest, ProviderBatch, RequestStatus, request_rows, request_states
+
+STATE = request_states.c
 
 
 @dataclass
@@ -61,8 +63,8 @@ def plan_batches(job: BatchJob) -> list[ProviderBatch]:
         db.session.add(batch)
         db.session.flush()
         batch.request_count = db.session.execute(
-            update(BatchRequest)
-            .where(*_unassigned(job), BatchRequest.id.between(chunk.first_id, chunk.last_id))
+            update(request_states)
+            .where(*_unassigned(job), STATE.request_id.between(chunk.first_id, chunk.last_id))
             .values(provider_batch_id=batch.id)
             .execution_options(synchronize_session=False)
         ).rowcount
@@ -84,9 +86,9 @@ def _batches_of_round(job: BatchJob, attempt: int) -> int:
 
 def _unassigned(job: BatchJob) -> tuple:
     return (
-        BatchRequest.job_id == job.id,
-        BatchRequest.status == RequestStatus.PENDING,
-        BatchRequest.provider_batch_id.is_(None),
+        STATE.job_id == job.id,
+        STATE.status == RequestStatus.PENDING,
+        STATE.provider_batch_id.is_(None),
     )
 
 
@@ -95,8 +97,9 @@ def _chunks(job: BatchJob):
     config = current_app.config
     max_requests, max_tokens = config["BATCH_MAX_REQUESTS"], token_limit(job.model)
     rows = itertools.chain.from_iterable(bulk.stream_rows(
-        select(BatchRequest.id, BatchRequest.estimated_tokens, BatchRequest.retry_count)
-        .where(*_unassigned(job)).order_by(BatchRequest.id), 10_000))
+        select(STATE.request_id, request_rows.c.estimated_tokens, STATE.retry_count)
+        .join_from(request_states, request_rows, request_rows.c.id == STATE.request_id)
+        .where(*_unassigned(job)).order_by(STATE.request_id), 10_000))
     chunk = Chunk()
     for request_id, tokens, retries in rows:
         if chunk.count and (chunk.count + 1 > max_requests or chunk.tokens + tokens > max_tokens):
@@ -161,7 +164,8 @@ COPY_INPUT_LINES = """COPY (
     SELECT id, estimated_tokens,
            '{"custom_id":' || to_json(custom_id)::text || ',"method":"POST","url":' || %(url)s
            || ',"body":' || body::text || '}'
-    FROM batch_requests WHERE provider_batch_id = %(batch_id)s ORDER BY id
+    FROM request_states JOIN batch_requests ON id = request_id
+    WHERE provider_batch_id = %(batch_id)s ORDER BY request_id
 ) TO STDOUT (FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01')"""
 
 
@@ -177,8 +181,8 @@ def _copied_lines(batch: ProviderBatch) -> Iterator[tuple[int, int, bytes]]:
 def _release(batch: ProviderBatch, first_id: int) -> None:
     """Hand the batch's requests from ``first_id`` on back to planning."""
     db.session.execute(
-        update(BatchRequest)
-        .where(BatchRequest.provider_batch_id == batch.id, BatchRequest.id >= first_id)
+        update(request_states)
+        .where(STATE.provider_batch_id == batch.id, STATE.request_id >= first_id)
         .values(provider_batch_id=None)
         .execution_options(synchronize_session=False)
     )
@@ -187,5 +191,5 @@ def _release(batch: ProviderBatch, first_id: int) -> None:
 def request_ids_in_file_order(batch: ProviderBatch) -> list[int]:
     """Request ids in the order their lines were written, so provider line n is element n-1."""
     return list(db.session.scalars(
-        select(BatchRequest.id).where(BatchRequest.provider_batch_id == batch.id).order_by(BatchRequest.id)
+        select(STATE.request_id).where(STATE.provider_batch_id == batch.id).order_by(STATE.request_id)
     ))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 import orjson
 from sqlalchemy import select
@@ -12,7 +12,7 @@ from sqlalchemy import select
 from webapp import bulk
 
 from webapp.extensions import db
-from webapp.models import BatchJob, BatchRequest, RequestStatus
+from webapp.models import BatchJob, RequestStatus, request_rows, request_states
 
 MAX_CUSTOM_ID = 255
 # Which body field carries the input, per endpoint, and whether generation settings apply.
@@ -254,26 +254,29 @@ def existing_custom_ids(job_id: int, custom_ids: list[str]) -> dict[str, int]:
     for start in range(0, len(custom_ids), 1000):
         chunk = custom_ids[start:start + 1000]
         found.update((custom_id, request_id) for custom_id, request_id in db.session.execute(
-            select(BatchRequest.custom_id, BatchRequest.id)
-            .where(BatchRequest.job_id == job_id, BatchRequest.custom_id.in_(chunk))
+            select(request_rows.c.custom_id, request_rows.c.id)
+            .where(request_rows.c.job_id == job_id, request_rows.c.custom_id.in_(chunk))
         ))
     return found
 
 
-INSERT_COLUMNS = ("job_id", "custom_id", "body", "status", "retry_count", "source_line", "source_row",
-                  "estimated_tokens")
+REQUEST_COLUMNS = ("job_id", "custom_id", "body", "source_line", "source_row", "estimated_tokens")
+STATE_COLUMNS = ("request_id", "job_id", "status", "retry_count")
 
 
 def insert_rows(rows: Iterable[dict]) -> tuple[int, int]:
-    """Insert request rows in bulk, streamed (no commit); return (count, estimated prompt tokens)."""
-    tokens = 0
+    """Insert new (pending) requests in bulk, a chunk at a time (no commit); return (count, estimated tokens).
 
-    def tuples():
-        nonlocal tokens
-        for row in rows:
-            tokens += row["estimated_tokens"]
-            yield (row["job_id"], row["custom_id"], row["body"], row["status"], 0, row["source_line"],
-                   row.get("source_row"), row["estimated_tokens"])
-
-    count = bulk.copy_rows(BatchRequest.__table__, INSERT_COLUMNS, tuples(), json_columns=("body", "source_row"))
+    Each chunk is written as its request rows, whose new ids then key their state rows: two bulk writes, each
+    one ``COPY`` on PostgreSQL.
+    """
+    count = tokens = 0
+    for chunk in bulk.chunks(rows, bulk.COPY_CHUNK):
+        ids = bulk.insert_with_ids(request_rows, REQUEST_COLUMNS, [
+            (row["job_id"], row["custom_id"], row["body"], row["source_line"], row.get("source_row"),
+             row["estimated_tokens"]) for row in chunk], json_columns=("body", "source_row"))
+        bulk.copy_rows(request_states, STATE_COLUMNS,
+                       [(request_id, row["job_id"], RequestStatus.PENDING, 0) for request_id, row in zip(ids, chunk)])
+        count += len(chunk)
+        tokens += sum(row["estimated_tokens"] for row in chunk)
     return count, tokens

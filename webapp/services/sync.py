@@ -30,6 +30,7 @@ from webapp.models import (
     JobStatus,
     ProviderBatch,
     RequestStatus,
+    request_states,
 )
 from webapp.providers import BatchInfo, Provider, ProviderError, get_provider
 from webapp.services import ingest, planning
@@ -37,6 +38,7 @@ from webapp.services.jobs import adjust_counters, record_event, recount
 from webapp.services.results import CANCELLED
 
 log = logging.getLogger(__name__)
+STATE = request_states.c
 UNSENT = (BatchStatus.PENDING, BatchStatus.WAITING)
 TOKEN_LIMIT_CODE = "token_limit_exceeded"
 MAX_BACKOFF_SECONDS = 600
@@ -117,8 +119,8 @@ def _cancel_unassigned(job_id: int) -> None:
         db.session.rollback()
         return
     _fail_requests(
-        (BatchRequest.job_id == job_id, BatchRequest.status == RequestStatus.PENDING,
-         BatchRequest.provider_batch_id.is_(None)),
+        (STATE.job_id == job_id, STATE.status == RequestStatus.PENDING,
+         STATE.provider_batch_id.is_(None)),
         CANCELLED, "the job was cancelled before this request was sent",
     )
     db.session.commit()
@@ -126,7 +128,7 @@ def _cancel_unassigned(job_id: int) -> None:
 
 def _fail_requests(conditions: tuple, code: str, message: str) -> int:
     return db.session.execute(
-        update(BatchRequest).where(*conditions)
+        update(request_states).where(*conditions)
         .values(status=RequestStatus.FAILED, error_code=code, error=message)
         .execution_options(synchronize_session=False)
     ).rowcount
@@ -274,8 +276,8 @@ def _record_created(batch: ProviderBatch, info: BatchInfo, *, adopted: bool) -> 
     batch.provider_batch_id = info.id
     _apply_info(batch, info)
     sent = db.session.execute(
-        update(BatchRequest)
-        .where(BatchRequest.provider_batch_id == batch.id, BatchRequest.status == RequestStatus.PENDING)
+        update(request_states)
+        .where(STATE.provider_batch_id == batch.id, STATE.status == RequestStatus.PENDING)
         .values(status=RequestStatus.IN_FLIGHT).execution_options(synchronize_session=False)
     ).rowcount
     job = batch.job
@@ -337,7 +339,7 @@ def _give_up(batch: ProviderBatch, reason: str, *, sent: bool) -> None:
     if sent:  # its requests were in flight: settle them as results that never came
         ingest.ingest_files(batch, batch.job, [], cancelled=False)
     else:
-        _fail_requests((BatchRequest.provider_batch_id == batch.id, BatchRequest.status == RequestStatus.PENDING),
+        _fail_requests((STATE.provider_batch_id == batch.id, STATE.status == RequestStatus.PENDING),
                        "provider_rejected", reason[:1000])
     recount(batch.job)
     record_event(batch.job, EventKind.BATCH_FAILED, f"Batch {batch.id} failed: {reason}", data={"batch": batch.id})
@@ -348,7 +350,7 @@ def _cancel_unsent(batch: ProviderBatch, provider: Provider) -> None:
         provider.delete_file(batch.input_file_id)
     batch.status = BatchStatus.CANCELLED
     batch.ingested_at = utcnow()
-    _fail_requests((BatchRequest.provider_batch_id == batch.id, BatchRequest.status == RequestStatus.PENDING),
+    _fail_requests((STATE.provider_batch_id == batch.id, STATE.status == RequestStatus.PENDING),
                    CANCELLED, "the job was cancelled before this request was sent")
     recount(batch.job)
     db.session.commit()
@@ -393,7 +395,7 @@ def _batch_failed(batch: ProviderBatch) -> None:
         outcomes_failed += 1
     db.session.flush()
     if general and not line_errors:
-        _fail_requests((BatchRequest.provider_batch_id == batch.id, BatchRequest.status == RequestStatus.IN_FLIGHT),
+        _fail_requests((STATE.provider_batch_id == batch.id, STATE.status == RequestStatus.IN_FLIGHT),
                        general.get("code") or "batch_failed", general.get("message") or "the batch failed")
     # Requests on good lines never ran: they go to a follow-up batch (ingest treats them as missing results).
     ingest.ingest_files(batch, batch.job, [], cancelled=batch.job.status == JobStatus.CANCELLING)
@@ -410,8 +412,8 @@ def _requeue_for_tokens(batch: ProviderBatch, errors: list) -> None:
     """token_limit_exceeded is not the job's fault: resend the same chunk later, when capacity frees up."""
     old = batch.provider_batch_id
     db.session.execute(
-        update(BatchRequest)
-        .where(BatchRequest.provider_batch_id == batch.id, BatchRequest.status == RequestStatus.IN_FLIGHT)
+        update(request_states)
+        .where(STATE.provider_batch_id == batch.id, STATE.status == RequestStatus.IN_FLIGHT)
         .values(status=RequestStatus.PENDING).execution_options(synchronize_session=False)
     )
     batch.status = BatchStatus.WAITING
@@ -500,8 +502,8 @@ def _final_status(job: BatchJob) -> str:
 
 def _error_summary(job_id: int) -> str:
     rows = db.session.execute(
-        select(BatchRequest.error_code, func.count()).where(
-            BatchRequest.job_id == job_id, BatchRequest.status == RequestStatus.FAILED
-        ).group_by(BatchRequest.error_code).order_by(func.count().desc()).limit(5)
+        select(STATE.error_code, func.count()).where(
+            STATE.job_id == job_id, STATE.status == RequestStatus.FAILED
+        ).group_by(STATE.error_code).order_by(func.count().desc()).limit(5)
     ).all()
     return "errors: " + ", ".join(f"{code or 'error'} ×{count}" for code, count in rows)

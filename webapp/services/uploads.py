@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from webapp import bulk
 from webapp.errors import ValidationFailed
 from webapp.extensions import db
-from webapp.models import BatchJob, BatchRequest
+from webapp.models import BatchJob, request_rows
 from webapp.services import jobs as job_service
 from webapp.services import requests as request_lines
 
@@ -149,7 +149,7 @@ def _insert_new(job: BatchJob, rows: Iterator[dict], report: UploadReport) -> tu
     rather than a set of every custom_id seen (which grows with the file): a chunk that hits it is rolled
     back to its savepoint and written again without the repeats, each reported on its own line.
     """
-    before = db.session.scalar(select(func.max(BatchRequest.id)).where(BatchRequest.job_id == job.id)) or 0
+    before = db.session.scalar(select(func.max(request_rows.c.id)).where(request_rows.c.job_id == job.id)) or 0
     count = tokens = 0
     with bulk.gc_paused():  # parsing the next chunk is part of the bulk write
         for chunk in bulk.chunks(rows, bulk.COPY_CHUNK):
