@@ -128,7 +128,7 @@ def csv_export(job_id: int) -> dict:
     started = time.perf_counter()
     rows = size = 0
     for chunk in exports.csv_chunks(job):
-        rows += chunk.count("\n")  # outputs hold no newlines here; header line counted below
+        rows += chunk.count(b"\n")  # outputs hold no newlines here; header line counted below
         size += len(chunk)
     return {"rows": rows - 1, "seconds": time.perf_counter() - started, "bytes": size}
 

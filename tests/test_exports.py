@@ -43,7 +43,7 @@ def test_csv_export_keeps_the_original_columns_and_adds_results(app_ctx, simulat
 
     jobs.submit_job(job)
     job = run_until_done(job.id)
-    rows = list(csv.reader(io.StringIO("".join(exports.csv_chunks(job)))))
+    rows = list(csv.reader(io.StringIO(b"".join(exports.csv_chunks(job)).decode())))
     header = rows[0]
     assert header == ["Id", "Text", "Stars", "custom_id", "status", "output_text", "output.sentiment", "output.score",
                       "error", "prompt_tokens", "completion_tokens", "total_tokens"]
@@ -59,7 +59,7 @@ def test_csv_export_keeps_the_original_columns_and_adds_results(app_ctx, simulat
 
 def test_csv_export_of_a_jsonl_job(app_ctx, simulator):
     job = run_until_done(new_job(["hello there"], submit=True).id)
-    rows = list(csv.reader(io.StringIO("".join(exports.csv_chunks(job)))))
+    rows = list(csv.reader(io.StringIO(b"".join(exports.csv_chunks(job)).decode())))
     assert rows[0][:3] == ["custom_id", "status", "output_text"]
     assert rows[1][:3] == ["req-0", "succeeded", simulated_text(_body(job))]
 
@@ -80,3 +80,42 @@ def test_neutralise_only_touches_formula_starts():
     assert exports.neutralise("@SUM(A1)") == "'@SUM(A1)"
     assert exports.neutralise("plain") == "plain"
     assert exports.neutralise(-5) == -5
+
+
+TRICKY = ('Id,Text,Note\n'
+          '1,"plain, with a comma",\n'
+          '2,"say ""hi""\non two lines",=SUM(A1)\n'
+          '3,"Zürich café 🙂 tab\there",\\.\n'
+          '4,"fails [[sim:status=400]]",-5\n'
+          '5,"  spaces kept  ",@user\n')
+
+
+def test_database_written_csv_reads_as_the_python_written_csv(app_ctx, simulator, tmp_path, monkeypatch):
+    """PostgreSQL writes the CSV of a job without structured fields itself: parsed, it must hold what Python's
+    csv module writes from the same rows (quotes, line breaks, formulas, empty and missing cells)."""
+    from webapp import bulk
+
+    job = new_job([])
+    csv_import.import_csv(job, csv_file(tmp_path, TRICKY), CsvMapping("Echo: {{ Text }}"), filename="t.csv")
+    from webapp.services import jobs
+
+    jobs.submit_job(job)
+    job = run_until_done(job.id)
+    exported = {failed: b"".join(exports.csv_chunks(job, failed_only=failed)) for failed in (False, True)}
+    monkeypatch.setattr(bulk, "is_postgresql", lambda: False)  # Python's writer, from plain rows
+    for failed, data in exported.items():
+        by_python = b"".join(exports.csv_chunks(job, failed_only=failed))
+        rows = list(csv.reader(io.StringIO(data.decode())))
+        assert rows == list(csv.reader(io.StringIO(by_python.decode())))
+        assert b"\r" not in data and data.endswith(b"\n")
+    header, *rows = csv.reader(io.StringIO(exported[False].decode()))
+    assert header[:5] == ["Id", "Text", "Note", "custom_id", "status"]
+    assert [row[:3] for row in rows] == [
+        ["1", "plain, with a comma", ""], ["2", 'say "hi"\non two lines', "'=SUM(A1)"],
+        ["3", "Zürich café 🙂 tab\there", "\\."], ["4", "fails [[sim:status=400]]", "'-5"],
+        ["5", "  spaces kept  ", "'@user"]]
+    assert [row[4] for row in rows] == ["succeeded"] * 3 + ["failed", "succeeded"]
+    assert rows[3][5:] == ["", "invalid_request_error: Invalid request (simulated).", "0", "0", "0"]
+    assert all(int(row[7]) > 0 for row in rows if row[4] == "succeeded")
+    failed_rows = list(csv.reader(io.StringIO(exported[True].decode())))[1:]
+    assert [row[0] for row in failed_rows] == ["4"]

@@ -71,7 +71,7 @@ def steps_after_upload(job, workdir: Path) -> dict[str, int]:
         assert summary.succeeded == batch.request_count
         peaks["result ingest"] = max(peaks["result ingest"], peak)
     db.session.commit()
-    peak, rows = peak_bytes(lambda: sum(chunk.count("\n") for chunk in exports.csv_chunks(job)))
+    peak, rows = peak_bytes(lambda: sum(chunk.count(b"\n") for chunk in exports.csv_chunks(job)))
     assert rows == job.total_requests + 1
     peaks["CSV export"] = peak
     return peaks

@@ -133,6 +133,16 @@ def stream_rows(stmt: Select, size: int) -> Iterator[list[tuple]]:
             yield rows
 
 
+def copy_csv(stmt: Select) -> Iterator[bytes]:
+    """The rows of ``stmt`` as CSV lines (LF line ends), written by PostgreSQL (``COPY ... TO STDOUT``)."""
+    connection = db.session.connection()
+    compiled = stmt.compile(dialect=connection.dialect, compile_kwargs={"render_postcompile": True})
+    raw = connection.connection.driver_connection
+    with raw.cursor() as cursor, cursor.copy(f"COPY ({compiled}) TO STDOUT (FORMAT csv)", compiled.params) as copy:
+        for row in copy:
+            yield bytes(row)
+
+
 def chunks(rows: Iterable, size: int) -> Iterator[list]:
     """Lists of up to ``size`` items from ``rows``, consumed lazily."""
     chunk: list = []

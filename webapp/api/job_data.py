@@ -104,7 +104,7 @@ def download_results(path: JobPath, query: ResultsQuery):
     job = load_job(path.job_id)
     failed = "-failed" if query.failed_only else ""
     if query.format == "csv":
-        chunks = (chunk.encode("utf-8") for chunk in exports.csv_chunks(job, failed_only=query.failed_only))
+        chunks = exports.csv_chunks(job, failed_only=query.failed_only)
     else:
         chunks = exports.jsonl_lines(job, failed_only=query.failed_only)
     return stream(chunks, RESULT_TYPES[query.format], f"job-{job.id}-results{failed}.{query.format}")

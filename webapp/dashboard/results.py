@@ -14,7 +14,7 @@ from webapp.services import exports, queries
 
 PAGE_SIZE = 50
 # Excel reads a CSV without a byte order mark in the local code page, which garbles non-ASCII text.
-UTF8_BOM = "\ufeff"
+UTF8_BOM = "\ufeff".encode("utf-8")
 
 
 @bp.get("/jobs/<int:job_id>/requests")

@@ -68,37 +68,60 @@ def csv_header(job: BatchJob) -> list[str]:
             "prompt_tokens", "completion_tokens", "total_tokens"]
 
 
-def csv_chunks(job: BatchJob, failed_only: bool = False) -> Iterator[str]:
-    """The CSV export, in chunks: the original columns in order, then the results.
+def csv_chunks(job: BatchJob, failed_only: bool = False) -> Iterator[bytes]:
+    """The CSV export as UTF-8, in chunks: the original columns in order, then the results; lines end in LF.
 
     The database hands over each row as its finished cells (a CSV job's original values taken from the
-    stored row, formulas neutralised, the error joined to its code), so Python only writes them out.
+    stored row, formulas neutralised, the error joined to its code). On PostgreSQL it also writes them as
+    CSV (``COPY ... TO STDOUT``), so Python only passes the bytes on; a job with structured-output fields,
+    which are read from each output's JSON, is written by Python's csv module, as on SQLite.
     """
     fields, width = schema_fields(job), len(source_columns(job))
     cells = [*(_neutralised(BatchRequest.source_row[i].as_string()) for i in range(width)),
              _neutralised(BatchRequest.custom_id), BatchRequest.status, _neutralised(BatchResponse.output_text),
              _neutralised(_error_expression()), BatchResponse.prompt_tokens, BatchResponse.completion_tokens,
              BatchResponse.total_tokens]
+    header = io.StringIO()
+    csv.writer(header, lineterminator="\n").writerow(csv_header(job))
+    yield header.getvalue().encode("utf-8")
+    if bulk.is_postgresql() and not fields:
+        yield from _batched(bulk.copy_csv(_rows_statement(job, failed_only, cells)))
+        return
     if fields:
         cells.append(BatchResponse.output_text)  # read for the structured fields, not written as is
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(csv_header(job))
+    writer = csv.writer(buffer, lineterminator="\n")
     output_at = width + 2  # position of output_text: the structured fields follow it
-    for rows in _row_chunks(job, failed_only, cells):
+    for rows in bulk.stream_rows(_rows_statement(job, failed_only, cells), FETCH_ROWS):
         if fields:
             rows = [(*row[:output_at + 1], *map(neutralise, _structured(row[-1], fields)), *row[output_at + 1:-1])
                     for row in rows]
         writer.writerows(rows)
         if buffer.tell() >= FLUSH_BYTES:
-            yield buffer.getvalue()
+            yield buffer.getvalue().encode("utf-8")
             buffer.seek(0)
             buffer.truncate()
-    yield buffer.getvalue()
+    yield buffer.getvalue().encode("utf-8")
+
+
+def _batched(rows: Iterator[bytes]) -> Iterator[bytes]:
+    """Rows joined into chunks of about FLUSH_BYTES."""
+    buffer = bytearray()
+    for row in rows:
+        buffer += row
+        if len(buffer) >= FLUSH_BYTES:
+            yield bytes(buffer)
+            buffer.clear()
+    if buffer:
+        yield bytes(buffer)
 
 
 def _row_chunks(job: BatchJob, failed_only: bool, columns: list) -> Iterator[list]:
     """Plain rows (no ORM objects) from a server-side cursor, in lists of up to FETCH_ROWS."""
+    yield from bulk.stream_rows(_rows_statement(job, failed_only, columns), FETCH_ROWS)
+
+
+def _rows_statement(job: BatchJob, failed_only: bool, columns: list):
     stmt = (
         select(*columns)
         .select_from(BatchRequest)
@@ -106,14 +129,12 @@ def _row_chunks(job: BatchJob, failed_only: bool, columns: list) -> Iterator[lis
         .where(BatchRequest.job_id == job.id)
         .order_by(BatchRequest.id)
     )
-    if failed_only:
-        stmt = stmt.where(BatchRequest.status == RequestStatus.FAILED)
-    yield from bulk.stream_rows(stmt, FETCH_ROWS)
+    return stmt.where(BatchRequest.status == RequestStatus.FAILED) if failed_only else stmt
 
 
 def _neutralised(column):
     """The cell as text, quoted when a spreadsheet would run it as a formula (see ``neutralise``)."""
-    return case((func.substr(column, 1, 1).in_(FORMULA_STARTS), literal("'") + column), else_=func.coalesce(column, ""))
+    return case((func.substr(column, 1, 1).in_(FORMULA_STARTS), literal("'") + column), else_=func.nullif(column, ""))
 
 
 def _error_expression():
