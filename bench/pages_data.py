@@ -142,7 +142,7 @@ SELECT q.id, q.job_id, q.provider_batch_id, q.status = 'succeeded', t.code,
        CASE WHEN q.status = 'succeeded' THEN t.prompt ELSE 0 END, CASE WHEN q.status = 'succeeded' THEN 1 ELSE 0 END,
        CASE WHEN q.status = 'succeeded' THEN t.prompt + 1 ELSE 0 END, 0, 0,
        CASE WHEN q.status = 'succeeded' THEN t.label END, 'req_' || md5(q.id::text), now() - interval '2 hours'
-FROM (SELECT r.id, r.job_id, r.estimated_tokens, s.provider_batch_id, s.status, s.error_code
+FROM (SELECT r.id, r.job_id, r.estimated_tokens, s.provider_batch_id, s.status, s.error_code, s.error
       FROM batch_requests r JOIN request_states s ON s.request_id = r.id) AS q
 CROSS JOIN LATERAL (SELECT CASE WHEN q.status = 'succeeded' THEN 200 ELSE 500 END AS code,
                            (ARRAY['positive', 'negative', 'mixed'])[q.id % 3 + 1] AS label,

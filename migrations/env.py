@@ -109,6 +109,11 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            # Batch mode rebuilds a table by copying it and dropping the old one; with foreign keys enforced,
+            # that DROP would cascade to the rows that point at it (a table's responses, say). SQLite only
+            # takes this pragma outside a transaction, so it goes straight to the driver, before any BEGIN.
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),
@@ -117,6 +122,8 @@ def run_migrations_online():
 
         with context.begin_transaction():
             context.run_migrations()
+        if connection.dialect.name == "sqlite":  # the pooled connection goes back as the app set it up
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
 
 
 if context.is_offline_mode():

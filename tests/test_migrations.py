@@ -1,5 +1,6 @@
 """The migration history: one head, and upgrade/downgrade giving exactly the models' schema on both backends."""
 
+import json
 import uuid
 
 import pytest
@@ -14,6 +15,7 @@ from tests.conftest import TEST_DATABASE_URL, base_config
 from webapp import create_app
 from webapp.config import database_url
 from webapp.extensions import db, migrate
+from webapp.models import BatchJob, ProviderBatch
 
 
 def backends():
@@ -58,4 +60,40 @@ def test_upgrade_matches_models_and_downgrade_empties(empty_database, tmp_path):
         assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
         upgrade()  # and back up again: the downgrade left nothing behind that blocks it
         assert "batch_requests" in inspect(db.engine).get_table_names()
+        db.engine.dispose()
+
+
+def test_request_states_migration_keeps_every_request_state(empty_database, tmp_path):
+    """Moving state out of batch_requests (d5f3a9b6c2e1) and back keeps each request's status, tries, batch
+    and error; responses keep their bodies through the JSONB -> JSON change (e7a1c4d9b8f2)."""
+    app = create_app(base_config(tmp_path, SQLALCHEMY_DATABASE_URI=empty_database))
+    with app.app_context():
+        upgrade(revision="c4d2e8f1a7b3")
+        with db.engine.begin() as conn:
+            # Jobs and batches are as the models have them today: their own defaults fill every column.
+            conn.execute(BatchJob.__table__.insert(), {"id": 1, "name": "j", "provider": "simulator", "model": "m"})
+            conn.execute(ProviderBatch.__table__.insert(), {"id": 7, "job_id": 1, "model": "m",
+                                                            "endpoint": "/v1/chat/completions"})
+            conn.execute(text("INSERT INTO batch_requests (id, job_id, custom_id, body, status, error_code, error, "
+                              "retry_count, provider_batch_id, source_line, estimated_tokens) VALUES "
+                              "(1, 1, 'a', '{\"x\": 1}', 'succeeded', NULL, NULL, 0, 7, 1, 5), "
+                              "(2, 1, 'b', '{\"x\": 2}', 'failed', 'server_error', 'boom', 2, 7, 2, 6)"))
+            conn.execute(text("INSERT INTO batch_responses (request_id, job_id, provider_batch_id, succeeded, "
+                              "status_code, body, prompt_tokens, completion_tokens, total_tokens, cached_tokens, "
+                              "reasoning_tokens, created_at) VALUES (1, 1, 7, true, 200, '{\"ok\": [1, \"ü\"]}', "
+                              "1, 2, 3, 0, 0, '2026-01-01')"))
+        upgrade()
+        with db.engine.connect() as conn:
+            states = conn.execute(text("SELECT request_id, job_id, status, retry_count, provider_batch_id, "
+                                       "error_code, error FROM request_states ORDER BY request_id")).all()
+            body = conn.execute(text("SELECT body FROM batch_responses")).scalar_one()
+        assert [tuple(s) for s in states] == [(1, 1, "succeeded", 0, 7, None, None),
+                                              (2, 1, "failed", 2, 7, "server_error", "boom")]
+        assert (body if isinstance(body, dict) else json.loads(body)) == {"ok": [1, "ü"]}
+        downgrade(revision="c4d2e8f1a7b3")
+        with db.engine.connect() as conn:
+            rows = conn.execute(text("SELECT id, status, retry_count, provider_batch_id, error_code, error "
+                                     "FROM batch_requests ORDER BY id")).all()
+        assert [tuple(r) for r in rows] == [(1, "succeeded", 0, 7, None, None),
+                                            (2, "failed", 2, 7, "server_error", "boom")]
         db.engine.dispose()
