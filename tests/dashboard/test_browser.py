@@ -222,6 +222,7 @@ def test_cancel_a_running_job(page, live, settings):
         "buffer": jsonl_file([chat_line(f"n-{i}", f"item {i}") for i in range(5)])}])
     page.get_by_role("button", name="Continue").click()
     page.get_by_role("button", name="Submit 5 request(s)").click()
+    expect(page.locator(".flash-success")).to_contain_text("Submitted")  # the job page has loaded
     mark_page(page)
     expect(page.locator("#job-status .badge").first).to_have_text("running", timeout=20_000)
     expect(page.locator("#job-status .phase")).to_contain_text("Running")
