@@ -36,7 +36,8 @@ def copy_rows(table: Table, columns: Sequence[str], rows: Iterable[Sequence], js
         return _insert_chunks(table, columns, rows)
 
 
-def insert_with_ids(table: Table, columns: Sequence[str], rows: list[Sequence], json_columns: Sequence[str] = ()) -> list[int]:
+def insert_with_ids(table: Table, columns: Sequence[str], rows: list[Sequence],
+                    json_columns: Sequence[str] = ()) -> list[int]:
     """Write ``rows`` like ``copy_rows`` into a table keyed by ``id``; return the new ids in the rows' order.
 
     PostgreSQL: the ids are drawn from the table's sequence first and written with the rows by one ``COPY``.

@@ -36,7 +36,8 @@ def upgrade():
                                 name=op.f('fk_request_states_provider_batch_id_provider_batches'), ondelete='SET NULL'),
         sa.PrimaryKeyConstraint('request_id', name=op.f('pk_request_states')),
     )
-    op.execute(f'INSERT INTO request_states (request_id, {STATE_COLUMNS}) SELECT id, {STATE_COLUMNS} FROM batch_requests')
+    op.execute(f'INSERT INTO request_states (request_id, {STATE_COLUMNS}) '
+               f'SELECT id, {STATE_COLUMNS} FROM batch_requests')
     op.create_index('ix_request_states_job_id_status_request_id', 'request_states', ['job_id', 'status', 'request_id'])
     op.create_index('ix_request_states_provider_batch_id', 'request_states', ['provider_batch_id'],
                     postgresql_where=sa.text(ASSIGNED), sqlite_where=sa.text(ASSIGNED))

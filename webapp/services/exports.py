@@ -92,7 +92,7 @@ def csv_chunks(job: BatchJob, failed_only: bool = False) -> Iterator[bytes]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     output_at = width + 2  # position of output_text: the structured fields follow it
-    for rows in bulk.stream_rows(_rows_statement(job, failed_only, cells), FETCH_ROWS):
+    for rows in _row_chunks(job, failed_only, cells):
         if fields:
             rows = [(*row[:output_at + 1], *map(neutralise, _structured(row[-1], fields)), *row[output_at + 1:-1])
                     for row in rows]

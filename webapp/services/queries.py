@@ -80,10 +80,11 @@ def list_requests(job_id: int, *, status: str | None = None, search: str | None 
     """The job's requests with their responses (tuples), by id, filtered by status and custom_id prefix.
 
     The page's ids come first, from the index that holds them in order: the states' ``(job_id, status,
-    request_id)`` with a status, else the requests' ``(job_id, id)``. The range is written as row comparisons on that index's columns, not as
-    ``job_id = ... AND status = ...``: with plain equalities PostgreSQL needs only ``id`` order, which the
-    primary key gives too, and it takes that path expecting a status's rows to be spread over the table;
-    they sit together at the job's end, and it filtered a million rows (300 ms) to fill a page.
+    request_id)`` with a status, else the requests' ``(job_id, id)``. The range is written as row comparisons
+    on that index's columns, not as ``job_id = ... AND status = ...``: with plain equalities PostgreSQL needs
+    only ``id`` order, which the primary key gives too, and it takes that path expecting a status's rows to be
+    spread over the table; they sit together at the job's end, and it filtered a million rows (300 ms) to fill
+    a page.
     """
     limit = _clamped(limit)
     state, row = request_states.c, request_rows.c
