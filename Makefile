@@ -10,8 +10,10 @@ PORT ?= 5000
 
 .PHONY: run test install install-dev migrate worker scheduler sync bench clean
 
+# On another port (make run PORT=8080) the built-in simulator follows, unless SIMULATOR_BASE_URL says otherwise.
 run: install migrate
-	$(FLASK) run --host $(HOST) --port $(PORT) --with-threads --no-reload
+	SIMULATOR_BASE_URL="$${SIMULATOR_BASE_URL:-http://127.0.0.1:$(PORT)/simulator/v1}" \
+		$(FLASK) run --host $(HOST) --port $(PORT) --with-threads --no-reload
 
 # The browser tests drive Debian's Chromium, never a browser build downloaded by Playwright. Without root
 # to install it, the tests skip themselves and say why.
