@@ -64,7 +64,7 @@ def plan_batches(job: BatchJob) -> list[ProviderBatch]:
         db.session.flush()
         batch.request_count = db.session.execute(
             update(request_states)
-            .where(*_unassigned(job), STATE.request_id.between(chunk.first_id, chunk.last_id))
+            .where(*unassigned(job.id), STATE.request_id.between(chunk.first_id, chunk.last_id))
             .values(provider_batch_id=batch.id)
             .execution_options(synchronize_session=False)
         ).rowcount
@@ -84,9 +84,10 @@ def _batches_of_round(job: BatchJob, attempt: int) -> int:
     )
 
 
-def _unassigned(job: BatchJob) -> tuple:
+def unassigned(job_id: int) -> tuple:
+    """Conditions on ``request_states`` for the job's pending requests no batch holds yet."""
     return (
-        STATE.job_id == job.id,
+        STATE.job_id == job_id,
         STATE.status == RequestStatus.PENDING,
         STATE.provider_batch_id.is_(None),
     )
@@ -99,7 +100,7 @@ def _chunks(job: BatchJob):
     rows = itertools.chain.from_iterable(bulk.stream_rows(
         select(STATE.request_id, request_rows.c.estimated_tokens, STATE.retry_count)
         .join_from(request_states, request_rows, request_rows.c.id == STATE.request_id)
-        .where(*_unassigned(job)).order_by(STATE.request_id), 10_000))
+        .where(*unassigned(job.id)).order_by(STATE.request_id), 10_000))
     chunk = Chunk()
     for request_id, tokens, retries in rows:
         if chunk.count and (chunk.count + 1 > max_requests or chunk.tokens + tokens > max_tokens):

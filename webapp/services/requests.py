@@ -108,7 +108,7 @@ class RequestValidator:
                 raise InvalidLine("duplicate_custom_id", repeated(custom_id), custom_id)
             self.seen.add(custom_id)
         return {
-            "job_id": settings.id, "custom_id": custom_id, "body": body, "status": RequestStatus.PENDING,
+            "job_id": settings.id, "custom_id": custom_id, "body": body,
             "source_line": line, "estimated_tokens": estimate_prompt_tokens(body, settings.endpoint),
         }
 

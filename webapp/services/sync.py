@@ -118,11 +118,7 @@ def _cancel_unassigned(job_id: int) -> None:
     if job is None:
         db.session.rollback()
         return
-    _fail_requests(
-        (STATE.job_id == job_id, STATE.status == RequestStatus.PENDING,
-         STATE.provider_batch_id.is_(None)),
-        CANCELLED, "the job was cancelled before this request was sent",
-    )
+    _fail_requests(planning.unassigned(job_id), CANCELLED, "the job was cancelled before this request was sent")
     db.session.commit()
 
 
