@@ -20,6 +20,7 @@ from webapp import create_app
 from webapp.config import database_url
 from webapp.extensions import db
 from webapp.providers.simulator import create_simulator_app
+from webapp.services import installation
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL")
@@ -65,6 +66,8 @@ def app(tmp_path_factory):
     app = create_app(base_config(tmp_path_factory.mktemp("app")))
     with app.app_context():
         _reset_schema()
+        installation.install_id()  # written once for the session, as the migrations do
+        db.session.commit()
         if TEST_REDIS_URL:
             from webapp import queue
 
@@ -123,6 +126,15 @@ def committed_db(app):
         with db.engine.begin() as conn:
             for table in reversed(db.metadata.sorted_tables):
                 conn.execute(table.delete())
+
+
+@pytest.fixture
+def config(app):
+    """Change settings for one test: ``config(NAME=value, ...)``; all are put back afterwards."""
+    saved = dict(app.config)
+    yield app.config.update
+    app.config.clear()
+    app.config.update(saved)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from datetime import timedelta
 
@@ -11,10 +12,11 @@ import pytest
 from sqlalchemy import func, select, update
 
 from tests.factories import new_job, run_until_done, set_states
+from tests.simulated import provider_files
 from webapp.extensions import db
 from webapp.models import BatchJob, BatchResponse, BatchStatus, JobStatus, ProviderBatch
 from webapp.providers.openai_provider import OpenAIProvider
-from webapp.services import ingest, sync
+from webapp.services import ingest, leases, sync
 
 
 class Killed(BaseException):
@@ -101,15 +103,15 @@ def test_a_live_lease_keeps_other_workers_off_the_batch(app_ctx, simulator):
     job = new_job(count=2, submit=True)
     sync.sync_all()  # plans and sends the batch
     batch = job.batches[0]
-    token = sync.claim_batch(batch.id)
-    assert token is not None
-    assert sync.claim_batch(batch.id) is None  # a second worker cannot take it
+    lease = leases.claim(batch.id)
+    assert lease is not None
+    assert leases.claim(batch.id) is None  # a second worker cannot take it
     before = batch.last_synced_at
     sync.sync_batch(batch.id)
     db.session.expire_all()
     assert batch.last_synced_at == before
-    sync.release_batch(batch.id, token)
-    assert sync.claim_batch(batch.id) is not None
+    leases.release(lease)
+    assert leases.claim(batch.id) is not None
 
 
 def test_ingesting_the_same_files_twice_stores_one_response_each(app_ctx, simulator, monkeypatch):
@@ -179,3 +181,84 @@ def test_two_workers_syncing_at_once(app, committed_db, simulator):
             assert job.succeeded_requests == 40
     finally:
         app.config["BATCH_MAX_REQUESTS"] = 50_000
+
+
+def test_killed_between_upload_and_recording_the_file_id(app_ctx, simulator, monkeypatch):
+    job = new_job(count=4, submit=True)
+    original = OpenAIProvider.upload_input
+
+    def upload_then_die(self, path, filename):
+        original(self, path, filename)  # the provider has the file; the worker dies before it hears the id
+        raise Killed("upload_input")
+
+    monkeypatch.setattr(OpenAIProvider, "upload_input", upload_then_die)
+    with pytest.raises(Killed):
+        sync.sync_all()
+    monkeypatch.undo()
+    expire_leases()
+    db.session.expire_all()
+    assert job.batches[0].input_file_id is None and job.batches[0].input_file_name
+    job = run_until_done(job.id)
+    assert_exactly_once(job, simulator)
+    assert provider_files(simulator) == []  # the file was found by its name and used, not uploaded again
+
+
+# --- leases ------------------------------------------------------------------------------------------------
+
+
+def wait_for(condition, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_live_worker_keeps_its_lease_past_the_lease_length(app, committed_db, config):
+    config(CLAIM_LEASE_SECONDS=1.5)
+    with app.app_context():
+        batch_id = planned_batch()
+        with leases.claim(batch_id) as lease:
+            time.sleep(4)  # more than twice the lease: renewed by the heartbeat meanwhile
+            assert lease.held
+            assert leases.claim(batch_id) is None
+        leases.release(lease)
+        assert leases.claim(batch_id) is not None
+
+
+def test_a_dead_workers_lease_runs_out_and_it_may_not_call_the_provider(app, committed_db, config):
+    config(CLAIM_LEASE_SECONDS=1)
+    with app.app_context():
+        batch_id = planned_batch()
+        dead = leases.claim(batch_id)  # claimed, never renewed: the worker died (or froze)
+        wait_for(lambda: leases.claim(batch_id) is not None)
+        with pytest.raises(leases.LeaseLost):
+            dead.check()
+        assert not dead.renew() and dead.taken_over  # the new holder keeps it
+
+
+def test_a_worker_that_lost_its_lease_does_not_create_the_batch(app_ctx, simulator, monkeypatch):
+    job = new_job(count=3, submit=True)
+    original = OpenAIProvider.upload_input
+
+    def slow_upload(self, path, filename):
+        file_id = original(self, path, filename)
+        # The worker froze past its lease meanwhile: another worker may have the batch now.
+        later = leases.monotonic() + 3600
+        monkeypatch.setattr(leases, "monotonic", lambda: later)
+        return file_id
+
+    monkeypatch.setattr(OpenAIProvider, "upload_input", slow_upload)
+    creates = []
+    monkeypatch.setattr(OpenAIProvider, "create_batch", lambda *args: creates.append(args))
+    sync.sync_all()
+    assert creates == []  # fenced: it stopped before creating the batch
+    monkeypatch.undo()
+    expire_leases()
+    job = run_until_done(job.id)
+    assert_exactly_once(job, simulator)
+
+
+def planned_batch() -> int:
+    job = new_job(count=2, submit=True)
+    sync.sync_job(job.id, run_batch=lambda batch_id: None)  # plans the batch, sends nothing
+    return db.session.scalars(select(ProviderBatch.id).where(ProviderBatch.job_id == job.id)).one()

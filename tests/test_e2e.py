@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL
 from tests.factories import new_job
-from webapp import ROOT, queue
+from webapp import ROOT, jobs, queue
 from webapp.extensions import db
 from webapp.models import (
     TERMINAL_JOB_STATUSES,
@@ -275,6 +275,8 @@ def claimed_batches(job_id: int) -> list[int]:
 
 
 def test_a_worker_killed_mid_job_loses_and_doubles_nothing(app_ctx, cluster, simulator):
+    # The default lease: a live worker renews it, so a dead one's batch waits at most that long for another.
+    del cluster.env["CLAIM_LEASE_SECONDS"]
     simulator.app.config["SIMULATOR_IN_PROGRESS_SECONDS"] = 2.0  # batches stay in flight across the crash
     worker = cluster.start_worker("worker-1")
     cluster.start("scheduler", sys.executable, "worker.py", "scheduler", "-i", "1")
@@ -282,6 +284,7 @@ def test_a_worker_killed_mid_job_loses_and_doubles_nothing(app_ctx, cluster, sim
 
     hold_a_lease(worker, job.id)
     cluster.kill("worker-1")
+    killed_at = time.monotonic()
     held = claimed_batches(job.id)
     assert held, "the killed worker held no lease: it was not killed mid-step"
     db.session.expire_all()
@@ -289,6 +292,8 @@ def test_a_worker_killed_mid_job_loses_and_doubles_nothing(app_ctx, cluster, sim
 
     cluster.start_worker("worker-2")
     job = wait_for_job(job.id, cluster, timeout=90)
+    delay = time.monotonic() - killed_at
+    print(f"job done {delay:.1f} s after its worker was killed holding a lease")
 
     assert job.status == JobStatus.COMPLETED, f"{job.status}: {job.last_error}\n{cluster.tails()}"
     assert job.succeeded_requests == job.total_requests == 1500
@@ -296,6 +301,42 @@ def test_a_worker_killed_mid_job_loses_and_doubles_nothing(app_ctx, cluster, sim
     assert len(job.batches) == 3
     assert all(b.status == BatchStatus.COMPLETED and b.attempt == 0 for b in job.batches)
     assert_each_batch_created_once(job, simulator)
+    assert delay < 60, f"a killed worker delayed the job by {delay:.0f} s"
+
+
+def hold_the_pass(worker: subprocess.Popen, timeout: float = 30) -> None:
+    """Freeze the worker's horse (SIGSTOP) at a moment it runs the periodic pass (holds the pass's lock)."""
+    redis = queue.connection()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for horse in children(worker.pid):
+            _signal(horse, signal.SIGSTOP)
+            if redis.exists(jobs.SYNC_LOCK):
+                return
+            _signal(horse, signal.SIGCONT)
+        time.sleep(0.002)
+    raise AssertionError(f"the worker never ran a pass within {timeout}s")
+
+
+def test_a_pass_killed_mid_way_delays_the_next_by_seconds(app_ctx, cluster, simulator):
+    simulator.app.config["SIMULATOR_IN_PROGRESS_SECONDS"] = 2.0
+    worker = cluster.start_worker("worker-1")
+    cluster.start("scheduler", sys.executable, "worker.py", "scheduler", "-i", "1")
+    job = new_job(count=200, submit=True)
+
+    hold_the_pass(worker)
+    cluster.kill("worker-1")
+    killed_at = time.monotonic()
+    assert queue.connection().exists(jobs.SYNC_LOCK), "the pass was not killed while it held its lock"
+    cluster.start_worker("worker-2")
+    job = wait_for_job(job.id, cluster, timeout=60)
+    delay = time.monotonic() - killed_at
+    print(f"job done {delay:.1f} s after a pass was killed")
+
+    assert job.status == JobStatus.COMPLETED, f"{job.status}: {job.last_error}\n{cluster.tails()}"
+    assert_one_matching_response_per_request(job)
+    assert_each_batch_created_once(job, simulator)
+    assert delay < 30, f"a killed pass delayed the job by {delay:.0f} s"
 
 
 def test_plain_rqscheduler_runs_the_periodic_sync(app_ctx, cluster, simulator):
@@ -308,5 +349,4 @@ def test_plain_rqscheduler_runs_the_periodic_sync(app_ctx, cluster, simulator):
     job = wait_for_job(new_job(count=20, submit=True).id, cluster, timeout=60)
     assert job.status == JobStatus.COMPLETED
     assert job.succeeded_requests == 20
-    (periodic,) = queue.periodic_jobs()
-    assert periodic.id in queue.get_queue(app_ctx).finished_job_registry.get_job_ids()
+    assert "periodic-sync" in queue.get_queue(app_ctx).finished_job_registry.get_job_ids()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import pytest
 from sqlalchemy import func, select
 
 from tests.factories import new_job, run_until_done
+from tests.simulated import add_fault
 from webapp.extensions import db
 from webapp.models import (
     BatchRequest,
@@ -20,19 +20,6 @@ from webapp.models import (
 )
 from webapp.providers.simulator import simulated_text
 from webapp.services.pricing import price_table
-
-
-@pytest.fixture
-def config(app):
-    """Change settings for one test."""
-    saved = dict(app.config)
-
-    def set_(**values):
-        app.config.update(values)
-
-    yield set_
-    app.config.clear()
-    app.config.update(saved)
 
 
 def responses(job_id: int) -> list[tuple[BatchRequest, BatchResponse]]:
@@ -71,17 +58,6 @@ def test_job_is_split_submitted_and_every_result_stored_once(app_ctx, simulator,
     assert kinds[:3] == ["created", "requests_added", "submitted"]
     assert kinds.count("batch_created") == 3 and kinds.count("results_ingested") == 3
     assert kinds[-1] == "completed"
-
-
-def add_fault(simulator, **fault) -> None:
-    import json
-    import urllib.request
-
-    request = urllib.request.Request(
-        f"{simulator.url}/simulator/v1/_control/faults", data=json.dumps(fault).encode(),
-        headers={"Content-Type": "application/json", "Authorization": "Bearer sim"}, method="POST",
-    )
-    urllib.request.urlopen(request, timeout=5).read()
 
 
 def by_custom_id(job_id: int) -> dict[str, BatchRequest]:
@@ -247,18 +223,6 @@ def test_chunks_wait_for_the_enqueued_token_limit(app_ctx, simulator, config):
     assert len(job.batches) >= 2
     assert "batch_waiting" in event_kinds(job.id)
     assert all(b.estimated_tokens <= 40 for b in job.batches)
-
-
-def test_token_limit_exceeded_is_resubmitted_not_failed(app_ctx, simulator, config):
-    config(BATCH_MAX_REQUESTS=2, PROVIDER_BACKOFF_SECONDS=0.01)
-    simulator.app.config["SIMULATOR_ENQUEUED_TOKEN_LIMIT"] = 60
-    simulator.app.config["SIMULATOR_IN_PROGRESS_SECONDS"] = 0.5
-    job = run_until_done(new_job([f"{'word ' * 20} {i}" for i in range(6)], submit=True).id, timeout=60)
-    assert job.status == JobStatus.COMPLETED
-    assert job.failed_requests == 0
-    waits = db.session.scalars(select(JobEvent.message).where(JobEvent.job_id == job.id,
-                                                              JobEvent.kind == "batch_waiting")).all()
-    assert any("enqueued-token limit" in m for m in waits)
 
 
 def test_retry_failed_by_hand(app_ctx, simulator):

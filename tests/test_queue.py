@@ -119,24 +119,27 @@ def test_scheduling_periodic_jobs_again_keeps_one_of_each_with_the_configured_in
     scheduler = Scheduler(queue_name=queue.QUEUE_NAME, connection=fakeredis.FakeRedis(server=fakeredis.FakeServer()))
     unrelated = scheduler.schedule(scheduled_time=datetime(2030, 1, 1), func=jobs.process_job, args=[1], interval=60)
     monkeypatch.setitem(app.config, "SYNC_INTERVAL_SECONDS", 7)
+    monkeypatch.setitem(app.config, "SWEEP_INTERVAL_SECONDS", 600)
     queue.schedule_periodic_jobs(app, scheduler)
     queue.schedule_periodic_jobs(app, scheduler)
 
-    (wanted,) = queue.periodic_jobs()
-    scheduled = [job for job in list(scheduler.get_jobs()) if job.id != unrelated.id]
-    assert [job.id for job in scheduled] == [wanted.id]
-    (sync,) = scheduled
-    assert sync.func_name == "webapp.jobs.sync_all"
-    assert (sync.meta["interval"], sync.timeout, sync.origin) == (7, wanted.timeout, queue.QUEUE_NAME)
+    wanted = {job.id: job for job in queue.periodic_jobs()}
+    assert set(wanted) == {"periodic-sync", "periodic-sweep"}
+    scheduled = {job.id: job for job in list(scheduler.get_jobs()) if job.id != unrelated.id}
+    assert set(scheduled) == set(wanted)  # one of each, however often the scheduler starts
+    sync, sweep = scheduled["periodic-sync"], scheduled["periodic-sweep"]
+    assert (sync.func_name, sweep.func_name) == ("webapp.jobs.sync_all", "webapp.jobs.sweep_provider_files")
+    assert (sync.meta["interval"], sync.timeout, sync.origin) == (7, wanted["periodic-sync"].timeout, queue.QUEUE_NAME)
+    assert (sweep.meta["interval"], sweep.timeout) == (600, wanted["periodic-sweep"].timeout)
     assert unrelated.id in {job.id for job in list(scheduler.get_jobs())}  # not ours: left alone
     due = scheduler.get_jobs(until=datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(seconds=1))
-    assert wanted.id in {job.id for job in due}  # runs at once, then every interval
+    assert set(wanted) <= {job.id for job in due}  # each runs at once, then every interval
 
     monkeypatch.setitem(app.config, "SYNC_INTERVAL_SECONDS", 11)  # restarted with a new setting
     queue.schedule_periodic_jobs(app, scheduler)
-    (sync,) = [job for job in list(scheduler.get_jobs()) if job.id == wanted.id]
+    (sync,) = [job for job in list(scheduler.get_jobs()) if job.id == "periodic-sync"]
     assert sync.meta["interval"] == 11
-    assert len(list(scheduler.get_jobs())) == 2
+    assert len(list(scheduler.get_jobs())) == 3
 
 
 # --- the command-line entry points -------------------------------------------------------------------------

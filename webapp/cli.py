@@ -1,4 +1,4 @@
-"""Flask CLI commands: ``flask batches sync`` (one pass, for cron) and helpers for operators."""
+"""Flask CLI commands: ``flask batches sync`` (one pass, for cron), ``flask batches sweep`` and helpers for operators."""
 
 from __future__ import annotations
 
@@ -18,6 +18,14 @@ def sync_command() -> None:
 
     summary = sync.sync_all()
     click.echo(json.dumps(summary))
+
+
+@batches_cli.command("sweep")
+def sweep_command() -> None:
+    """Delete provider files, and cancel provider batches, of ours that no local batch uses (DELETE_PROVIDER_FILES)."""
+    from webapp.services import reconcile
+
+    click.echo(json.dumps(reconcile.sweep_all()))
 
 
 users_cli = AppGroup("users", help="Manage accounts from the shell.")

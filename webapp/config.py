@@ -43,6 +43,7 @@ def from_env(instance_path: str, environ: Mapping[str, str] | None = None) -> di
         **_simulator_timings(env),
         # Simulated batches finish in seconds, real ones in minutes to hours.
         "SYNC_INTERVAL_SECONDS": _number(env, "SYNC_INTERVAL_SECONDS", 30 if api_key else 5, int, minimum=1),
+        "SWEEP_INTERVAL_SECONDS": _number(env, "SWEEP_INTERVAL_SECONDS", 900, int, minimum=60),
         "LOG_LEVEL": _choice(env, "LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
         "LOG_FORMAT": _choice(env, "LOG_FORMAT", "json", LOG_FORMATS),
         "MAX_CONTENT_LENGTH": _number(env, "MAX_UPLOAD_MB", 256, int, minimum=1) * 1024 * 1024,
@@ -56,7 +57,7 @@ def from_env(instance_path: str, environ: Mapping[str, str] | None = None) -> di
         "MAX_ACTIVE_JOBS_PER_USER": _number(env, "MAX_ACTIVE_JOBS_PER_USER", 10, int, minimum=0),
         "API_RATE_LIMIT": env.get("API_RATE_LIMIT") or "600 per minute",
         "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT") or "10 per minute;100 per hour",
-        "CLAIM_LEASE_SECONDS": _number(env, "CLAIM_LEASE_SECONDS", 1800, int, minimum=10),
+        "CLAIM_LEASE_SECONDS": _number(env, "CLAIM_LEASE_SECONDS", 30, int, minimum=10),
         "SESSION_COOKIE_SECURE": app_env == "production",
     }
 

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import logging
 
+from flask import current_app
+from redis.exceptions import LockError, LockNotOwnedError
+
 from webapp import queue
 from webapp.extensions import db
+from webapp.heartbeat import Heartbeat
 from webapp.logs import log_context
 from webapp.models import ProviderBatch
-from webapp.services import sync
+from webapp.services import reconcile, sync
 
 log = logging.getLogger(__name__)
 SYNC_LOCK = "batches:sync-all"
 SYNC_TIMEOUT = 3600
-# A pass only plans and hands batches out, so it is short; the lock outlives a worker killed mid-pass by this.
-SYNC_LOCK_SECONDS = 300
+# The pass's lock lives one sync interval (at least this) and is renewed while the pass runs: a pass killed
+# with its worker delays the next one by at most about two intervals.
+SYNC_LOCK_MIN_SECONDS = 3
 BATCH_TIMEOUT = 3600
+SWEEP_TIMEOUT = 1800
 
 
 def sync_all() -> dict:
@@ -24,14 +30,31 @@ def sync_all() -> dict:
     One pass at a time: rq-scheduler enqueues a pass every interval even while one is still running or
     waiting, and a second one would only repeat the first.
     """
-    connection = queue.connection()
-    if not connection.set(SYNC_LOCK, "1", nx=True, ex=SYNC_LOCK_SECONDS):
+    seconds = max(current_app.config["SYNC_INTERVAL_SECONDS"], SYNC_LOCK_MIN_SECONDS)
+    lock = queue.connection().lock(SYNC_LOCK, timeout=seconds, blocking=False, thread_local=False)
+    if not lock.acquire():
         log.info("sync pass skipped: another one is running")
         return {"skipped": True}
     try:
-        return sync.sync_all(run_batch=dispatch_batch)
+        with Heartbeat(lambda: _renew(lock), seconds / 3, "sync-pass-lock"):
+            return sync.sync_all(run_batch=dispatch_batch)
     finally:
-        connection.delete(SYNC_LOCK)
+        try:
+            lock.release()
+        except LockError:
+            log.warning("the sync pass outlived its lock (another pass may have run beside it)")
+
+
+def _renew(lock) -> bool:
+    try:
+        return lock.reacquire()
+    except LockNotOwnedError:
+        return False  # it expired and another pass took it: nothing left to renew
+
+
+def sweep_provider_files() -> dict:
+    """The periodic sweep: provider files and batches of ours that no local batch uses are deleted or cancelled."""
+    return reconcile.sweep_all()
 
 
 def process_job(job_id: int) -> None:

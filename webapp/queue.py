@@ -113,7 +113,10 @@ def started(key: str) -> None:
 def periodic_jobs() -> list[PeriodicJob]:
     from webapp import jobs
 
-    return [PeriodicJob("periodic-sync", jobs.sync_all, "SYNC_INTERVAL_SECONDS", timeout=jobs.SYNC_TIMEOUT)]
+    return [
+        PeriodicJob("periodic-sync", jobs.sync_all, "SYNC_INTERVAL_SECONDS", timeout=jobs.SYNC_TIMEOUT),
+        PeriodicJob("periodic-sweep", jobs.sweep_provider_files, "SWEEP_INTERVAL_SECONDS", timeout=jobs.SWEEP_TIMEOUT),
+    ]
 
 
 def schedule_periodic_jobs(app: Flask, scheduler: Scheduler) -> None:

@@ -15,15 +15,6 @@ from webapp.models import BatchJob, BatchRequest, JobStatus
 TEMPLATE = "Classify this review: {{ Text }}"
 
 
-@pytest.fixture
-def config(app):
-    """Change settings for one test."""
-    saved = dict(app.config)
-    yield app.config.update
-    app.config.clear()
-    app.config.update(saved)
-
-
 def only_job() -> BatchJob:
     return db.session.scalars(select(BatchJob)).one()
 

@@ -1,6 +1,7 @@
 """The data model; importing this package registers every table on the metadata."""
 
 from webapp.models.batch import PROVIDER_RUNNING, PROVIDER_TERMINAL, BatchStatus, ProviderBatch
+from webapp.models.installation import Installation
 from webapp.models.job import (
     ACTIVE_JOB_STATUSES,
     DEFAULT_ENDPOINT,
@@ -16,7 +17,7 @@ from webapp.models.user import ApiToken, Role, User
 
 __all__ = [
     "ACTIVE_JOB_STATUSES", "DEFAULT_ENDPOINT", "ENDPOINTS", "PROVIDER_RUNNING", "PROVIDER_TERMINAL",
-    "TERMINAL_JOB_STATUSES", "BatchJob", "BatchRequest", "BatchResponse", "BatchStatus", "EventKind",
+    "TERMINAL_JOB_STATUSES", "BatchJob", "Installation", "BatchRequest", "BatchResponse", "BatchStatus", "EventKind",
     "JobEvent", "JobStatus", "ProviderBatch", "RequestStatus", "ApiToken", "Role", "User", "request_rows",
     "request_states",
 ]

@@ -56,6 +56,8 @@ class ProviderBatch(Base):
 
     provider_batch_id: Mapped[str | None] = mapped_column(String(100), unique=True)
     input_file_id: Mapped[str | None] = mapped_column(String(100))
+    # The name of the input file being uploaded, recorded before the upload: a lost answer is found by it.
+    input_file_name: Mapped[str | None] = mapped_column(String(200))
     output_file_id: Mapped[str | None] = mapped_column(String(100))
     error_file_id: Mapped[str | None] = mapped_column(String(100))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, current_app
 
-from webapp.providers.base import BatchInfo, Provider, ProviderError
+from webapp.providers.base import BatchInfo, FileInfo, Provider, ProviderError
 from webapp.providers.openai_provider import OpenAIProvider
 
 OPENAI = "openai"
@@ -12,7 +12,7 @@ SIMULATOR = "simulator"
 LABELS = {OPENAI: "OpenAI", SIMULATOR: "Simulator (built-in, no real model calls)"}
 SIMULATOR_API_KEY = "simulator"
 
-__all__ = ["BatchInfo", "Provider", "ProviderError", "available_providers", "get_provider", "provider_info"]
+__all__ = ["BatchInfo", "FileInfo", "Provider", "ProviderError", "available_providers", "get_provider", "provider_info"]
 
 
 def available_providers(app: Flask | None = None) -> list[str]:

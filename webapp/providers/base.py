@@ -17,6 +17,11 @@ class ProviderError(Exception):
         self.status_code = status_code
         self.code = code
 
+    @property
+    def refused(self) -> bool:
+        """The provider answered with a 4xx: it did nothing (unlike a lost answer or a 5xx, whose work may be done)."""
+        return self.status_code is not None and 400 <= self.status_code < 500 and self.status_code != 408
+
 
 @dataclass(frozen=True)
 class BatchInfo:
@@ -37,15 +42,33 @@ class BatchInfo:
     timestamps: dict[str, datetime | None] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class FileInfo:
+    """A file stored at the provider."""
+
+    id: str
+    filename: str
+    bytes: int
+    purpose: str
+    created_at: datetime | None = None
+
+
 class Provider(Protocol):
     """What the engine needs from a batch service; every method raises ProviderError on failure."""
 
     name: str
 
     def upload_input(self, path: Path, filename: str) -> str:
-        """Upload a JSONL input file (streamed from ``path``); return its file id."""
+        """Upload a JSONL input file (streamed from ``path``); return its file id.
 
-    def create_batch(self, input_file_id: str, endpoint: str, metadata: dict[str, str]) -> BatchInfo: ...
+        Never retried blindly: after an answer that was lost, the file may exist (see ``list_files``).
+        """
+
+    def list_files(self, purpose: str = "batch") -> Iterator[FileInfo]:
+        """The account's files of ``purpose``, newest first, fetched page by page."""
+
+    def create_batch(self, input_file_id: str, endpoint: str, metadata: dict[str, str]) -> BatchInfo:
+        """Create a batch. Never retried blindly: after a lost answer, look for it by metadata in ``list_batches``."""
 
     def get_batch(self, batch_id: str) -> BatchInfo: ...
 

@@ -9,7 +9,7 @@ from typing import Any, Iterator
 
 import openai
 
-from webapp.providers.base import BatchInfo, ProviderError
+from webapp.providers.base import BatchInfo, FileInfo, ProviderError
 
 log = logging.getLogger(__name__)
 COMPLETION_WINDOW = "24h"
@@ -18,22 +18,35 @@ TIMESTAMP_FIELDS = (
     "failed_at", "expired_at", "cancelling_at", "cancelled_at",
 )
 DOWNLOAD_CHUNK = 1024 * 1024
+FILES_PAGE = 10_000  # the Files API's largest page
 
 
 class OpenAIProvider:
-    """Provider over an ``openai.OpenAI`` client; SDK errors become ProviderError."""
+    """Provider over an ``openai.OpenAI`` client; SDK errors become ProviderError.
+
+    The SDK retries reads, cancels and deletes itself (``max_retries``): doing them twice changes nothing. Uploads and
+    creates go through ``once``, a client that never retries: when an answer is lost the file or batch may exist,
+    and sending the call again would make a second one. The engine reconciles with the provider's lists instead.
+    """
 
     def __init__(self, name: str, *, api_key: str, base_url: str | None, max_retries: int = 2, timeout: float = 600):
         self.name = name
         self.client = openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout)
+        self.once = self.client.with_options(max_retries=0)
 
     def upload_input(self, path: Path, filename: str) -> str:
         with _translated("upload input file"), open(path, "rb") as fh:
-            return self.client.files.create(file=(filename, fh, "application/jsonl"), purpose="batch").id
+            return self.once.files.create(file=(filename, fh, "application/jsonl"), purpose="batch").id
+
+    def list_files(self, purpose: str = "batch") -> Iterator[FileInfo]:
+        with _translated("list files"):
+            for item in self.client.files.list(purpose=purpose, order="desc", limit=FILES_PAGE):
+                yield FileInfo(id=item.id, filename=item.filename or "", bytes=item.bytes or 0, purpose=item.purpose,
+                               created_at=_from_unix(item.created_at))
 
     def create_batch(self, input_file_id: str, endpoint: str, metadata: dict[str, str]) -> BatchInfo:
         with _translated("create batch"):
-            batch = self.client.batches.create(
+            batch = self.once.batches.create(
                 input_file_id=input_file_id, endpoint=endpoint, completion_window=COMPLETION_WINDOW, metadata=metadata
             )
         return to_batch_info(batch)

@@ -1,21 +1,21 @@
 """The batch lifecycle engine: plan, upload, create, poll, ingest, retry, cancel and finish jobs.
 
 Every step records its intent in the database before calling the provider, and each provider batch is
-worked on by one worker at a time (a lease claimed with SKIP LOCKED), so a killed worker or two workers
-syncing at once never create a batch twice nor lose a result.
+worked on by one worker at a time (a lease claimed with SKIP LOCKED and renewed while held), so a killed
+worker or two workers syncing at once never create a batch twice nor lose a result. An upload or a create
+whose answer was lost is never sent again blindly: the next attempt finds it in the provider's lists first
+(``reconcile``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
 from flask import current_app
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select, update
 
 from webapp.extensions import db
 from webapp.logs import log_context
@@ -33,8 +33,10 @@ from webapp.models import (
     request_states,
 )
 from webapp.providers import BatchInfo, Provider, ProviderError, get_provider
-from webapp.services import ingest, planning
+from webapp.services import ingest, leases, planning, reconcile
+from webapp.services.installation import install_id
 from webapp.services.jobs import adjust_counters, record_event, recount
+from webapp.services.leases import Lease, LeaseLost
 from webapp.services.results import CANCELLED
 
 log = logging.getLogger(__name__)
@@ -42,7 +44,8 @@ STATE = request_states.c
 UNSENT = (BatchStatus.PENDING, BatchStatus.WAITING)
 TOKEN_LIMIT_CODE = "token_limit_exceeded"
 MAX_BACKOFF_SECONDS = 600
-RECONCILE_SCAN_LIMIT = 2000
+# A result file may answer 404 for a moment after its batch ended; after this many tries it is given up for lost.
+RESULT_FILE_TRIES = 6
 
 
 def utcnow() -> datetime:
@@ -133,47 +136,27 @@ def _fail_requests(conditions: tuple, code: str, message: str) -> int:
 # --- one provider batch -------------------------------------------------------------------------------
 
 
-def claim_batch(batch_id: int) -> str | None:
-    """Take the batch's lease if nobody holds it; returns the claim token, or None."""
-    now = utcnow()
-    token = uuid.uuid4().hex
-    free = (ProviderBatch.id == batch_id, or_(ProviderBatch.claimed_until.is_(None), ProviderBatch.claimed_until < now))
-    target = select(ProviderBatch.id).where(*free).with_for_update(skip_locked=True).scalar_subquery()
-    lease = timedelta(seconds=current_app.config["CLAIM_LEASE_SECONDS"])
-    claimed = db.session.execute(
-        update(ProviderBatch).where(ProviderBatch.id == target, *free)
-        .values(claimed_until=now + lease, claim_token=token).execution_options(synchronize_session=False)
-    ).rowcount
-    db.session.commit()
-    return token if claimed else None
-
-
-def release_batch(batch_id: int, token: str) -> None:
-    db.session.execute(
-        update(ProviderBatch).where(ProviderBatch.id == batch_id, ProviderBatch.claim_token == token)
-        .values(claimed_until=None, claim_token=None).execution_options(synchronize_session=False)
-    )
-    db.session.commit()
-
-
 def sync_batch(batch_id: int) -> None:
     """Move one provider batch one or more steps forward, under its lease."""
-    token = claim_batch(batch_id)
-    if token is None:
+    lease = leases.claim(batch_id)
+    if lease is None:
         return
     try:
-        batch = db.session.get(ProviderBatch, batch_id, populate_existing=True)
-        if batch.ingested_at is None and not (batch.next_sync_at and batch.next_sync_at > utcnow()):
-            _step(batch, get_provider(batch.job.provider))
+        with lease:
+            batch = db.session.get(ProviderBatch, batch_id, populate_existing=True)
+            if batch.ingested_at is None and not (batch.next_sync_at and batch.next_sync_at > utcnow()):
+                _step(batch, get_provider(batch.job.provider), lease)
     except ProviderError as exc:
         db.session.rollback()
         _provider_failed(batch_id, exc)
+    except LeaseLost as exc:
+        log.warning("stopped work on batch %s: %s", batch_id, exc)
     finally:
         db.session.rollback()
-        release_batch(batch_id, token)
+        leases.release(lease)
 
 
-def _step(batch: ProviderBatch, provider: Provider) -> None:
+def _step(batch: ProviderBatch, provider: Provider, lease: Lease) -> None:
     job = batch.job
     cancelling = job.status == JobStatus.CANCELLING
     if batch.status in UNSENT:
@@ -181,26 +164,36 @@ def _step(batch: ProviderBatch, provider: Provider) -> None:
             return _cancel_unsent(batch, provider)
         if not _has_capacity(batch):
             return _wait_for_capacity(batch)
-        _upload(batch, provider)
-        _create(batch, provider)
+        _upload(batch, provider, lease)
+        _create(batch, provider, lease)
     elif batch.status == BatchStatus.UPLOADED:
-        # An earlier attempt stopped after the upload: the batch may exist at the provider already.
-        found = _find_created(batch, provider)
+        # An earlier attempt stopped after the upload (or lost the create's answer): the batch may exist already.
+        found = reconcile.find_created(batch, provider)
         if found:
             _record_created(batch, found, adopted=True)
         elif cancelling:
             return _cancel_unsent(batch, provider)
         else:
-            _create(batch, provider)
+            _create(batch, provider, lease)
     if batch.status in PROVIDER_RUNNING:
-        if cancelling and batch.status != BatchStatus.CANCELLING:
-            info = provider.cancel_batch(batch.provider_batch_id)
-        else:
-            info = provider.get_batch(batch.provider_batch_id)
+        cancellable = cancelling and batch.status in (BatchStatus.VALIDATING, BatchStatus.IN_PROGRESS)
+        info = _cancel(batch, provider) if cancellable else provider.get_batch(batch.provider_batch_id)
         _apply_info(batch, info)
         db.session.commit()
     if batch.status in PROVIDER_TERMINAL and batch.ingested_at is None:
         _finish_batch(batch, provider)
+
+
+def _cancel(batch: ProviderBatch, provider: Provider) -> BatchInfo:
+    """Ask the provider to cancel the batch. One that is finalizing or has ended meanwhile refuses (a 4xx): it is
+    read instead, and its results are stored when it ends, like any other batch's."""
+    try:
+        return provider.cancel_batch(batch.provider_batch_id)
+    except ProviderError as exc:
+        if not exc.refused:
+            raise
+        log.info("cancel of batch %s refused (%s): reading it instead", batch.id, exc)
+        return provider.get_batch(batch.provider_batch_id)
 
 
 def _has_capacity(batch: ProviderBatch) -> bool:
@@ -226,16 +219,31 @@ def _wait_for_capacity(batch: ProviderBatch) -> None:
     db.session.commit()
 
 
-def _upload(batch: ProviderBatch, provider: Provider) -> None:
+def _upload(batch: ProviderBatch, provider: Provider, lease: Lease) -> None:
+    """Write and upload the input file, under a name recorded first: if the answer is lost, the next attempt
+    finds the file by that name instead of uploading a second copy."""
+    if batch.input_file_name:
+        found = reconcile.find_uploaded(batch, provider)
+        if found:
+            return _uploaded(batch, found)
     with ingest.temporary_workdir() as tmp:
-        path = Path(tmp) / f"job-{batch.job_id}-batch-{batch.id}.jsonl"
+        path = Path(tmp) / "input.jsonl"
         planning.write_input_file(batch, path)  # sets the batch's request count and size to the file's
-        batch.input_file_id = provider.upload_input(path, path.name)
+        batch.input_file_name = reconcile.input_file_name(batch)
+        db.session.commit()
+        lease.check()
+        file_id = provider.upload_input(path, batch.input_file_name)
+    _uploaded(batch, file_id)
+
+
+def _uploaded(batch: ProviderBatch, file_id: str) -> None:
+    batch.input_file_id = file_id
     batch.status = BatchStatus.UPLOADED
     db.session.commit()
 
 
-def _create(batch: ProviderBatch, provider: Provider) -> None:
+def _create(batch: ProviderBatch, provider: Provider, lease: Lease) -> None:
+    lease.check()
     info = provider.create_batch(batch.input_file_id, batch.endpoint, batch_metadata(batch))
     _record_created(batch, info, adopted=False)
 
@@ -251,21 +259,6 @@ def batch_metadata(batch: ProviderBatch) -> dict[str, str]:
         "chunk": str(batch.chunk_index),
         "attempt": str(batch.attempt),
     }
-
-
-def install_id() -> str:
-    """A stable, non-secret id of this installation (several may share one provider account)."""
-    return hashlib.sha256(("install:" + current_app.config["SECRET_KEY"]).encode()).hexdigest()[:16]
-
-
-def _find_created(batch: ProviderBatch, provider: Provider) -> BatchInfo | None:
-    wanted = {"install": install_id(), "local_batch_id": str(batch.id)}
-    for scanned, info in enumerate(provider.list_batches(), 1):
-        if all(info.metadata.get(k) == v for k, v in wanted.items()):
-            return info
-        if scanned >= RECONCILE_SCAN_LIMIT:
-            break
-    return None
 
 
 def _record_created(batch: ProviderBatch, info: BatchInfo, *, adopted: bool) -> None:
@@ -342,6 +335,8 @@ def _give_up(batch: ProviderBatch, reason: str, *, sent: bool) -> None:
 
 
 def _cancel_unsent(batch: ProviderBatch, provider: Provider) -> None:
+    if batch.input_file_name and not batch.input_file_id:  # an upload whose answer was lost may have arrived
+        batch.input_file_id = reconcile.find_uploaded(batch, provider)
     if batch.input_file_id:
         provider.delete_file(batch.input_file_id)
     batch.status = BatchStatus.CANCELLED
@@ -357,10 +352,10 @@ def _cancel_unsent(batch: ProviderBatch, provider: Provider) -> None:
 
 def _finish_batch(batch: ProviderBatch, provider: Provider) -> None:
     if batch.status == BatchStatus.FAILED:
-        return _batch_failed(batch)
+        return _batch_failed(batch, provider)
     job = batch.job
     with ingest.temporary_workdir() as tmp:
-        paths = ingest.download_results(provider, batch, Path(tmp))
+        paths = _download_results(batch, provider, Path(tmp))
         summary = ingest.ingest_files(batch, job, paths, cancelled=job.status == JobStatus.CANCELLING)
     batch.ingested_at = utcnow()
     adjust_counters(job, tokens=summary.tokens, **summary.counter_changes())
@@ -374,11 +369,23 @@ def _finish_batch(batch: ProviderBatch, provider: Provider) -> None:
     _delete_files(batch, provider)
 
 
-def _batch_failed(batch: ProviderBatch) -> None:
+def _download_results(batch: ProviderBatch, provider: Provider, workdir: Path) -> list[Path]:
+    """The batch's result files on disk. Right after a batch ends its files may answer 404 for a moment: that is
+    tried again later (with back-off) a few times before the results are given up for lost."""
+    try:
+        return ingest.download_results(provider, batch, workdir)
+    except ProviderError as exc:
+        if exc.status_code == 404 and batch.sync_failures + 1 < RESULT_FILE_TRIES:
+            raise ProviderError(f"{exc} (the batch's results may not be readable yet)", retryable=True,
+                                status_code=404) from exc
+        raise
+
+
+def _batch_failed(batch: ProviderBatch, provider: Provider) -> None:
     """A batch the provider refused as a whole: wait and resend on a token limit, else map line errors."""
     errors = batch.errors or []
     if any(e.get("code") == TOKEN_LIMIT_CODE for e in errors):
-        return _requeue_for_tokens(batch, errors)
+        return _requeue_for_tokens(batch, errors, provider)
     ids = planning.request_ids_in_file_order(batch)
     line_errors = {e["line"]: e for e in errors if isinstance(e.get("line"), int) and 0 < e["line"] <= len(ids)}
     general = next((e for e in errors if not e.get("line")), None)
@@ -404,9 +411,12 @@ def _batch_failed(batch: ProviderBatch) -> None:
     db.session.commit()
 
 
-def _requeue_for_tokens(batch: ProviderBatch, errors: list) -> None:
-    """token_limit_exceeded is not the job's fault: resend the same chunk later, when capacity frees up."""
-    old = batch.provider_batch_id
+def _requeue_for_tokens(batch: ProviderBatch, errors: list, provider: Provider) -> None:
+    """token_limit_exceeded is not the job's fault: resend the same chunk later, when capacity frees up.
+
+    The refused batch's input file is deleted (a new one is uploaded then); should that fail, the sweep will.
+    """
+    old, old_file = batch.provider_batch_id, batch.input_file_id
     db.session.execute(
         update(request_states)
         .where(STATE.provider_batch_id == batch.id, STATE.status == RequestStatus.IN_FLIGHT)
@@ -414,7 +424,7 @@ def _requeue_for_tokens(batch: ProviderBatch, errors: list) -> None:
     )
     batch.status = BatchStatus.WAITING
     batch.provider_batch_id = None
-    batch.input_file_id = None
+    batch.input_file_id = batch.input_file_name = None
     batch.errors = errors
     batch.sync_failures += 1
     delay = _backoff(6 * batch.sync_failures)
@@ -424,40 +434,49 @@ def _requeue_for_tokens(batch: ProviderBatch, errors: list) -> None:
                  f"Provider batch {old} hit the enqueued-token limit for {batch.model}; resending in {delay}s",
                  data={"batch": batch.id, "provider_batch_id": old})
     db.session.commit()
+    if old_file and current_app.config["DELETE_PROVIDER_FILES"]:
+        _delete_quietly(provider, batch, [old_file])
 
 
 def _delete_files(batch: ProviderBatch, provider: Provider) -> None:
     if not current_app.config["DELETE_PROVIDER_FILES"] or batch.files_deleted_at:
         return
+    if _delete_quietly(provider, batch, [batch.input_file_id, batch.output_file_id, batch.error_file_id]):
+        batch.files_deleted_at = utcnow()
+        db.session.commit()
+
+
+def _delete_quietly(provider: Provider, batch: ProviderBatch, file_ids: list[str | None]) -> bool:
+    """Delete the files; a failure is logged (the clean-up or the sweep tries again later), not raised."""
     try:
-        for file_id in filter(None, (batch.input_file_id, batch.output_file_id, batch.error_file_id)):
+        for file_id in filter(None, file_ids):
             provider.delete_file(file_id)
     except ProviderError as exc:
         log.warning("could not delete the files of batch %s yet: %s", batch.id, exc)
-        return
-    batch.files_deleted_at = utcnow()
-    db.session.commit()
+        return False
+    return True
 
 
 def clean_up_files() -> int:
-    """Delete provider files of ingested batches whose clean-up failed earlier."""
+    """Delete provider files of ended batches whose clean-up failed earlier (or that never reached the provider)."""
     if not current_app.config["DELETE_PROVIDER_FILES"]:
         return 0
     pending = db.session.scalars(
         select(ProviderBatch.id).where(
             ProviderBatch.ingested_at.is_not(None), ProviderBatch.files_deleted_at.is_(None),
-            ProviderBatch.status.in_(PROVIDER_TERMINAL), ProviderBatch.provider_batch_id.is_not(None),
+            ProviderBatch.input_file_id.is_not(None) | ProviderBatch.output_file_id.is_not(None)
+            | ProviderBatch.error_file_id.is_not(None),
         ).limit(100)
     ).all()
     for batch_id in pending:
-        token = claim_batch(batch_id)
-        if token is None:
+        lease = leases.claim(batch_id)
+        if lease is None:
             continue
         try:
             batch = db.session.get(ProviderBatch, batch_id, populate_existing=True)
             _delete_files(batch, get_provider(batch.job.provider))
         finally:
-            release_batch(batch_id, token)
+            leases.release(lease)
     return len(pending)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, request
+import socket
+
+from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 from .errors import APIError, error_body, standard_error, to_response
@@ -35,9 +37,38 @@ def _authenticate_and_inject_faults() -> None:
     if scheme.lower() != "bearer" or not token.strip():
         raise APIError(401, "You didn't provide an API key. You need to provide your API key in an "
                        "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
-    status = take_fault(current_store(), request.method, path)
-    if status is not None:
-        raise standard_error(status)
+    fault = take_fault(current_store(), request.method, path)
+    if fault is None:
+        return
+    if fault["after"]:
+        g.lost_answer = fault  # the call does its work; its answer is lost on the way back
+        return
+    if fault["reset"]:
+        _drop_connection()
+    raise standard_error(fault["status"])
+
+
+@bp.after_request
+def _lose_the_answer(response: Response) -> Response:
+    fault = g.pop("lost_answer", None)
+    if fault is None:
+        return response
+    if fault["reset"]:
+        _drop_connection()
+        return response  # never reaches the client
+    return to_response(standard_error(fault["status"]))
+
+
+def _drop_connection() -> None:
+    """Close the client's connection without an answer (Werkzeug's and gunicorn's servers expose the socket);
+    where the server does not, the fault falls back to its status."""
+    conn = request.environ.get("werkzeug.socket") or request.environ.get("gunicorn.socket")
+    if conn is None:
+        return
+    try:
+        conn.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed by the client
 
 
 @bp.errorhandler(APIError)

@@ -1,8 +1,16 @@
-"""Injected API faults: the next N matching calls answer an error status, across every process."""
+"""Injected API faults, across every process: refused calls, lost answers, dropped connections, error rates.
+
+A fault matches calls by method and path (a prefix, or a glob such as ``/files/*/content``) and fires on the
+next ``count`` of them, or on each with probability ``rate``. It either refuses the call (``status``, nothing
+done) or, with ``after``, lets the call do its work and then loses the answer: the client gets ``status`` or,
+with ``reset``, a connection closed without any answer, as a timeout or a network fault would leave it.
+"""
 
 from __future__ import annotations
 
+import fnmatch
 import os
+import random
 
 from .errors import invalid_value, missing_parameter
 from .store import Store
@@ -11,20 +19,27 @@ DOCUMENT = "faults"
 
 
 def parse_fault(data: dict) -> dict:
-    """Return a normalised fault ``{status, count, method, path_prefix}`` or raise APIError(400)."""
-    status, count = data.get("status"), data.get("count", 1)
-    if status is None:
+    """Return a normalised fault or raise APIError(400) naming the bad field."""
+    status, count, rate = data.get("status"), data.get("count", 1), data.get("rate", 1.0)
+    after, reset = data.get("after", False), data.get("reset", False)
+    if not isinstance(after, bool) or not isinstance(reset, bool):
+        raise invalid_value("after" if not isinstance(after, bool) else "reset", "after and reset must be booleans.")
+    if status is None and not reset:
         raise missing_parameter("status")
-    if not isinstance(status, int) or not 400 <= status <= 599:
+    if status is not None and (not isinstance(status, int) or not 400 <= status <= 599):
         raise invalid_value("status", "status must be an HTTP error status between 400 and 599.")
-    if not isinstance(count, int) or count < 1:
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
         raise invalid_value("count", "count must be a positive integer.")
-    method, prefix = data.get("method"), data.get("path_prefix")
+    if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0 < rate <= 1:
+        raise invalid_value("rate", "rate must be a number above 0 and at most 1.")
+    method, prefix, pattern = data.get("method"), data.get("path_prefix"), data.get("path")
     if method is not None and not isinstance(method, str):
         raise invalid_value("method", "method must be a string such as 'GET'.")
-    if prefix is not None and not (isinstance(prefix, str) and prefix.startswith("/")):
-        raise invalid_value("path_prefix", "path_prefix must start with '/', e.g. '/batches'.")
-    return {"status": status, "count": count, "method": method.upper() if method else None, "path_prefix": prefix}
+    for name, value in (("path_prefix", prefix), ("path", pattern)):
+        if value is not None and not (isinstance(value, str) and value.startswith("/")):
+            raise invalid_value(name, f"{name} must start with '/', e.g. '/batches'.")
+    return {"status": status or 500, "count": count, "rate": float(rate), "after": after, "reset": reset,
+            "method": method.upper() if method else None, "path_prefix": prefix, "path": pattern}
 
 
 def list_faults(store: Store) -> list[dict]:
@@ -47,19 +62,21 @@ def clear_faults(store: Store) -> None:
 
 
 def _matches(fault: dict, method: str, path: str) -> bool:
-    return (fault["method"] in (None, method)) and path.startswith(fault["path_prefix"] or "")
+    if fault["method"] not in (None, method) or not path.startswith(fault["path_prefix"] or ""):
+        return False
+    return fault.get("path") is None or fnmatch.fnmatchcase(path, fault["path"])
 
 
-def take_fault(store: Store, method: str, path: str) -> int | None:
-    """Consume one use of the first fault matching this call and return its status, or None."""
+def take_fault(store: Store, method: str, path: str) -> dict | None:
+    """Consume one use of the first fault matching this call that fires, and return it; or None."""
     if not os.path.exists(store.document_path(DOCUMENT)):
         return None  # the common case: no lock, no read
     with store.lock(DOCUMENT):
         faults = list_faults(store)
         for fault in faults:
-            if _matches(fault, method, path):
+            if _matches(fault, method, path) and random.random() < fault.get("rate", 1.0):
                 fault["count"] -= 1
                 remaining = [f for f in faults if f["count"] > 0]
                 store.write_json(store.document_path(DOCUMENT), {"faults": remaining})
-                return fault["status"]
+                return fault
     return None

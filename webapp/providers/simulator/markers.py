@@ -6,7 +6,9 @@ import hashlib
 import re
 
 MARKER = re.compile(r"\[\[sim:([a-z_]+)(?:=([A-Za-z0-9_.-]+))?\]\]")
-BATCH_MARKERS = ("expire", "slow_finalize", "empty_error_file_id")
+# expire: ends expired half way; slow_finalize: finalizing lasts SIMULATOR_SLOW_FINALIZE_SECONDS; hold: stays
+# in_progress until cancelled (or its 24 h window runs out); empty_error_file_id: error_file_id "" instead of null.
+BATCH_MARKERS = ("expire", "slow_finalize", "hold", "empty_error_file_id")
 
 
 def find_markers(text: str) -> dict[str, str | None]:

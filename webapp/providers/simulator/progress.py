@@ -45,7 +45,7 @@ def phase_at(record: dict, now: float, settings: Settings) -> Phase:
 def _running_phase(record: dict, started: float, now: float, settings: Settings) -> Phase:
     times = {"in_progress_at": started}
     total = record["total"]
-    ends = started + settings.in_progress
+    ends = started + (COMPLETION_WINDOW_SECONDS if "hold" in record["markers"] else settings.in_progress)
     expires = started + settings.in_progress / 2 if "expire" in record["markers"] else None
     stop = min(ends, expires) if expires is not None else ends
     cancel = record.get("cancel_at")
