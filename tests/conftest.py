@@ -24,7 +24,10 @@ from webapp.services import installation
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL")
+SIMULATOR_KEY = "sim"  # the key the app's provider client sends and every simulator in the suite expects
 FAST_SIMULATOR = {
+    "SIMULATOR_API_KEY": SIMULATOR_KEY,
+    "SIMULATOR_CONTROL": True,  # the suite injects faults
     "SIMULATOR_VALIDATING_SECONDS": 0.05,
     "SIMULATOR_IN_PROGRESS_SECONDS": 0.2,
     "SIMULATOR_FINALIZING_SECONDS": 0.05,

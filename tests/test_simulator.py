@@ -29,6 +29,8 @@ if ROOT not in sys.path:
 from webapp.providers.simulator import create_simulator_app, simulated_output, simulated_text  # noqa: E402
 
 FAST = {
+    "SIMULATOR_API_KEY": "sim",
+    "SIMULATOR_CONTROL": True,
     "SIMULATOR_VALIDATING_SECONDS": 0.05,
     "SIMULATOR_IN_PROGRESS_SECONDS": 0.3,
     "SIMULATOR_FINALIZING_SECONDS": 0.05,
@@ -122,7 +124,7 @@ def raw(url: str, method: str = "GET", body: bytes | None = None, headers: dict 
 
 
 def add_fault(url: str, **fault) -> None:
-    status, _, _ = raw(f"{url}/_control/faults", "POST", json.dumps(fault).encode(), {"Authorization": None})
+    status, _, _ = raw(f"{url}/_control/faults", "POST", json.dumps(fault).encode())
     assert status == 200
 
 

@@ -89,10 +89,11 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(main_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(dashboard_bp)
-    app.register_blueprint(simulator_bp, url_prefix="/simulator/v1")
-    from webapp.extensions import csrf
+    if app.config["SIMULATOR_ENABLED"]:  # only the app's own workers may call it: see the blueprint's key check
+        from webapp.extensions import csrf
 
-    csrf.exempt(simulator_bp)
+        app.register_blueprint(simulator_bp, url_prefix="/simulator/v1")
+        csrf.exempt(simulator_bp)
     from webapp import api
 
     api.init_app(app)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 from pathlib import Path
@@ -30,16 +32,24 @@ def from_env(instance_path: str, environ: Mapping[str, str] | None = None) -> di
     env = _environment(environ)
     app_env = _choice(env, "APP_ENV", "development", ENVIRONMENTS)
     api_key = env.get("OPENAI_API_KEY") or None
+    secret_key = _secret_key(env, app_env, instance_path)
+    simulator = _flag(env, "SIMULATOR_ENABLED", not api_key)
+    if not (api_key or simulator):
+        raise ConfigError("SIMULATOR_ENABLED is off and OPENAI_API_KEY is not set: no provider could run a job")
     return {
         "APP_ENV": app_env,
-        "SECRET_KEY": _secret_key(env, app_env, instance_path),
+        "SECRET_KEY": secret_key,
         "SQLALCHEMY_DATABASE_URI": database_url(env.get("DATABASE_URL"), instance_path),
         "REDIS_URL": _redis_url(env.get("REDIS_URL")),
         "OPENAI_API_KEY": api_key,
         "OPENAI_BASE_URL": env.get("OPENAI_BASE_URL") or None,
         "DEFAULT_PROVIDER": "openai" if api_key else "simulator",
+        "SIMULATOR_ENABLED": simulator,
+        "SIMULATOR_API_KEY": env.get("SIMULATOR_API_KEY") or _derived_key(secret_key, "simulator-api-key"),
+        "SIMULATOR_CONTROL": _flag(env, "SIMULATOR_CONTROL", False),
         "SIMULATOR_BASE_URL": env.get("SIMULATOR_BASE_URL") or DEFAULT_SIMULATOR_URL,
         "SIMULATOR_DIR": env.get("SIMULATOR_DIR") or str(Path(instance_path) / "simulator"),
+        "SIMULATOR_RETENTION_SECONDS": _number(env, "SIMULATOR_RETENTION_SECONDS", 7 * 86400, int, minimum=60),
         **_simulator_timings(env),
         # Simulated batches finish in seconds, real ones in minutes to hours.
         "SYNC_INTERVAL_SECONDS": _number(env, "SYNC_INTERVAL_SECONDS", 30 if api_key else 5, int, minimum=1),
@@ -74,6 +84,12 @@ SIMULATOR_TIMINGS = {
 def _simulator_timings(env) -> dict:
     """How long the built-in simulator's batches spend in each state (seconds), and its failure rate."""
     return {name: _number(env, name, default, float, minimum=0) for name, default in SIMULATOR_TIMINGS.items()}
+
+
+def _derived_key(secret_key: str, purpose: str) -> str:
+    """A key for one purpose derived from SECRET_KEY (HMAC-SHA256): every process shares it, and it reveals nothing
+    of SECRET_KEY to whoever sees it."""
+    return hmac.new(secret_key.encode(), purpose.encode(), hashlib.sha256).hexdigest()
 
 
 def database_url(raw: str | None, instance_path: str) -> str:

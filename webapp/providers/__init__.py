@@ -10,22 +10,26 @@ from webapp.providers.openai_provider import OpenAIProvider
 OPENAI = "openai"
 SIMULATOR = "simulator"
 LABELS = {OPENAI: "OpenAI", SIMULATOR: "Simulator (built-in, no real model calls)"}
-SIMULATOR_API_KEY = "simulator"
 
 __all__ = ["BatchInfo", "FileInfo", "Provider", "ProviderError", "available_providers", "get_provider", "provider_info"]
 
 
 def available_providers(app: Flask | None = None) -> list[str]:
-    """The providers a job may use here: OpenAI only with an API key; the simulator always."""
+    """The providers a job may use here: OpenAI with an API key; the simulator when enabled (by default only
+    without a key)."""
     app = app or current_app
-    return [OPENAI, SIMULATOR] if app.config.get("OPENAI_API_KEY") else [SIMULATOR]
+    return [name for name, usable in ((OPENAI, app.config.get("OPENAI_API_KEY")),
+                                      (SIMULATOR, app.config.get("SIMULATOR_ENABLED"))) if usable]
 
 
 def get_provider(name: str, app: Flask | None = None) -> Provider:
     """Return a provider client; raises ProviderError (not retryable) when ``name`` cannot be used here."""
     app = app or current_app
     if name == SIMULATOR:
-        return OpenAIProvider(SIMULATOR, api_key=SIMULATOR_API_KEY, base_url=app.config["SIMULATOR_BASE_URL"])
+        if not app.config.get("SIMULATOR_ENABLED"):
+            raise ProviderError("the simulator is off here (SIMULATOR_ENABLED)", retryable=False)
+        return OpenAIProvider(SIMULATOR, api_key=app.config["SIMULATOR_API_KEY"],
+                              base_url=app.config["SIMULATOR_BASE_URL"])
     if name == OPENAI:
         if not app.config.get("OPENAI_API_KEY"):
             raise ProviderError("the OpenAI provider needs OPENAI_API_KEY", retryable=False)

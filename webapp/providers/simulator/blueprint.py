@@ -1,8 +1,15 @@
-"""The simulator blueprint: authentication, injected faults, and OpenAI-shaped errors for every failure."""
+"""The simulator blueprint: authentication, injected faults, and OpenAI-shaped errors for every failure.
+
+Only whoever holds ``SIMULATOR_API_KEY`` may call it (the app's own provider client sends it as its bearer key):
+files hold users' prompts and outputs, and batches are theirs to cancel. The ``/_control`` endpoints, which
+inject faults, exist only where ``SIMULATOR_CONTROL`` is on (the test suite) and need the key too.
+"""
 
 from __future__ import annotations
 
+import hmac
 import socket
+import time
 
 from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
@@ -31,13 +38,15 @@ def api_path() -> str:
 @bp.before_request
 def _authenticate_and_inject_faults() -> None:
     path = api_path()
-    if path.startswith(CONTROL_PREFIX):
+    control = path.startswith(CONTROL_PREFIX)
+    if control and not current_app.config.get("SIMULATOR_CONTROL"):
+        raise APIError(404, f"Invalid URL ({request.method} /v1{path})")
+    _authenticate()
+    if control:
         return
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise APIError(401, "You didn't provide an API key. You need to provide your API key in an "
-                       "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
-    fault = take_fault(current_store(), request.method, path)
+    store = current_store()
+    store.purge_expired(time.time())
+    fault = take_fault(store, request.method, path)
     if fault is None:
         return
     if fault["after"]:
@@ -46,6 +55,17 @@ def _authenticate_and_inject_faults() -> None:
     if fault["reset"]:
         _drop_connection()
     raise standard_error(fault["status"])
+
+
+def _authenticate() -> None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise APIError(401, "You didn't provide an API key. You need to provide your API key in an "
+                       "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
+    expected = current_app.config.get("SIMULATOR_API_KEY") or ""
+    if not expected or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        raise APIError(401, "Incorrect API key provided. The simulator answers only this installation's own "
+                       "workers.", code="invalid_api_key")
 
 
 @bp.after_request

@@ -70,6 +70,7 @@ def file_content(file_id: str):
 
 @bp.delete("/files/<file_id>")
 def delete_file(file_id: str):
+    _meta(file_id)  # an unknown or expired file is not found
     if not current_store().delete_file(file_id):
         raise not_found("File", file_id)
     return jsonify({"id": file_id, "object": "file", "deleted": True})

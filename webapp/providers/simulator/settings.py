@@ -17,6 +17,7 @@ DEFAULTS = {
     "SIMULATOR_MAX_FILE_BYTES": 200 * 1024 * 1024,
     "SIMULATOR_ENQUEUED_TOKEN_LIMIT": None,
     "SIMULATOR_FAILURE_RATE": 0.0,
+    "SIMULATOR_RETENTION_SECONDS": 7 * 86400,
 }
 
 
@@ -31,6 +32,7 @@ class Settings:
     max_file_bytes: int = 200 * 1024 * 1024
     token_limit: int | None = None
     failure_rate: float = 0.0
+    retention: float = 7 * 86400
 
 
 def load_settings() -> Settings:
@@ -50,6 +52,7 @@ def load_settings() -> Settings:
         max_file_bytes=int(get("SIMULATOR_MAX_FILE_BYTES")),
         token_limit=None if limit is None else int(limit),
         failure_rate=float(get("SIMULATOR_FAILURE_RATE")),
+        retention=float(get("SIMULATOR_RETENTION_SECONDS")),
     )
 
 
@@ -66,5 +69,5 @@ def current_store():
     root = store_dir()
     stores = current_app.extensions.setdefault("simulator_stores", {})
     if root not in stores:
-        stores[root] = Store(root)
+        stores[root] = Store(root, load_settings().retention)
     return stores[root]

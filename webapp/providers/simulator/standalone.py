@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import tempfile
 
 from flask import Flask
@@ -10,12 +11,15 @@ URL_PREFIX = "/simulator/v1"
 
 
 def create_simulator_app(config: dict | None = None) -> Flask:
-    """Return an app with the simulator at ``/simulator/v1``; SIMULATOR_DIR defaults to a fresh temp dir."""
+    """Return an app with the simulator at ``/simulator/v1``; SIMULATOR_DIR defaults to a fresh temp dir and
+    SIMULATOR_API_KEY, the key clients must send, to a new random one."""
     from . import bp
 
     app = Flask(__name__)
     app.config.update(config or {})
     if not app.config.get("SIMULATOR_DIR"):
         app.config["SIMULATOR_DIR"] = tempfile.mkdtemp(prefix="simulator-")
+    if not app.config.get("SIMULATOR_API_KEY"):
+        app.config["SIMULATOR_API_KEY"] = "sim-" + secrets.token_urlsafe(24)
     app.register_blueprint(bp, url_prefix=URL_PREFIX)
     return app

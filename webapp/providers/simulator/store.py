@@ -16,6 +16,8 @@ from typing import Callable, Iterator
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 ID_ALPHABET = string.ascii_letters + string.digits
+DEFAULT_RETENTION_SECONDS = 7 * 86400
+PURGE_EVERY_SECONDS = 60
 
 
 def random_token(length: int) -> str:
@@ -26,11 +28,14 @@ class Store:
     """One directory shared by every process serving the simulator.
 
     Readers never lock: each JSON document is replaced atomically. Writers that read-modify-write
-    a batch hold its ``fcntl`` lock, so gunicorn workers cannot interleave.
+    a batch hold its ``fcntl`` lock, so gunicorn workers cannot interleave. Files expire ``retention``
+    seconds after they were stored, batches as long after their creation (``purge_expired``).
     """
 
-    def __init__(self, root: str):
+    def __init__(self, root: str, retention: float = DEFAULT_RETENTION_SECONDS):
         self.root = root
+        self.retention = retention
+        self._purged_at = 0.0
         for sub in ("files", "batches", "locks", "tmp"):
             os.makedirs(os.path.join(root, sub), exist_ok=True)
 
@@ -88,27 +93,29 @@ class Store:
         meta = {
             "id": file_id, "object": "file", "bytes": size, "created_at": now, "filename": filename,
             "purpose": purpose, "status": "processed", "status_details": None,
-            "expires_at": now + 30 * 86400 if purpose in ("batch", "batch_output") else None,
+            "expires_at": now + int(self.retention),
         }
         self.write_json(self._path("files", f"{file_id}.json"), meta)
         return meta
 
     def file_meta(self, file_id: str) -> dict | None:
+        """The file's metadata; None for an unknown or expired file."""
         if not SAFE_ID.match(file_id):
             return None
-        return self.read_json(self._path("files", f"{file_id}.json"))
+        meta = self.read_json(self._path("files", f"{file_id}.json"))
+        return meta if meta and not _expired(meta, time.time()) else None
 
     def file_path(self, file_id: str) -> str:
         return self._path("files", f"{file_id}.data")
 
     def list_files(self) -> list[dict]:
-        metas = (self.read_json(self._path("files", name)) for name in os.listdir(self._path("files"))
-                 if name.endswith(".json"))
-        return [meta for meta in metas if meta is not None]
+        now = time.time()
+        return [meta for meta in self._all("files") if not _expired(meta, now)]
 
     def delete_file(self, file_id: str) -> bool:
-        """Delete a file; return False when it did not exist. Batches keep their own input snapshot."""
-        if self.file_meta(file_id) is None:
+        """Delete a file (expired or not); return False when it did not exist. Batches keep their own input
+        snapshot."""
+        if not SAFE_ID.match(file_id) or not os.path.exists(self._path("files", f"{file_id}.json")):
             return False
         for suffix in (".json", ".data"):
             try:
@@ -130,9 +137,7 @@ class Store:
         self.write_json(self._path("batches", f"{record['id']}.json"), record)
 
     def list_batches(self) -> list[dict]:
-        records = (self.read_json(self._path("batches", name)) for name in os.listdir(self._path("batches"))
-                   if name.endswith(".json"))
-        return [record for record in records if record is not None]
+        return self._all("batches")
 
     def batch_input_path(self, batch_id: str) -> str:
         return self._path("batches", f"{batch_id}.input.jsonl")
@@ -146,6 +151,37 @@ class Store:
             # Hard links are unavailable on some filesystems; a copy costs time, not correctness.
             shutil.copyfile(self.file_path(file_id), target)
 
+    def delete_batch(self, batch_id: str) -> None:
+        for path in (self._path("batches", f"{batch_id}.json"), self.batch_input_path(batch_id)):
+            try:
+                os.remove(path)
+            except FileNotFoundError:
+                pass  # another process purged it first
+
+    # -- expiry ----------------------------------------------------------------------------------
+    def purge_expired(self, now: float) -> int:
+        """Delete expired files, and batches older than the retention; at most once a minute per process.
+        Returns how many were deleted."""
+        if now - self._purged_at < min(PURGE_EVERY_SECONDS, self.retention):
+            return 0
+        self._purged_at = now
+        files = [m["id"] for m in self._all("files") if _expired(m, now)]
+        batches = [r["id"] for r in self._all("batches") if r["created"] + self.retention < now]
+        for file_id in files:
+            self.delete_file(file_id)
+        for batch_id in batches:
+            self.delete_batch(batch_id)
+        return len(files) + len(batches)
+
+    def _all(self, kind: str) -> list[dict]:
+        documents = (self.read_json(self._path(kind, name)) for name in os.listdir(self._path(kind))
+                     if name.endswith(".json"))
+        return [document for document in documents if document is not None]
+
     # -- misc documents --------------------------------------------------------------------------
     def document_path(self, name: str) -> str:
         return self._path(f"{name}.json")
+
+
+def _expired(meta: dict, now: float) -> bool:
+    return meta.get("expires_at") is not None and meta["expires_at"] <= now
