@@ -134,6 +134,7 @@ def cluster(app, committed_db, simulator, tmp_path):
     env.update(
         DATABASE_URL=TEST_DATABASE_URL, REDIS_URL=TEST_REDIS_URL, SECRET_KEY=app.config["SECRET_KEY"],
         OPENAI_API_KEY="", SIMULATOR_BASE_URL=f"{simulator.url}/simulator/v1",
+        SIMULATOR_API_KEY=simulator.app.config["SIMULATOR_API_KEY"],
         BATCH_MAX_REQUESTS=str(BATCH_MAX_REQUESTS), SYNC_INTERVAL_SECONDS="1", CLAIM_LEASE_SECONDS=str(LEASE_SECONDS),
         PROVIDER_BACKOFF_SECONDS="0.2", LOG_FORMAT="json", LOG_LEVEL="INFO", PYTHONUNBUFFERED="1",
     )

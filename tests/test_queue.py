@@ -19,7 +19,7 @@ from rq.job import Job, JobStatus as RQJobStatus
 from rq_scheduler import Scheduler
 from sqlalchemy import select
 
-from tests.conftest import base_config
+from tests.conftest import SIMULATOR_KEY, base_config
 from tests.factories import new_job
 from webapp import ROOT, create_app, jobs, queue
 from webapp.extensions import db
@@ -36,7 +36,8 @@ def sqlite_url(tmp_path: Path, name: str) -> str:
 def command_env(tmp_path: Path, **settings: str) -> dict[str, str]:
     """A clean environment for a CLI process: no REDIS_URL, a SQLite file, nothing from the caller's settings."""
     env = {key: os.environ[key] for key in PASSED_THROUGH if key in os.environ}
-    env.update(DATABASE_URL=sqlite_url(tmp_path, "cli.db"), SECRET_KEY="test-secret", OPENAI_API_KEY="", **settings)
+    env.update(DATABASE_URL=sqlite_url(tmp_path, "cli.db"), SECRET_KEY="test-secret", OPENAI_API_KEY="",
+               SIMULATOR_API_KEY=SIMULATOR_KEY, **settings)
     return env
 
 

@@ -41,6 +41,10 @@ class BatchInfo:
     metadata: dict[str, str] = field(default_factory=dict)
     timestamps: dict[str, datetime | None] = field(default_factory=dict)
 
+    @property
+    def created_at(self) -> datetime | None:
+        return self.timestamps.get("created_at")
+
 
 @dataclass(frozen=True)
 class FileInfo:

@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from webapp.extensions import db
 from webapp.models import PROVIDER_TERMINAL, BatchStatus, ProviderBatch
-from webapp.providers import BatchInfo, FileInfo, Provider, ProviderError, available_providers, get_provider
+from webapp.providers import BatchInfo, Provider, ProviderError, available_providers, get_provider
 from webapp.services.installation import install_id, install_ids
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def find_created(batch: ProviderBatch, provider: Provider) -> BatchInfo | None:
     kept and the others are cancelled (their requests would run twice).
     """
     found = sorted((info for info in _recent(provider.list_batches(), batch.created_at) if _made_from(info, batch)),
-                   key=lambda info: (info.timestamps.get("created_at") or utcnow(), info.id))
+                   key=lambda info: (info.created_at or utcnow(), info.id))
     for duplicate in found[1:]:
         log.warning("batch %s: cancelling duplicate provider batch %s", batch.id, duplicate.id)
         _cancel_quietly(provider, duplicate.id)
@@ -79,8 +79,7 @@ def _recent(items: Iterator, since: datetime) -> Iterator:
     """Entries of a newest-first provider list down to ``since`` (less the clock margin), at most SCAN_LIMIT."""
     cutoff = since - CLOCK_MARGIN
     for scanned, item in enumerate(items, 1):
-        created = item.created_at if isinstance(item, FileInfo) else item.timestamps.get("created_at")
-        if created is not None and created < cutoff:
+        if item.created_at is not None and item.created_at < cutoff:
             return
         yield item
         if scanned >= SCAN_LIMIT:
@@ -148,8 +147,7 @@ def _sweep_batches(provider: Provider, now: datetime, report: SweepReport) -> No
 def _settled(items: Iterator, now: datetime) -> Iterator:
     """Entries of a newest-first list created between SWEEP_WINDOW and SWEEP_GRACE ago."""
     for item in _recent(items, now - SWEEP_WINDOW + CLOCK_MARGIN):
-        created = item.created_at if isinstance(item, FileInfo) else item.timestamps.get("created_at")
-        if created is not None and created < now - SWEEP_GRACE:
+        if item.created_at is not None and item.created_at < now - SWEEP_GRACE:
             yield item
 
 

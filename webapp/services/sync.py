@@ -233,6 +233,7 @@ def _upload(batch: ProviderBatch, provider: Provider, lease: Lease) -> None:
         db.session.commit()
         lease.check()
         file_id = provider.upload_input(path, batch.input_file_name)
+    lease.check()  # a worker that froze meanwhile records nothing: the one that took over decides
     _uploaded(batch, file_id)
 
 
@@ -245,6 +246,7 @@ def _uploaded(batch: ProviderBatch, file_id: str) -> None:
 def _create(batch: ProviderBatch, provider: Provider, lease: Lease) -> None:
     lease.check()
     info = provider.create_batch(batch.input_file_id, batch.endpoint, batch_metadata(batch))
+    lease.check()
     _record_created(batch, info, adopted=False)
 
 
