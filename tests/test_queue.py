@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -236,4 +237,36 @@ def test_one_periodic_pass_at_a_time(app):
         finally:
             connection.delete(jobs.SYNC_LOCK)
         assert "jobs" in jobs.sync_all()
+        assert not connection.exists(jobs.SYNC_LOCK)
+
+
+def test_the_pass_lock_is_short_and_renewed_while_a_pass_runs(app, monkeypatch):
+    """A pass killed with its worker blocks the next for one lock length; a live one keeps its lock however long."""
+    monkeypatch.setitem(app.config, "SYNC_INTERVAL_SECONDS", 1)  # the lock then lives its minimum, 3 s
+    inside, release = threading.Event(), threading.Event()
+
+    def long_pass(run_batch):
+        inside.set()
+        release.wait(20)
+        return {"jobs": 0}
+
+    monkeypatch.setattr(jobs.sync, "sync_all", long_pass)
+
+    def run_pass():
+        with app.app_context():
+            jobs.sync_all()
+
+    with app.app_context():
+        connection = queue.connection(app)
+        running = threading.Thread(target=run_pass)
+        running.start()
+        try:
+            assert inside.wait(10)
+            assert 0 < connection.pttl(jobs.SYNC_LOCK) <= jobs.SYNC_LOCK_MIN_SECONDS * 1000
+            time.sleep(jobs.SYNC_LOCK_MIN_SECONDS * 2)  # twice the lock's life: renewed meanwhile
+            assert connection.exists(jobs.SYNC_LOCK)
+            assert jobs.sync_all() == {"skipped": True}
+        finally:
+            release.set()
+            running.join(20)
         assert not connection.exists(jobs.SYNC_LOCK)
