@@ -15,6 +15,7 @@ COPY requirements.txt .
 RUN pip install -r requirements.txt
 
 COPY webapp ./webapp
+COPY simulator ./simulator
 COPY templates ./templates
 COPY static ./static
 COPY migrations ./migrations

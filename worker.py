@@ -11,7 +11,7 @@ import sys
 
 from sqlalchemy.orm import configure_mappers
 
-from webapp import create_app_or_exit, queue
+from webapp import create_app_or_exit, queue, schedule
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,15 +37,15 @@ def run_worker(app, *, burst: bool, name: str | None) -> int:
     configure_mappers()  # once here, not in every forked work horse
     with app.app_context():
         # Keeps a bare `rqscheduler` process enough: any worker start (re)registers the periodic jobs.
-        queue.schedule_periodic_jobs(app, queue.new_scheduler(app))
+        schedule.schedule_periodic_jobs(app, schedule.new_scheduler(app))
     worker = queue.new_worker(app, name=name)
     worker.work(burst=burst, logging_level=app.config["LOG_LEVEL"])
     return 0
 
 
 def run_scheduler(app, interval: float) -> int:
-    scheduler = queue.new_scheduler(app, interval=interval)
-    queue.schedule_periodic_jobs(app, scheduler)
+    scheduler = schedule.new_scheduler(app, interval=interval)
+    schedule.schedule_periodic_jobs(app, scheduler)
     scheduler.run()
     return 0
 

@@ -3,7 +3,7 @@
 2,000 jobs: 1,980 older small jobs (mostly finished), then one big running job of 1,000,000 requests, then 19
 recent small jobs (drafts, queued, running). Small jobs hold 1-100 requests each (about 100,000 in all), so the
 big job's rows sit between other jobs' rows, as they would in a live database. Counters on batch_jobs and
-provider_batches are computed from the rows, as ``jobs.recount`` would.
+provider_batches are computed from the rows, as ``ledger.recount`` would.
 
 The big job, in 20 provider batches of 50,000 requests:
   batches 1-12   completed and ingested: 600,000 finished, every 33rd failed (HTTP 500 response)

@@ -16,7 +16,7 @@ from sqlalchemy import delete, update
 from webapp import bulk, create_app
 from webapp.extensions import db
 from webapp.models import BatchJob, BatchResponse, JobStatus, ProviderBatch, RequestStatus, request_states
-from webapp.services import exports, ingest, jobs, planning, requests, uploads
+from webapp.services import exports, ingest, jobs, ledger, planning, requests, uploads
 
 
 def app_for(database_url: str, instance: str):
@@ -78,7 +78,7 @@ def input_files(job_id: int, workdir: Path) -> dict:
 
 def prepare_results(job_id: int, workdir: Path) -> dict:
     """Untimed: mark the job's batches sent and write a provider output file for each from its input file."""
-    from webapp.providers.simulator import simulated_output
+    from simulator import simulated_output
 
     job = db.session.get(BatchJob, job_id)
     for batch in job.batches:
@@ -104,7 +104,7 @@ def result_ingest(job_id: int, workdir: Path, part: str = "0/1") -> dict:
     for batch_id in batch_ids:
         batch = db.session.get(ProviderBatch, batch_id)
         summary = ingest.ingest_files(batch, batch.job, [workdir / f"output-{batch_id}.jsonl"], cancelled=False)
-        jobs.adjust_counters(batch.job, tokens=summary.tokens, **summary.counter_changes())  # as sync does
+        ledger.adjust_counters(batch.job, tokens=summary.tokens, **summary.counter_changes())  # as sync does
         db.session.commit()
         total += summary.succeeded + summary.failed
     return {"rows": total, "seconds": time.perf_counter() - started}
@@ -118,7 +118,7 @@ def reset_results(job_id: int) -> dict:
         status=RequestStatus.IN_FLIGHT, error_code=None, error=None, retry_count=0))
     for batch in job.batches:
         batch.ingested_at = None
-    jobs.recount(job)
+    ledger.recount(job)
     db.session.commit()
     return {"requests": job.total_requests}
 

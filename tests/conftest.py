@@ -19,7 +19,7 @@ from werkzeug.serving import make_server
 from webapp import create_app
 from webapp.config import database_url
 from webapp.extensions import db
-from webapp.providers.simulator import create_simulator_app
+from simulator import create_app as create_simulator_app
 from webapp.services import installation
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from webapp.extensions import db
 from webapp.models import BatchJob, BatchResponse
-from webapp.providers.simulator.store import Store
+from simulator.store import Store
 from webapp.services.pricing import price_table
 
 
@@ -21,7 +21,7 @@ def client(simulator) -> openai.OpenAI:
 
 
 def add_fault(simulator, **fault) -> None:
-    """Inject a fault (see webapp/providers/simulator/faults.py) into the simulator's next matching calls."""
+    """Inject a fault (see simulator/faults.py) into the simulator's next matching calls."""
     request = urllib.request.Request(
         f"{simulator.url}/simulator/v1/_control/faults", data=json.dumps(fault).encode(),
         headers={"Content-Type": "application/json", "Authorization": "Bearer sim"}, method="POST",

@@ -32,7 +32,7 @@ from webapp.models import (
     ProviderBatch,
     RequestStatus,
 )
-from webapp.providers.simulator import prompt_tokens, simulated_text
+from simulator import prompt_tokens, simulated_text
 from webapp.services.pricing import PER_TOKENS, price_table
 
 pytestmark = [

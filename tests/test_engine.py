@@ -18,7 +18,7 @@ from webapp.models import (
     ProviderBatch,
     RequestStatus,
 )
-from webapp.providers.simulator import simulated_text
+from simulator import simulated_text
 from webapp.services.pricing import price_table
 
 

@@ -8,7 +8,7 @@ import json
 
 from tests.factories import new_job, run_until_done
 from tests.test_uploads import csv_file
-from webapp.providers.simulator import simulated_text
+from simulator import simulated_text
 from webapp.services import csv_import, exports
 from webapp.services.csv_import import CsvMapping
 

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from tests.factories import chat_body, new_job, set_states
 from webapp.extensions import db
 from webapp.models import BatchRequest, BatchResponse, JobStatus, RequestStatus, request_states
-from webapp.services import ingest, jobs, planning
+from webapp.services import ingest, jobs, ledger, planning
 from webapp.services.results import parse_result_line
 
 FIELDS = ("succeeded", "status_code", "error_code", "error", "prompt_tokens", "completion_tokens", "total_tokens",
@@ -156,7 +156,7 @@ def test_a_retry_replaces_the_earlier_try_s_response_and_token_counts(app_ctx, t
     # The follow-up batch: "again" succeeds, "gone" gets no line at all.
     [retry] = planning.plan_batches(job)
     set_states(request_states.c.provider_batch_id == retry.id, status=RequestStatus.IN_FLIGHT)
-    earlier = jobs.token_sums(BatchResponse.request_id.in_(
+    earlier = ledger.token_sums(BatchResponse.request_id.in_(
         select(BatchRequest.id).where(BatchRequest.provider_batch_id == retry.id)))
     second = ingest.ingest_files(retry, job, write_lines(tmp_path / "second.jsonl", [ok("again", chat("now"))]),
                                  cancelled=False)
@@ -256,12 +256,12 @@ def test_the_job_counters_move_by_what_the_ingest_changed_as_a_full_recount_woul
     # "again" was answered by an earlier try with 7 prompt tokens: its new response replaces that one.
     again = db.session.scalar(select(BatchRequest).where(BatchRequest.job_id == job.id, BatchRequest.custom_id == "again"))
     db.session.add(BatchResponse(request_id=again.id, job_id=job.id, succeeded=False, status_code=500, prompt_tokens=7))
-    jobs.recount(job)
+    ledger.recount(job)
     lines = [ok("ok", chat("yes")), failed("retry", 500), failed("fail", 400), ok("again", chat("now"))]
     summary = ingest.ingest_files(batch, job, write_lines(tmp_path / "out.jsonl", lines), cancelled=False)
-    jobs.adjust_counters(job, tokens=summary.tokens, **summary.counter_changes())
+    ledger.adjust_counters(job, tokens=summary.tokens, **summary.counter_changes())
     adjusted = counters(job)
-    jobs.recount(job)
+    ledger.recount(job)
     assert adjusted == counters(job)
     assert (job.pending_requests, job.in_flight_requests, job.succeeded_requests, job.failed_requests) == (2, 0, 2, 1)
     assert job.prompt_tokens == 24 and summary.tokens["prompt_tokens"] == 24 - 7

@@ -15,7 +15,7 @@ from webapp import bulk
 from webapp.extensions import db
 from tests.factories import set_states
 from webapp.models import JobStatus, RequestStatus, request_states
-from webapp.providers.simulator import simulated_output
+from simulator import simulated_output
 from webapp.services import exports, ingest, jobs, planning, uploads
 
 SMALL = bulk.COPY_CHUNK  # one full write chunk: both sizes hold as many rows at a time

@@ -22,10 +22,10 @@ from sqlalchemy import select
 
 from tests.conftest import SIMULATOR_KEY, base_config
 from tests.factories import new_job
-from webapp import ROOT, create_app, jobs, queue
+from webapp import ROOT, create_app, jobs, queue, schedule
 from webapp.extensions import db
 from webapp.models import BatchJob, BatchRequest, BatchResponse, BatchStatus, JobStatus
-from webapp.providers.simulator import simulated_text
+from simulator import simulated_text
 
 PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
 
@@ -122,10 +122,10 @@ def test_scheduling_periodic_jobs_again_keeps_one_of_each_with_the_configured_in
     unrelated = scheduler.schedule(scheduled_time=datetime(2030, 1, 1), func=jobs.process_job, args=[1], interval=60)
     monkeypatch.setitem(app.config, "SYNC_INTERVAL_SECONDS", 7)
     monkeypatch.setitem(app.config, "SWEEP_INTERVAL_SECONDS", 600)
-    queue.schedule_periodic_jobs(app, scheduler)
-    queue.schedule_periodic_jobs(app, scheduler)
+    schedule.schedule_periodic_jobs(app, scheduler)
+    schedule.schedule_periodic_jobs(app, scheduler)
 
-    wanted = {job.id: job for job in queue.periodic_jobs()}
+    wanted = {job.id: job for job in schedule.PERIODIC_JOBS}
     assert set(wanted) == {"periodic-sync", "periodic-sweep"}
     scheduled = {job.id: job for job in list(scheduler.get_jobs()) if job.id != unrelated.id}
     assert set(scheduled) == set(wanted)  # one of each, however often the scheduler starts
@@ -138,7 +138,7 @@ def test_scheduling_periodic_jobs_again_keeps_one_of_each_with_the_configured_in
     assert set(wanted) <= {job.id for job in due}  # each runs at once, then every interval
 
     monkeypatch.setitem(app.config, "SYNC_INTERVAL_SECONDS", 11)  # restarted with a new setting
-    queue.schedule_periodic_jobs(app, scheduler)
+    schedule.schedule_periodic_jobs(app, scheduler)
     (sync,) = [job for job in list(scheduler.get_jobs()) if job.id == "periodic-sync"]
     assert sync.meta["interval"] == 11
     assert len(list(scheduler.get_jobs())) == 3

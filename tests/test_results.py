@@ -12,7 +12,7 @@ from sqlalchemy import select
 from tests.factories import chat_body, new_job, set_states
 from webapp.extensions import db
 from webapp.models import BatchRequest, ProviderBatch, RequestStatus
-from webapp.providers.simulator import simulated_output, simulated_text
+from simulator import simulated_output, simulated_text
 from webapp.services import jobs, planning
 from webapp.services.pricing import PriceTableError, load_price_table, price_table
 from webapp.services.results import BadResultLine, is_retryable, output_text, parse_result_line, usage

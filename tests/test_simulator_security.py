@@ -1,22 +1,18 @@
-"""The built-in simulator answers only the app's own workers, injects faults only where allowed, is off beside a
-real provider unless asked for, forgets files, and the installation id it sees reveals nothing."""
+"""The app and its built-in simulator: only the app's own workers get in, fault injection only where allowed, off
+beside a real provider unless asked for, and the installation id the provider sees reveals nothing."""
 
 from __future__ import annotations
 
 import hashlib
 import io
-import time
 
-import openai
 import pytest
 
-from tests.conftest import Server, base_config
+from tests.conftest import base_config
 from tests.factories import new_job
 from tests.simulated import provider_batches
 from webapp import create_app
 from webapp.providers import available_providers, get_provider
-from webapp.providers.simulator import create_simulator_app
-from webapp.providers.simulator.store import Store
 from webapp.services import sync
 from webapp.services.installation import install_id
 
@@ -93,20 +89,6 @@ def test_beside_a_real_key_the_simulator_is_off_unless_enabled(tmp_path):
         assert available_providers() == ["openai", "simulator"]
 
 
-def test_simulated_files_and_batches_expire(tmp_path):
-    sim = create_simulator_app({"SIMULATOR_DIR": str(tmp_path / "sim"), "SIMULATOR_RETENTION_SECONDS": 1})
-    client, key = sim.test_client(), sim.config["SIMULATOR_API_KEY"]
-    file_id = upload(client, key)
-    batch_id = client.post("/simulator/v1/batches", headers=bearer(key), json={
-        "input_file_id": file_id, "endpoint": "/v1/chat/completions", "completion_window": "24h"}).json["id"]
-    time.sleep(2.1)
-    assert client.get(f"/simulator/v1/files/{file_id}/content", headers=bearer(key)).status_code == 404
-    assert client.get("/simulator/v1/files", headers=bearer(key)).json["data"] == []
-    store = Store(str(tmp_path / "sim"))
-    assert store.list_files() == [] and store.list_batches() == []  # purged from disk by that call
-    assert client.get(f"/simulator/v1/batches/{batch_id}", headers=bearer(key)).status_code == 404
-
-
 def test_batches_carry_a_random_installation_id_not_one_derived_from_the_secret(app_ctx, simulator):
     legacy = hashlib.sha256(("install:" + app_ctx.config["SECRET_KEY"]).encode()).hexdigest()[:16]
     assert install_id() != legacy and len(install_id()) == 16
@@ -115,19 +97,6 @@ def test_batches_carry_a_random_installation_id_not_one_derived_from_the_secret(
     (remote,) = provider_batches(simulator)
     assert remote.metadata["install"] == install_id()
     assert job.batches[0].input_file_name.startswith(f"abp-{install_id()}-")
-
-
-def test_the_standalone_simulator_makes_a_key_of_its_own(tmp_path):
-    sim = create_simulator_app({"SIMULATOR_DIR": str(tmp_path)})
-    key = sim.config["SIMULATOR_API_KEY"]
-    assert len(key) > 20
-    assert sim.test_client().get("/simulator/v1/files", headers=bearer(key)).status_code == 200
-    server = Server(sim)
-    try:
-        with pytest.raises(openai.AuthenticationError):
-            openai.OpenAI(base_url=f"{server.url}/simulator/v1", api_key="guess", max_retries=0).files.list()
-    finally:
-        server.stop()
 
 
 def test_no_provider_at_all_stops_start_up(tmp_path):

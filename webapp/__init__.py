@@ -62,8 +62,8 @@ def configure(app: Flask, overrides: dict | None) -> None:
 
 
 def register_extensions(app: Flask) -> None:
+    from webapp import embedded, queue
     from webapp import models  # noqa: F401  (registers the tables)
-    from webapp import queue
     from webapp.extensions import csrf, db, htmx, migrate
     from webapp.logs import init_request_logging
 
@@ -72,7 +72,7 @@ def register_extensions(app: Flask) -> None:
     csrf.init_app(app)
     htmx.init_app(app)
     queue.init_app(app)
-    queue.init_embedded_runtime(app)
+    embedded.init_embedded_runtime(app)
     init_request_logging(app)
     from webapp import security
 
@@ -82,7 +82,8 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     from webapp.dashboard import bp as dashboard_bp
     from webapp.main import bp as main_bp
-    from webapp.providers.simulator import bp as simulator_bp
+    from simulator import URL_PREFIX as SIMULATOR_PREFIX
+    from simulator import openai_blueprint as simulator_bp
 
     from webapp.auth import bp as auth_bp
 
@@ -92,7 +93,7 @@ def register_blueprints(app: Flask) -> None:
     if app.config["SIMULATOR_ENABLED"]:  # only the app's own workers may call it: see the blueprint's key check
         from webapp.extensions import csrf
 
-        app.register_blueprint(simulator_bp, url_prefix="/simulator/v1")
+        app.register_blueprint(simulator_bp, url_prefix=SIMULATOR_PREFIX)
         csrf.exempt(simulator_bp)
     from webapp import api
 

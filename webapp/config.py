@@ -12,6 +12,8 @@ from typing import Mapping
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from simulator.settings import TUNABLES as SIMULATOR_TUNABLES
+
 ENVIRONMENTS = ("development", "production")
 LOG_FORMATS = ("json", "text")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -49,8 +51,7 @@ def from_env(instance_path: str, environ: Mapping[str, str] | None = None) -> di
         "SIMULATOR_CONTROL": _flag(env, "SIMULATOR_CONTROL", False),
         "SIMULATOR_BASE_URL": env.get("SIMULATOR_BASE_URL") or DEFAULT_SIMULATOR_URL,
         "SIMULATOR_DIR": env.get("SIMULATOR_DIR") or str(Path(instance_path) / "simulator"),
-        "SIMULATOR_RETENTION_SECONDS": _number(env, "SIMULATOR_RETENTION_SECONDS", 7 * 86400, int, minimum=60),
-        **_simulator_timings(env),
+        **_simulator_tunables(env),
         # Simulated batches finish in seconds, real ones in minutes to hours.
         "SYNC_INTERVAL_SECONDS": _number(env, "SYNC_INTERVAL_SECONDS", 30 if api_key else 5, int, minimum=1),
         "SWEEP_INTERVAL_SECONDS": _number(env, "SWEEP_INTERVAL_SECONDS", 900, int, minimum=60),
@@ -72,18 +73,10 @@ def from_env(instance_path: str, environ: Mapping[str, str] | None = None) -> di
     }
 
 
-SIMULATOR_TIMINGS = {
-    "SIMULATOR_VALIDATING_SECONDS": 1.0,
-    "SIMULATOR_IN_PROGRESS_SECONDS": 5.0,
-    "SIMULATOR_FINALIZING_SECONDS": 1.0,
-    "SIMULATOR_CANCELLING_SECONDS": 0.5,
-    "SIMULATOR_FAILURE_RATE": 0.0,
-}
-
-
-def _simulator_timings(env) -> dict:
-    """How long the built-in simulator's batches spend in each state (seconds), and its failure rate."""
-    return {name: _number(env, name, default, float, minimum=0) for name, default in SIMULATOR_TIMINGS.items()}
+def _simulator_tunables(env) -> dict:
+    """The built-in simulator's tunables (how long its batches spend in each state, its limits, failure rate and
+    retention), each with the default the simulator defines."""
+    return {key: _number(env, key, default, kind, minimum=least) for key, _, kind, default, least in SIMULATOR_TUNABLES}
 
 
 def _derived_key(secret_key: str, purpose: str) -> str:

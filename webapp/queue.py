@@ -1,20 +1,16 @@
-"""The job queue: Redis or the embedded in-process queue, the app-context job class, and periodic jobs."""
+"""The job queue: the Redis connection (or the embedded in-process one), the app-context job class, enqueueing."""
 
 from __future__ import annotations
 
 import logging
-import threading
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Callable
+from urllib.parse import urlsplit, urlunsplit
 
 import fakeredis
 import redis
 from flask import Flask, current_app
-from rq import Queue, SimpleWorker, Worker
+from rq import Queue, Worker
 from rq.job import Job
-from rq.timeouts import TimerDeathPenalty
-from rq_scheduler import Scheduler
 
 from webapp.config import ConfigError
 from webapp.logs import log_context
@@ -22,16 +18,6 @@ from webapp.logs import log_context
 log = logging.getLogger(__name__)
 QUEUE_NAME = "batches"
 EXTENSION_KEY = "batches_queue"
-
-
-@dataclass(frozen=True)
-class PeriodicJob:
-    """A job the scheduler runs every ``interval_setting`` seconds; ``id`` keeps it unique in Redis."""
-
-    id: str
-    func: Callable
-    interval_setting: str
-    timeout: int
 
 
 class AppJob(Job):
@@ -110,125 +96,11 @@ def started(key: str) -> None:
     connection().delete(PENDING_KEY.format(key))
 
 
-def periodic_jobs() -> list[PeriodicJob]:
-    from webapp import jobs
-
-    return [
-        PeriodicJob("periodic-sync", jobs.sync_all, "SYNC_INTERVAL_SECONDS", timeout=jobs.SYNC_TIMEOUT),
-        PeriodicJob("periodic-sweep", jobs.sweep_provider_files, "SWEEP_INTERVAL_SECONDS", timeout=jobs.SWEEP_TIMEOUT),
-    ]
-
-
-def schedule_periodic_jobs(app: Flask, scheduler: Scheduler) -> None:
-    """Reconcile the scheduler's periodic jobs with ``periodic_jobs()``: safe at every start."""
-    wanted = {job.id: job for job in periodic_jobs()}
-    for scheduled in scheduler.get_jobs():
-        if scheduled.id in wanted:
-            scheduler.cancel(scheduled)
-    for job in wanted.values():
-        scheduler.schedule(
-            scheduled_time=datetime.now(timezone.utc).replace(tzinfo=None),
-            func=job.func, interval=app.config[job.interval_setting], repeat=None,
-            id=job.id, timeout=job.timeout, result_ttl=600, queue_name=QUEUE_NAME,
-        )
-        log.info("periodic job scheduled", extra={"periodic_job": job.id, "interval": app.config[job.interval_setting]})
-
-
-def new_scheduler(app: Flask, scheduler_class: type[Scheduler] = Scheduler, interval: float | None = None) -> Scheduler:
-    return scheduler_class(
-        queue_name=QUEUE_NAME, connection=connection(app), job_class=job_class_for(app),
-        interval=interval if interval is not None else min(5, app.config["SYNC_INTERVAL_SECONDS"]),
-    )
-
-
-class ThreadWorker(SimpleWorker):
-    """An RQ worker that runs in a background thread: no signal handlers, timer-based job timeouts."""
-
-    death_penalty_class = TimerDeathPenalty
-
-    def _install_signal_handlers(self):
-        pass
-
-
-class _Stop(Exception):
-    """Ends rq-scheduler's loop, which otherwise only a signal ends."""
-
-
-class ThreadScheduler(Scheduler):
-    """rq-scheduler's loop, in a background thread (signals belong to the main thread); ``stopping`` ends it."""
-
-    stopping = False
-
-    def _install_signal_handlers(self):
-        pass
-
-    def heartbeat(self):
-        if self.stopping:
-            raise _Stop
-        super().heartbeat()
-
-    def run(self, burst: bool = False):
-        try:
-            super().run(burst=burst)
-        except _Stop:
-            pass  # run() has removed its lock and registered its death on the way out
-
-
 def new_worker(app: Flask, worker_class: type[Worker] = Worker, **kwargs) -> Worker:
     return worker_class([get_queue(app)], connection=connection(app), job_class=job_class_for(app), **kwargs)
 
 
-class EmbeddedRuntime:
-    """Runs one worker and the scheduler in daemon threads of the web process (no REDIS_URL)."""
-
-    def __init__(self, app: Flask):
-        self.app = app
-        self._lock = threading.Lock()
-        self.started = False
-        self.worker: ThreadWorker | None = None
-        self.scheduler: ThreadScheduler | None = None
-        self.threads: list[threading.Thread] = []
-
-    def start(self) -> None:
-        with self._lock:
-            if self.started:
-                return
-            self.scheduler = new_scheduler(self.app, ThreadScheduler, interval=1)
-            schedule_periodic_jobs(self.app, self.scheduler)
-            self.worker = new_worker(self.app, ThreadWorker)
-            self.threads = [threading.Thread(target=self.worker.work, name="embedded-worker", daemon=True),
-                            threading.Thread(target=self.scheduler.run, name="embedded-scheduler", daemon=True)]
-            for thread in self.threads:
-                thread.start()
-            self.started = True
-        log.info("embedded queue started: one worker and the scheduler in this process")
-
-    @property
-    def running(self) -> bool:
-        return self.started and all(thread.is_alive() for thread in self.threads)
-
-    def stop(self, timeout: float = 10) -> None:
-        """Stop both threads: the worker after its current job (the scheduler feeds it one each second)."""
-        if not self.started:
-            return
-        self.worker._stop_requested = True
-        self.threads[0].join(timeout)
-        self.scheduler.stopping = True
-        self.threads[1].join(timeout)
-
-
-def init_embedded_runtime(app: Flask) -> None:
-    """Start the embedded worker with the first request, so CLI commands and the reloader start none."""
-    if not is_embedded(app) or not app.config.get("EMBEDDED_WORKERS", True):
-        return
-    runtime = EmbeddedRuntime(app)
-    app.extensions["batches_embedded_runtime"] = runtime
-    app.before_request(runtime.start)
-
-
 def _redacted(url: str) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
     parts = urlsplit(url)
     if parts.password:
         parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@"))

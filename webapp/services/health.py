@@ -12,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from webapp import queue
+from webapp.embedded import EXTENSION_KEY as EMBEDDED_RUNTIME
 from webapp.extensions import db
 from webapp.providers import provider_info
 
@@ -60,7 +61,7 @@ def _queue(app: Flask) -> dict:
 
 def _workers(app: Flask) -> dict:
     if queue.is_embedded(app):
-        runtime = app.extensions.get("batches_embedded_runtime")
+        runtime = app.extensions.get(EMBEDDED_RUNTIME)
         return {"ok": True, "mode": "embedded", "running": bool(runtime and runtime.running)}
     try:
         workers = Worker.all(connection=queue.connection(app))

@@ -20,7 +20,7 @@ from webapp import bulk
 from webapp.extensions import db
 from webapp.models import BatchJob, BatchResponse, ProviderBatch, RequestStatus, request_rows, request_states
 from webapp.providers import Provider
-from webapp.services.jobs import TOKEN_COLUMNS
+from webapp.services.ledger import TOKEN_COLUMNS
 from webapp.services.results import CANCELLED, MISSING_RESULT, BadResultLine, Result, parse_result_line
 
 log = logging.getLogger(__name__)

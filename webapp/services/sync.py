@@ -35,7 +35,7 @@ from webapp.models import (
 from webapp.providers import BatchInfo, Provider, ProviderError, get_provider
 from webapp.services import ingest, leases, planning, reconcile
 from webapp.services.installation import install_id
-from webapp.services.jobs import adjust_counters, record_event, recount
+from webapp.services.ledger import adjust_counters, record_event, recount
 from webapp.services.leases import Lease, LeaseLost
 from webapp.services.results import CANCELLED
 

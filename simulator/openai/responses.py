@@ -9,8 +9,8 @@ import math
 import struct
 from dataclasses import dataclass
 
-from .schema import instance_for
-from .texts import (body_hash, canonical_json, is_reasoning_model, prompt_tokens, simulated_text,
+from ..schema import instance_for
+from ..texts import (body_hash, canonical_json, is_reasoning_model, prompt_tokens, simulated_text,
                     text_tokens, token_ids_count)
 
 DEFAULT_EMBEDDING_DIMENSIONS = 8

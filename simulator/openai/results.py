@@ -11,7 +11,7 @@ from contextlib import ExitStack
 from .outputs import error_output, is_success, simulated_output
 from .progress import empty_usage
 from .responses import response_usage
-from .store import Store
+from ..store import Store
 from .validation import iter_requests, parse_line
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from .markers import batch_markers
+from ..markers import batch_markers
 from .outputs import request_fails
-from .texts import prompt_tokens
+from ..texts import prompt_tokens
 
 MAX_REPORTED_ERRORS = 1000
 REQUIRED_FIELDS = ("custom_id", "method", "url", "body")

@@ -11,33 +11,41 @@ from __future__ import annotations
 import fnmatch
 import os
 import random
+import socket
 
-from .errors import invalid_value, missing_parameter
 from .store import Store
 
 DOCUMENT = "faults"
 
 
+class FaultError(ValueError):
+    """A fault description with a bad field; ``missing`` when the field is absent."""
+
+    def __init__(self, field: str, message: str, *, missing: bool = False):
+        super().__init__(message)
+        self.field, self.missing = field, missing
+
+
 def parse_fault(data: dict) -> dict:
-    """Return a normalised fault or raise APIError(400) naming the bad field."""
+    """Return a normalised fault or raise FaultError naming the bad field."""
     status, count, rate = data.get("status"), data.get("count", 1), data.get("rate", 1.0)
     after, reset = data.get("after", False), data.get("reset", False)
     if not isinstance(after, bool) or not isinstance(reset, bool):
-        raise invalid_value("after" if not isinstance(after, bool) else "reset", "after and reset must be booleans.")
+        raise FaultError("after" if not isinstance(after, bool) else "reset", "after and reset must be booleans.")
     if status is None and not reset:
-        raise missing_parameter("status")
+        raise FaultError("status", "Missing required parameter: 'status'.", missing=True)
     if status is not None and (not isinstance(status, int) or not 400 <= status <= 599):
-        raise invalid_value("status", "status must be an HTTP error status between 400 and 599.")
+        raise FaultError("status", "status must be an HTTP error status between 400 and 599.")
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-        raise invalid_value("count", "count must be a positive integer.")
+        raise FaultError("count", "count must be a positive integer.")
     if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0 < rate <= 1:
-        raise invalid_value("rate", "rate must be a number above 0 and at most 1.")
+        raise FaultError("rate", "rate must be a number above 0 and at most 1.")
     method, prefix, pattern = data.get("method"), data.get("path_prefix"), data.get("path")
     if method is not None and not isinstance(method, str):
-        raise invalid_value("method", "method must be a string such as 'GET'.")
+        raise FaultError("method", "method must be a string such as 'GET'.")
     for name, value in (("path_prefix", prefix), ("path", pattern)):
         if value is not None and not (isinstance(value, str) and value.startswith("/")):
-            raise invalid_value(name, f"{name} must start with '/', e.g. '/batches'.")
+            raise FaultError(name, f"{name} must start with '/', e.g. '/batches'.")
     return {"status": status or 500, "count": count, "rate": float(rate), "after": after, "reset": reset,
             "method": method.upper() if method else None, "path_prefix": prefix, "path": pattern}
 
@@ -80,3 +88,15 @@ def take_fault(store: Store, method: str, path: str) -> dict | None:
                 store.write_json(store.document_path(DOCUMENT), {"faults": remaining})
                 return fault
     return None
+
+
+def drop_connection(environ: dict) -> None:
+    """Close the client's connection without an answer (Werkzeug's and gunicorn's servers expose the socket);
+    where the server does not, the caller's error answer goes out instead."""
+    conn = environ.get("werkzeug.socket") or environ.get("gunicorn.socket")
+    if conn is None:
+        return
+    try:
+        conn.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed by the client

@@ -6,7 +6,7 @@ import bisect
 import math
 from dataclasses import dataclass, field
 
-from .settings import Settings
+from ..settings import Settings
 
 COMPLETION_WINDOW_SECONDS = 24 * 3600
 ACTIVE = ("validating", "in_progress", "finalizing")

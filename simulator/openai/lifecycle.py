@@ -7,8 +7,8 @@ import uuid
 from .errors import APIError, not_found
 from .progress import ACTIVE, CANCELLABLE, ENDS_WITH_RESULTS, Phase, phase_at, render
 from .results import write_results
-from .settings import Settings
-from .store import Store
+from ..settings import Settings
+from ..store import Store
 from .validation import inspect_input
 
 ORGANIZATION = "org-sim"

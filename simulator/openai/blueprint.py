@@ -7,16 +7,15 @@ inject faults, exist only where ``SIMULATOR_CONTROL`` is on (the test suite) and
 
 from __future__ import annotations
 
-import hmac
-import socket
 import time
 
 from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
+from ..auth import bearer_token, key_matches
+from ..faults import drop_connection, take_fault
+from ..settings import current_store
 from .errors import APIError, error_body, standard_error, to_response
-from .faults import take_fault
-from .settings import current_store
 
 bp = Blueprint("simulator", __name__)
 CONTROL_PREFIX = "/_control"
@@ -53,17 +52,16 @@ def _authenticate_and_inject_faults() -> None:
         g.lost_answer = fault  # the call does its work; its answer is lost on the way back
         return
     if fault["reset"]:
-        _drop_connection()
+        drop_connection(request.environ)
     raise standard_error(fault["status"])
 
 
 def _authenticate() -> None:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token(request.headers.get("Authorization", ""))
+    if token is None:
         raise APIError(401, "You didn't provide an API key. You need to provide your API key in an "
                        "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
-    expected = current_app.config.get("SIMULATOR_API_KEY") or ""
-    if not expected or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+    if not key_matches(token, current_app.config.get("SIMULATOR_API_KEY")):
         raise APIError(401, "Incorrect API key provided. The simulator answers only this installation's own "
                        "workers.", code="invalid_api_key")
 
@@ -74,21 +72,9 @@ def _lose_the_answer(response: Response) -> Response:
     if fault is None:
         return response
     if fault["reset"]:
-        _drop_connection()
+        drop_connection(request.environ)
         return response  # never reaches the client
     return to_response(standard_error(fault["status"]))
-
-
-def _drop_connection() -> None:
-    """Close the client's connection without an answer (Werkzeug's and gunicorn's servers expose the socket);
-    where the server does not, the fault falls back to its status."""
-    conn = request.environ.get("werkzeug.socket") or request.environ.get("gunicorn.socket")
-    if conn is None:
-        return
-    try:
-        conn.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # already closed by the client
 
 
 @bp.errorhandler(APIError)

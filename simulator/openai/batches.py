@@ -9,7 +9,7 @@ from flask import jsonify, request
 from . import lifecycle
 from .blueprint import bp
 from .params import create_params, page_params
-from .settings import current_store, load_settings
+from ..settings import current_store, load_settings
 
 
 @bp.post("/batches")

@@ -9,7 +9,7 @@ from flask import jsonify, request, send_file
 from .blueprint import bp
 from .errors import APIError, invalid_value, missing_parameter, not_found
 from .params import page_params
-from .settings import current_store, load_settings
+from ..settings import current_store, load_settings
 
 PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
 

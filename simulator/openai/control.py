@@ -1,18 +1,22 @@
-"""Test-only control endpoints: inject API faults and inspect the store (no API key needed)."""
+"""Test-only control endpoints (with SIMULATOR_CONTROL): inject API faults and inspect the store."""
 
 from __future__ import annotations
 
 from flask import jsonify, request
 
+from ..faults import FaultError, add_fault, clear_faults, list_faults, parse_fault
+from ..settings import current_store, store_dir
 from .blueprint import bp
-from .faults import add_fault, clear_faults, list_faults, parse_fault
+from .errors import invalid_value, missing_parameter
 from .params import json_object
-from .settings import current_store, store_dir
 
 
 @bp.post("/_control/faults")
 def add_faults():
-    fault = parse_fault(json_object(request.get_json(silent=True)))
+    try:
+        fault = parse_fault(json_object(request.get_json(silent=True)))
+    except FaultError as exc:
+        raise (missing_parameter(exc.field) if exc.missing else invalid_value(exc.field, str(exc))) from None
     return jsonify({"faults": add_fault(current_store(), fault)})
 
 

@@ -1,10 +1,10 @@
-"""Run the simulator alone: ``python -m webapp.providers.simulator --port 8100 --dir /tmp/sim``."""
+"""Run the simulator alone: ``python -m simulator --port 8100 --dir /tmp/sim --api-key KEY``."""
 
 from __future__ import annotations
 
 import argparse
 
-from . import create_simulator_app
+from .app import create_app
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> None:
         "SIMULATOR_VALIDATING_SECONDS": args.validating,
         "SIMULATOR_IN_PROGRESS_SECONDS": args.in_progress, "SIMULATOR_FINALIZING_SECONDS": args.finalizing,
     }
-    app = create_simulator_app({key: value for key, value in overrides.items() if value is not None})
+    app = create_app({key: value for key, value in overrides.items() if value is not None})
     print(f"simulator: http://{args.host}:{args.port}/simulator/v1 (state in {app.config['SIMULATOR_DIR']}); "
           f"API key {app.config['SIMULATOR_API_KEY']}")
     app.run(host=args.host, port=args.port, threaded=True)

@@ -1,4 +1,4 @@
-"""A minimal Flask app serving only the simulator, for tests and ``python -m webapp.providers.simulator``."""
+"""A Flask app serving only the simulator, for tests and ``python -m simulator``."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ import tempfile
 
 from flask import Flask
 
+from .openai import bp
+
 URL_PREFIX = "/simulator/v1"
 
 
-def create_simulator_app(config: dict | None = None) -> Flask:
+def create_app(config: dict | None = None) -> Flask:
     """Return an app with the simulator at ``/simulator/v1``; SIMULATOR_DIR defaults to a fresh temp dir and
     SIMULATOR_API_KEY, the key clients must send, to a new random one."""
-    from . import bp
-
     app = Flask(__name__)
     app.config.update(config or {})
     if not app.config.get("SIMULATOR_DIR"):

@@ -6,9 +6,9 @@ import hashlib
 from dataclasses import dataclass
 
 from .errors import error_body
-from .markers import drawn_to_fail, find_markers, requested_status
+from ..markers import drawn_to_fail, find_markers, requested_status
 from .responses import simulated_response
-from .texts import prompt_texts
+from ..texts import prompt_texts
 
 ERROR_MESSAGES = {
     "batch_expired": "This request could not be executed before the completion window expired.",
