@@ -4,19 +4,17 @@ beside a real provider unless asked for, and the installation id the provider se
 from __future__ import annotations
 
 import hashlib
-import io
 
 import pytest
 
 from tests.conftest import base_config
 from tests.factories import new_job
 from tests.simulated import provider_batches
+from tests.simulator.helpers import LINE, bearer, upload_with
 from webapp import create_app
 from webapp.providers import available_providers, get_provider
 from webapp.services import sync
 from webapp.services.installation import install_id
-
-LINE = b'{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "m", "messages": []}}\n'
 
 
 def production_like(tmp_path, **environ):
@@ -27,21 +25,10 @@ def production_like(tmp_path, **environ):
     return create_app(config)
 
 
-def bearer(key: str) -> dict:
-    return {"Authorization": f"Bearer {key}"}
-
-
-def upload(client, key: str) -> str:
-    response = client.post("/simulator/v1/files", headers=bearer(key),
-                           data={"purpose": "batch", "file": (io.BytesIO(LINE), "in.jsonl")})
-    assert response.status_code == 200, response.json
-    return response.json["id"]
-
-
 def test_strangers_cannot_read_store_or_cancel_anything(tmp_path):
     app = production_like(tmp_path)
     client, key = app.test_client(), app.config["SIMULATOR_API_KEY"]
-    file_id = upload(client, key)
+    file_id = upload_with(client, key)
     batch = client.post("/simulator/v1/batches", headers=bearer(key), json={
         "input_file_id": file_id, "endpoint": "/v1/chat/completions", "completion_window": "24h"}).json
     for stranger in ({}, bearer("sk-anything"), bearer("simulator"), bearer(key[:-1]), bearer(key + "x"),

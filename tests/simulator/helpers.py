@@ -90,3 +90,11 @@ def assert_openai_error(body: dict) -> dict:
 
 def bearer(key: str) -> dict:
     return {"Authorization": f"Bearer {key}"}
+
+
+def upload_with(test_client, key: str) -> str:
+    """Upload a one-line batch input file through a Flask test client; return its id."""
+    response = test_client.post("/simulator/v1/files", headers=bearer(key),
+                                data={"purpose": "batch", "file": (io.BytesIO(LINE), "in.jsonl")})
+    assert response.status_code == 200, response.json
+    return response.json["id"]

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import time
 
 from simulator import create_app as create_simulator_app
 from simulator.store import Store
-from tests.simulator.helpers import LINE, bearer
-
-
-def upload(client, key: str) -> str:
-    response = client.post("/simulator/v1/files", headers=bearer(key),
-                           data={"purpose": "batch", "file": (io.BytesIO(LINE), "in.jsonl")})
-    assert response.status_code == 200, response.json
-    return response.json["id"]
+from tests.simulator.helpers import bearer, upload_with
 
 
 def test_simulated_files_and_batches_expire(tmp_path):
     sim = create_simulator_app({"SIMULATOR_DIR": str(tmp_path / "sim"), "SIMULATOR_RETENTION_SECONDS": 1})
     client, key = sim.test_client(), sim.config["SIMULATOR_API_KEY"]
-    file_id = upload(client, key)
+    file_id = upload_with(client, key)
     batch_id = client.post("/simulator/v1/batches", headers=bearer(key), json={
         "input_file_id": file_id, "endpoint": "/v1/chat/completions", "completion_window": "24h"}).json["id"]
     time.sleep(2.1)
