@@ -53,7 +53,9 @@ def base_config(tmp: Path, **overrides) -> dict:
         "CLAIM_LEASE_SECONDS": 60,
         # Generous limits for the suite; the rate-limit tests lower them.
         "LOGIN_RATE_LIMIT": "10000 per minute",
+        "LOGIN_ACCOUNT_RATE_LIMIT": "10000 per minute",
         "API_RATE_LIMIT": "100000 per minute",
+        "API_AUTH_FAILURE_LIMIT": "10000 per minute",
         **FAST_SIMULATOR,
     }
     config.update(overrides)

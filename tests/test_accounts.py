@@ -27,9 +27,9 @@ class Forms:
     def get(self, url):
         return self.client.get(url)
 
-    def post(self, url, data=None, page="/login"):
-        token = CSRF_INPUT.search(self.client.get(page).text)
-        return self.client.post(url, data={"csrf_token": token.group(1) if token else "", **(data or {})})
+    def post(self, url, data=None, page="/login", **kwargs):
+        token = CSRF_INPUT.search(self.client.get(page, **kwargs).text)
+        return self.client.post(url, data={"csrf_token": token.group(1) if token else "", **(data or {})}, **kwargs)
 
 
 @pytest.fixture
@@ -203,6 +203,60 @@ def test_security_headers_on_every_response(client):
     assert "'unsafe-inline'" not in headers["Content-Security-Policy"]
     assert headers["X-Content-Type-Options"] == "nosniff"
     assert headers["Referrer-Policy"] == "same-origin"
+    assert "Strict-Transport-Security" not in headers  # development: plain http on localhost
+
+
+def test_production_sends_hsts(app, client):
+    app.config["APP_ENV"] = "production"
+    try:
+        headers = client.get("/health").headers
+    finally:
+        app.config["APP_ENV"] = "development"
+    assert headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+
+
+def cookie_attributes(response, name: str) -> list[str]:
+    (header,) = [h for h in response.headers.getlist("Set-Cookie") if h.startswith(name + "=")]
+    return [part.strip() for part in header.split(";")[1:]]
+
+
+@pytest.mark.parametrize("production", [False, True])
+def test_session_and_remember_cookies_are_same_site_lax(app, client, member, production):
+    from webapp.config import from_env
+
+    saved = {key: app.config[key] for key in app.config if "_COOKIE_" in key}
+    app.config.update({key: value for key, value in from_env(app.instance_path, {
+        "APP_ENV": "production" if production else "development", "SECRET_KEY": "x"}).items() if "_COOKIE_" in key})
+    try:
+        response = Forms(client).post("/login", {"email": member.email, "password": PASSWORD, "remember": "y"})
+    finally:
+        app.config.update(saved)
+    assert response.status_code == 302
+    for name in ("session", "remember_token"):
+        attributes = cookie_attributes(response, name)
+        assert "SameSite=Lax" in attributes and "HttpOnly" in attributes, (name, attributes)
+        assert ("Secure" in attributes) is production, (name, attributes)
+
+
+def test_signed_in_pages_and_downloads_are_never_stored(client, member):
+    from tests.conftest import api_token
+    from tests.factories import new_job
+
+    job = new_job(count=1, owner_id=member.id)
+    Forms(client).post("/login", {"email": member.email, "password": PASSWORD})
+    token = {"Authorization": f"Bearer {api_token(member)}"}
+    calls = [(path, {"Accept": "text/html"}) for path in (
+        "/jobs", f"/jobs/{job.id}", f"/jobs/{job.id}/requests", f"/jobs/{job.id}/results.csv",
+        f"/jobs/{job.id}/results.jsonl")]
+    calls += [(f"/jobs/{job.id}", {"HX-Request": "true"}), (f"/api/v1/jobs/{job.id}", token),
+              (f"/api/v1/jobs/{job.id}/results?format=csv", token)]
+    for path, headers in calls:
+        response = client.get(path, headers=headers)
+        response.get_data()  # downloads are streamed: read each one out before the next request
+        assert response.status_code in (200, 286), path  # 286: htmx, stop polling a draft
+        assert response.headers["Cache-Control"] == "no-store", path
+    # Static files keep their own caching (revalidated, never stored with someone's data).
+    assert client.get("/static/css/dashboard.css").headers["Cache-Control"] == "no-cache"
 
 
 def test_cli_creates_an_admin(app, app_ctx):

@@ -54,11 +54,40 @@ def from_env(instance_path: str, environ: Mapping[str, str] | None = None) -> di
         "DELETE_PROVIDER_FILES": _flag(env, "DELETE_PROVIDER_FILES", True),
         "PROVIDER_BACKOFF_SECONDS": _number(env, "PROVIDER_BACKOFF_SECONDS", 5.0, float, minimum=0),
         "MAX_ACTIVE_JOBS_PER_USER": _number(env, "MAX_ACTIVE_JOBS_PER_USER", 10, int, minimum=0),
-        "API_RATE_LIMIT": env.get("API_RATE_LIMIT") or "600 per minute",
-        "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT") or "10 per minute;100 per hour",
+        **{name: _rate_limit(env, name, default) for name, default in RATE_LIMITS.items()},
+        "TRUSTED_PROXIES": _number(env, "TRUSTED_PROXIES", 0, int, minimum=0),
         "CLAIM_LEASE_SECONDS": _number(env, "CLAIM_LEASE_SECONDS", 1800, int, minimum=10),
-        "SESSION_COOKIE_SECURE": app_env == "production",
+        **_cookies(app_env == "production"),
     }
+
+
+RATE_LIMITS = {
+    "API_RATE_LIMIT": "600 per minute",  # calls per token (or per address without one)
+    "API_AUTH_FAILURE_LIMIT": "20 per minute",  # refused tokens per address
+    "LOGIN_RATE_LIMIT": "10 per minute;100 per hour",  # failed sign-ins per address
+    "LOGIN_ACCOUNT_RATE_LIMIT": "5 per minute;20 per hour",  # failed sign-ins per account
+}
+
+
+def _rate_limit(env, name: str, default: str) -> str:
+    """A limits string ("10 per minute;100 per hour"), checked now rather than at the first request."""
+    from limits import parse_many
+
+    value = env.get(name) or default
+    try:
+        parse_many(value)
+    except ValueError:
+        raise ConfigError(f"{name} must look like '10 per minute;100 per hour' (got {value!r})") from None
+    return value
+
+
+def _cookies(secure: bool) -> dict:
+    """Session and remember-me cookies: never read by scripts, not sent on cross-site posts, HTTPS-only in production.
+
+    Set here, not with ``setdefault``: Flask defines SESSION_COOKIE_SAMESITE (as None), so a default would not stick.
+    """
+    return {f"{cookie}_COOKIE_{name}": value for cookie in ("SESSION", "REMEMBER")
+            for name, value in (("HTTPONLY", True), ("SAMESITE", "Lax"), ("SECURE", secure))}
 
 
 SIMULATOR_TIMINGS = {

@@ -59,11 +59,11 @@ def openapi_options() -> dict[str, Any]:
 
 
 def init_app(app: OpenAPI) -> None:
-    from webapp.extensions import csrf
+    from webapp import security
+    from webapp.extensions import csrf, limiter
 
-    from webapp.extensions import limiter
-
-    limiter.limit(lambda: app.config["API_RATE_LIMIT"], key_func=auth.rate_limit_key)(bp)
+    limiter.limit(lambda: app.config["API_RATE_LIMIT"], key_func=security.token_key)(bp)
+    security.refused_tokens(bp)
     app.register_api(bp)
     csrf.exempt(bp)  # stateless: a bearer token, never a cookie, so there is nothing to forge
     # flask-openapi3's index page offers a choice of one UI (and links off-site): go straight to Swagger UI.

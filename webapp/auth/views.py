@@ -6,13 +6,13 @@ import logging
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from webapp.auth import bp
 from webapp.auth.forms import ActionForm, LoginForm, PasswordForm, SetupForm, TokenForm
 from webapp.errors import AppError
-from webapp.extensions import limiter
+from webapp.security import limit_failed_sign_ins
 from webapp.services import accounts
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def setup():
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"])
+@limit_failed_sign_ins
 def login():
     if accounts.needs_setup():
         return redirect(url_for("auth.setup"))
