@@ -178,7 +178,10 @@ def member_user(app_ctx):
 
 
 def sign_in(client, user) -> None:
-    """Start a signed-in session for ``user`` in the test client (as Flask-Login's login_user would)."""
+    """Start a signed-in session for ``user`` in the test client (as the sign-in page and login_user would)."""
+    from webapp.services import accounts
+
+    accounts.start_session(user)
     with client.session_transaction() as session:
         session["_user_id"] = user.get_id()
         session["_fresh"] = True

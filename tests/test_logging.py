@@ -43,6 +43,7 @@ def test_requests_are_logged_with_their_id(json_logs, client):
     assert access[-1]["request_id"] == "req-7"
     assert access[-1]["status"] == 200
     assert access[-1]["path"] == "/"
+    assert access[-1]["remote_addr"] == "127.0.0.1"
 
 
 @pytest.mark.parametrize("fmt", ["json", "text"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import Mapping
 
@@ -15,6 +16,7 @@ LOG_FORMATS = ("json", "text")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 SECRET_KEY_FILE = "secret_key"
 DEFAULT_SIMULATOR_URL = "http://127.0.0.1:5000/simulator/v1"
+REMEMBER_ME = timedelta(days=365)  # how long "Remember me" keeps a browser signed in (the cookie and the server)
 
 
 class ConfigError(Exception):
@@ -58,6 +60,7 @@ def from_env(instance_path: str, environ: Mapping[str, str] | None = None) -> di
         "TRUSTED_PROXIES": _number(env, "TRUSTED_PROXIES", 0, int, minimum=0),
         "CLAIM_LEASE_SECONDS": _number(env, "CLAIM_LEASE_SECONDS", 1800, int, minimum=10),
         **_cookies(app_env == "production"),
+        "REMEMBER_COOKIE_DURATION": REMEMBER_ME,
     }
 
 

@@ -123,7 +123,7 @@ def init_request_logging(app) -> None:
             access.info(
                 "%s %s %s", request.method, request.path, response.status_code,
                 extra={"method": request.method, "path": request.path, "status": response.status_code,
-                       "duration_ms": elapsed_ms},
+                       "duration_ms": elapsed_ms, "remote_addr": request.remote_addr},
             )
         return response
 

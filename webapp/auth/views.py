@@ -43,6 +43,7 @@ def setup():
         except AppError as exc:
             form_errors(form, exc)
         else:
+            accounts.start_session(user)
             login_user(user)
             log.info("first admin created", extra={"user_id": user.id})
             flash("Welcome! You are the administrator of this installation.", "success")
@@ -60,7 +61,7 @@ def login():
     form = LoginForm()
     status = 200
     if form.validate_on_submit():
-        user = accounts.authenticate(form.email.data, form.password.data)
+        user = accounts.sign_in(form.email.data, form.password.data, remember=form.remember.data)
         if user is not None:
             login_user(user, remember=form.remember.data)
             log.info("signed in", extra={"user_id": user.id})
@@ -76,6 +77,7 @@ def login():
 @bp.post("/logout")
 @login_required
 def logout():
+    accounts.end_session(current_user)
     logout_user()
     flash("You are signed out.", "success")
     return redirect(url_for("auth.login"))
@@ -91,7 +93,7 @@ def change_password():
         except AppError as exc:
             form_errors(form, exc)
         else:
-            login_user(current_user)  # the session id changed with the password; keep this session
+            login_user(current_user)  # this browser goes on under the new sign-in's key
             flash("Your password is changed; other sessions are signed out.", "success")
             return redirect(url_for("auth.change_password"))
     return render_template("auth/password.html", form=form), 422 if form.errors else 200
