@@ -255,6 +255,19 @@ def test_each_sign_in_has_its_own_key_and_signs_out_alone(app, member):
     assert phone.get("/account/tokens").status_code == 200
 
 
+def test_changing_ones_password_keeps_this_browser_and_signs_out_the_others(app, member):
+    here, elsewhere = app.test_client(), app.test_client()
+    sign_in_with_remember_me(here)
+    copied = sign_in_with_remember_me(elsewhere)
+    new = "plum orchard at dusk"
+    response = Forms(here).post("/account/password", {"current_password": PASSWORD, "new_password": new,
+                                                       "confirm": new}, page="/account/password")
+    assert response.status_code == 302
+    assert here.get("/account/tokens").status_code == 200
+    assert elsewhere.get("/account/tokens").status_code == 302
+    assert not signed_in_with(app, {"remember_token": copied["remember_token"]})
+
+
 def test_login_without_csrf_token_is_refused(client, member):
     response = client.post("/login", data={"email": "member@example.com", "password": PASSWORD})
     assert response.status_code == 400
