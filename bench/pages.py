@@ -172,6 +172,7 @@ def prepare(app, data: pages_data.DataSet, reuse: bool) -> tuple[str, str]:
             print(f"  loaded in {time.perf_counter() - started:.0f} s: {pages_data.summary(db.engine)}")
         else:
             accounts.set_password(admin, PASSWORD)  # the load run signs in with it
+        accounts.start_session(admin)
         return admin.get_id(), accounts.create_token(admin, "bench")[1]
 
 

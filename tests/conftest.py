@@ -57,7 +57,9 @@ def base_config(tmp: Path, **overrides) -> dict:
         "CLAIM_LEASE_SECONDS": 60,
         # Generous limits for the suite; the rate-limit tests lower them.
         "LOGIN_RATE_LIMIT": "10000 per minute",
+        "LOGIN_ACCOUNT_RATE_LIMIT": "10000 per minute",
         "API_RATE_LIMIT": "100000 per minute",
+        "API_AUTH_FAILURE_LIMIT": "10000 per minute",
         **FAST_SIMULATOR,
     }
     config.update(overrides)
@@ -191,7 +193,10 @@ def member_user(app_ctx):
 
 
 def sign_in(client, user) -> None:
-    """Start a signed-in session for ``user`` in the test client (as Flask-Login's login_user would)."""
+    """Start a signed-in session for ``user`` in the test client (as the sign-in page and login_user would)."""
+    from webapp.services import accounts
+
+    accounts.start_session(user)
     with client.session_transaction() as session:
         session["_user_id"] = user.get_id()
         session["_fresh"] = True

@@ -218,38 +218,114 @@ def test_running_jobs_per_user_are_limited(app, app_ctx, member_user, simulator)
 @pytest.fixture
 def limits_on(app):
     """The production limits, from a clean slate."""
+    from webapp.config import RATE_LIMITS
     from webapp.extensions import limiter
 
-    saved = {key: app.config[key] for key in ("LOGIN_RATE_LIMIT", "API_RATE_LIMIT")}
-    app.config.update(LOGIN_RATE_LIMIT="10 per minute;100 per hour", API_RATE_LIMIT="600 per minute")
+    saved = {key: app.config[key] for key in RATE_LIMITS}
+    app.config.update(RATE_LIMITS)
     limiter.reset()
     yield app
     limiter.reset()
     app.config.update(saved)
 
 
-def test_sign_in_attempts_are_rate_limited(limits_on, client, member_user):
+def address(ip: str) -> dict:
+    return {"environ_base": {"REMOTE_ADDR": ip}}
+
+
+def sign_in_form(client, email: str, password: str, ip: str = "127.0.0.1", forwarded_for: str | None = None) -> int:
+    """POST the sign-in form from ``ip``; the status (302 signed in, 401 refused, 429 limited). Signs out after."""
     from tests.test_accounts import Forms
 
     forms = Forms(client)
-    statuses = [forms.post("/login", {"email": "member@example.com", "password": "wrong password!"}).status_code
-                for _ in range(12)]
-    assert statuses[:10] == [401] * 10
-    assert statuses[10:] == [429, 429]
+    headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+    status = forms.post("/login", {"email": email, "password": password}, headers=headers, **address(ip)).status_code
+    if status == 302:
+        forms.post("/logout", page="/account/tokens", **address(ip))
+    return status
+
+
+def test_sign_in_attempts_are_rate_limited(limits_on, client, member_user):
+    statuses = [sign_in_form(client, "member@example.com", "wrong password!", ip=f"192.0.2.{i // 5}")
+                for i in range(7)]
+    # Five failures for one account (LOGIN_ACCOUNT_RATE_LIMIT), whatever the addresses they come from.
+    assert statuses == [401] * 5 + [429] * 2
+    assert sign_in_form(client, "member@example.com", PASSWORD, ip="192.0.2.99") == 429
+    limits_on.config["LOGIN_ACCOUNT_RATE_LIMIT"] = "1000 per minute"
+    # Ten failures from one address (LOGIN_RATE_LIMIT), whichever accounts they name.
+    statuses = [sign_in_form(client, f"user{i}@example.com", "wrong password!", ip="192.0.2.50") for i in range(12)]
+    assert statuses == [401] * 10 + [429] * 2
+    assert sign_in_form(client, "member@example.com", PASSWORD, ip="192.0.2.50") == 429
+
+
+def test_failed_sign_ins_do_not_lock_out_others_and_successes_are_free(limits_on, client, member_user):
+    for _ in range(10):
+        assert sign_in_form(client, "member@example.com", "wrong password!", ip="192.0.2.1") in (401, 429)
+    other = accounts.create_user("other@example.com", PASSWORD)
+    assert sign_in_form(client, other.email, PASSWORD, ip="192.0.2.2") == 302
+    assert [sign_in_form(client, other.email, PASSWORD, ip="192.0.2.2") for _ in range(15)] == [302] * 15
+
+
+def test_without_trusted_proxies_a_forwarded_for_header_changes_nothing(limits_on, client, member_user):
+    limits_on.config["LOGIN_ACCOUNT_RATE_LIMIT"] = "1000 per minute"
+    statuses = [sign_in_form(client, "member@example.com", "wrong password!", forwarded_for=f"203.0.113.{i}")
+                for i in range(11)]
+    assert statuses == [401] * 10 + [429]
+
+
+def test_behind_a_trusted_proxy_each_client_has_its_own_sign_in_limit(app, committed_db, tmp_path):
+    """TRUSTED_PROXIES=1: the address the proxy names counts, not the proxy's own (everyone's)."""
+    from tests.conftest import base_config
+    from webapp import create_app
+
+    proxied = create_app(base_config(tmp_path, TRUSTED_PROXIES=1, LOGIN_RATE_LIMIT="10 per minute",
+                                     SQLALCHEMY_DATABASE_URI=app.config["SQLALCHEMY_DATABASE_URI"]))
+    client = proxied.test_client()
+    with proxied.app_context():
+        from webapp.extensions import limiter
+
+        limiter.reset()
+        accounts.create_user("member@example.com", PASSWORD)
+        accounts.create_user("other@example.com", PASSWORD)
+        proxy = "10.0.0.1"
+        attacker = [sign_in_form(client, "member@example.com", "wrong password!", ip=proxy,
+                                 forwarded_for="203.0.113.9") for _ in range(11)]
+        assert attacker == [401] * 10 + [429]
+        assert sign_in_form(client, "other@example.com", PASSWORD, ip=proxy, forwarded_for="198.51.100.4") == 302
+        limiter.reset()
+        db.engine.dispose()
 
 
 def test_the_api_is_rate_limited_per_token(limits_on, client, member_user):
     limits_on.config["API_RATE_LIMIT"] = "5 per minute"
-    try:
-        headers = bearer(api_token(member_user))
-        statuses = [client.get("/api/v1/jobs/", headers=headers).status_code for _ in range(7)]
-        assert statuses == [200] * 5 + [429] * 2
-        limited = client.get("/api/v1/jobs/", headers=headers)
-        assert limited.json["error"]["code"] == "rate_limited" and "Retry-After" in limited.headers
-        other = bearer(api_token(accounts.create_user("x@example.com", PASSWORD)))
-        assert client.get("/api/v1/jobs/", headers=other).status_code == 200
-    finally:
-        limits_on.config["API_RATE_LIMIT"] = "600 per minute"
+    headers = bearer(api_token(member_user))
+    statuses = [client.get("/api/v1/jobs/", headers=headers).status_code for _ in range(7)]
+    assert statuses == [200] * 5 + [429] * 2
+    limited = client.get("/api/v1/jobs/", headers=headers)
+    assert limited.json["error"]["code"] == "rate_limited" and "Retry-After" in limited.headers
+    other = bearer(api_token(accounts.create_user("x@example.com", PASSWORD)))
+    assert client.get("/api/v1/jobs/", headers=other).status_code == 200
+
+
+def test_respelling_the_authorization_header_gives_no_fresh_limit(limits_on, client, member_user):
+    limits_on.config["API_RATE_LIMIT"] = "5 per minute"
+    token = api_token(member_user)
+    spellings = [f"Bearer {token}", f"bearer {token}", f"BEARER {token}", f"Bearer  {token}", f"bEaReR \t{token} "]
+    statuses = [client.get("/api/v1/jobs/", headers={"Authorization": spelling}).status_code
+                for spelling in spellings * 2]
+    assert statuses == [200] * 5 + [429] * 5
+
+
+def test_refused_tokens_are_limited_per_address(limits_on, client, member_user):
+    guesser, neighbour = address("198.51.100.7"), address("198.51.100.8")
+    statuses = [client.get("/api/v1/jobs/", headers=bearer(f"bp_guess-{i}"), **guesser).status_code
+                for i in range(25)]
+    assert statuses == [401] * 20 + [429] * 5  # API_AUTH_FAILURE_LIMIT: 20 per minute
+    assert client.get("/health", headers=bearer("bp_guess-x"), **guesser).status_code == 429  # the same bucket
+    good = bearer(api_token(member_user))
+    assert client.get("/api/v1/jobs/", headers=good, **guesser).status_code == 429  # shut out for the window
+    assert client.get("/api/v1/jobs/", headers=good, **neighbour).status_code == 200
+    assert [client.get("/api/v1/jobs/", headers=good, **neighbour).status_code for _ in range(30)] == [200] * 30
 
 
 def test_the_openai_key_never_appears_in_pages_api_or_logs(app, client, admin_user, caplog):

@@ -7,14 +7,16 @@ from datetime import datetime, timedelta, timezone
 import re
 
 import pytest
+from flask import g, has_app_context
 from sqlalchemy import select
 
 from webapp.errors import Conflict, ValidationFailed
 from webapp.extensions import db
-from webapp.models import ApiToken, User
+from webapp.models import ApiToken, User, UserSession
 from webapp.services import accounts
 
 PASSWORD = "correct horse battery"
+MEMBER = "member@example.com"
 CSRF_INPUT = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 
 
@@ -27,9 +29,13 @@ class Forms:
     def get(self, url):
         return self.client.get(url)
 
-    def post(self, url, data=None, page="/login"):
-        token = CSRF_INPUT.search(self.client.get(page).text)
-        return self.client.post(url, data={"csrf_token": token.group(1) if token else "", **(data or {})})
+    def post(self, url, data=None, page="/login", **kwargs):
+        # Flask-WTF keeps the token on ``g``, which outlives requests when a test holds an app context:
+        # another browser's page would show this one's token.
+        if has_app_context():
+            g.pop("csrf_token", None)
+        token = CSRF_INPUT.search(self.client.get(page, **kwargs).text)
+        return self.client.post(url, data={"csrf_token": token.group(1) if token else "", **(data or {})}, **kwargs)
 
 
 @pytest.fixture
@@ -73,25 +79,74 @@ def test_bad_account_details(app_ctx, email, password, field):
     assert caught.value.details[0]["field"] == field
 
 
+@pytest.mark.parametrize("password, reason", [
+    ("jane.doe@example.com", "email address"),
+    ("Jane.Doe@Example.com!", "email address"),
+    ("password1234", "common"),
+    ("iloveyou2024", "common"),
+    ("qwertyuiopasdf", "common"),
+    ("aaaaaaaaaaaaaa", "Repeats"),
+    ("abcabcabcabcabc", "Repeats"),
+    ("1234567890123", "easy to guess"),
+    ("janedoe12345", "easy to guess"),
+])
+def test_guessable_passwords_are_refused(admin, password, reason):
+    with pytest.raises(ValidationFailed) as caught:
+        accounts.create_user("jane.doe@example.com", password)
+    assert caught.value.details[0]["field"] == "password" and reason in caught.value.details[0]["message"]
+    jane = accounts.create_user("jane.doe@example.com", "plum orchard at dusk")
+    with pytest.raises(ValidationFailed):
+        accounts.change_password(jane, "plum orchard at dusk", password)
+    with pytest.raises(ValidationFailed):
+        accounts.set_password(jane, password)
+    assert accounts.authenticate(jane.email, "plum orchard at dusk") == jane
+
+
 def test_duplicate_email_is_refused(admin):
     with pytest.raises(Conflict):
         accounts.create_user("ADMIN@example.com", PASSWORD)
 
 
 def test_disabled_accounts_cannot_sign_in(admin, member):
+    accounts.start_session(member)
+    key = member.get_id()
     accounts.set_active(member, False, by=admin)
     assert accounts.authenticate("member@example.com", PASSWORD) is None
-    assert accounts.load_session_user(member.get_id()) is None
+    assert accounts.load_session_user(key) is None
+    accounts.set_active(member, True, by=admin)
+    assert accounts.load_session_user(key) is None  # enabling again does not bring old sign-ins back
 
 
 def test_password_change_ends_other_sessions(member):
+    accounts.start_session(member)
     old_session = member.get_id()
     with pytest.raises(ValidationFailed):
         accounts.change_password(member, "wrong", "a new long password")
+    assert accounts.load_session_user(old_session) == member
     accounts.change_password(member, PASSWORD, "a new long password")
     assert accounts.load_session_user(old_session) is None
-    assert accounts.load_session_user(member.get_id()) == member
+    assert member.get_id() != old_session and accounts.load_session_user(member.get_id()) == member
     assert accounts.authenticate("member@example.com", "a new long password") == member
+
+
+def test_an_admin_reset_ends_every_session(admin, member):
+    keys = []
+    for _ in range(2):
+        accounts.start_session(member)
+        keys.append(member.get_id())
+    accounts.set_password(member, "another long password")
+    assert [accounts.load_session_user(key) for key in keys] == [None, None]
+
+
+def test_a_sign_in_ends_when_its_cookie_would(app, member):
+    user = accounts.sign_in(member.email, PASSWORD, remember=True)
+    remembered = db.session.scalars(select(UserSession)).one()
+    assert remembered.expires_at - remembered.created_at == app.config["REMEMBER_COOKIE_DURATION"]
+    remembered.expires_at = datetime.now(timezone.utc) - timedelta(seconds=1)
+    db.session.commit()
+    assert accounts.load_session_user(user.get_id()) is None
+    accounts.sign_in(member.email, PASSWORD)  # and the next sign-in clears the dead row away
+    assert db.session.scalars(select(UserSession)).one().expires_at > datetime.now(timezone.utc)
 
 
 def test_the_last_admin_stays(admin, member):
@@ -165,6 +220,54 @@ def test_login_and_logout(forms, member):
     assert forms.get("/account/tokens").status_code == 302
 
 
+def sign_in_with_remember_me(client, email=MEMBER, password=PASSWORD):
+    response = Forms(client).post("/login", {"email": email, "password": password, "remember": "y"})
+    assert response.status_code == 302
+    return {name: client.get_cookie(name).value for name in ("session", "remember_token")}
+
+
+def signed_in_with(app, cookies: dict) -> bool:
+    """Whether a fresh browser holding only these cookies gets a signed-in page."""
+    browser = app.test_client()
+    for name, value in cookies.items():
+        browser.set_cookie(name, value)
+    return browser.get("/account/tokens").status_code == 200
+
+
+def test_sign_out_ends_the_session_and_its_remember_me_cookie_for_good(app, client, member):
+    copied = sign_in_with_remember_me(client)
+    assert signed_in_with(app, {"session": copied["session"]})
+    assert signed_in_with(app, {"remember_token": copied["remember_token"]})
+    Forms(client).post("/logout", page="/account/tokens")
+    assert client.get("/account/tokens").status_code == 302
+    assert not signed_in_with(app, {"session": copied["session"]})
+    assert not signed_in_with(app, {"remember_token": copied["remember_token"]})
+    assert not signed_in_with(app, copied)
+
+
+def test_each_sign_in_has_its_own_key_and_signs_out_alone(app, member):
+    laptop, phone = app.test_client(), app.test_client()
+    first, second = sign_in_with_remember_me(laptop), sign_in_with_remember_me(phone)
+    assert first["remember_token"] != second["remember_token"]
+    Forms(laptop).post("/logout", page="/account/tokens")
+    assert not signed_in_with(app, {"remember_token": first["remember_token"]})
+    assert signed_in_with(app, {"remember_token": second["remember_token"]})
+    assert phone.get("/account/tokens").status_code == 200
+
+
+def test_changing_ones_password_keeps_this_browser_and_signs_out_the_others(app, member):
+    here, elsewhere = app.test_client(), app.test_client()
+    sign_in_with_remember_me(here)
+    copied = sign_in_with_remember_me(elsewhere)
+    new = "plum orchard at dusk"
+    response = Forms(here).post("/account/password", {"current_password": PASSWORD, "new_password": new,
+                                                       "confirm": new}, page="/account/password")
+    assert response.status_code == 302
+    assert here.get("/account/tokens").status_code == 200
+    assert elsewhere.get("/account/tokens").status_code == 302
+    assert not signed_in_with(app, {"remember_token": copied["remember_token"]})
+
+
 def test_login_without_csrf_token_is_refused(client, member):
     response = client.post("/login", data={"email": "member@example.com", "password": PASSWORD})
     assert response.status_code == 400
@@ -203,6 +306,70 @@ def test_security_headers_on_every_response(client):
     assert "'unsafe-inline'" not in headers["Content-Security-Policy"]
     assert headers["X-Content-Type-Options"] == "nosniff"
     assert headers["Referrer-Policy"] == "same-origin"
+    assert "Strict-Transport-Security" not in headers  # development: plain http on localhost
+
+
+def test_the_api_docs_page_keeps_the_sites_csp(client):
+    from webapp.security import CONTENT_SECURITY_POLICY
+
+    response = client.get("/api/v1/swagger")
+    assert response.status_code == 200
+    assert response.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+    scripts = re.findall(r"<script[^>]*>", response.text)
+    assert scripts and all(" src=" in tag for tag in scripts) and "<style" not in response.text
+
+
+def test_production_sends_hsts(app, client):
+    app.config["APP_ENV"] = "production"
+    try:
+        headers = client.get("/health").headers
+    finally:
+        app.config["APP_ENV"] = "development"
+    assert headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+
+
+def cookie_attributes(response, name: str) -> list[str]:
+    (header,) = [h for h in response.headers.getlist("Set-Cookie") if h.startswith(name + "=")]
+    return [part.strip() for part in header.split(";")[1:]]
+
+
+@pytest.mark.parametrize("production", [False, True])
+def test_session_and_remember_cookies_are_same_site_lax(app, client, member, production):
+    from webapp.config import from_env
+
+    saved = {key: app.config[key] for key in app.config if "_COOKIE_" in key}
+    app.config.update({key: value for key, value in from_env(app.instance_path, {
+        "APP_ENV": "production" if production else "development", "SECRET_KEY": "x"}).items() if "_COOKIE_" in key})
+    try:
+        response = Forms(client).post("/login", {"email": member.email, "password": PASSWORD, "remember": "y"})
+    finally:
+        app.config.update(saved)
+    assert response.status_code == 302
+    for name in ("session", "remember_token"):
+        attributes = cookie_attributes(response, name)
+        assert "SameSite=Lax" in attributes and "HttpOnly" in attributes, (name, attributes)
+        assert ("Secure" in attributes) is production, (name, attributes)
+
+
+def test_signed_in_pages_and_downloads_are_never_stored(client, member):
+    from tests.conftest import api_token
+    from tests.factories import new_job
+
+    job = new_job(count=1, owner_id=member.id)
+    Forms(client).post("/login", {"email": member.email, "password": PASSWORD})
+    token = {"Authorization": f"Bearer {api_token(member)}"}
+    calls = [(path, {"Accept": "text/html"}) for path in (
+        "/jobs", f"/jobs/{job.id}", f"/jobs/{job.id}/requests", f"/jobs/{job.id}/results.csv",
+        f"/jobs/{job.id}/results.jsonl")]
+    calls += [(f"/jobs/{job.id}", {"HX-Request": "true"}), (f"/api/v1/jobs/{job.id}", token),
+              (f"/api/v1/jobs/{job.id}/results?format=csv", token)]
+    for path, headers in calls:
+        response = client.get(path, headers=headers)
+        response.get_data()  # downloads are streamed: read each one out before the next request
+        assert response.status_code in (200, 286), path  # 286: htmx, stop polling a draft
+        assert response.headers["Cache-Control"] == "no-store", path
+    # Static files keep their own caching (revalidated, never stored with someone's data).
+    assert client.get("/static/css/dashboard.css").headers["Cache-Control"] == "no-cache"
 
 
 def test_cli_creates_an_admin(app, app_ctx):

@@ -66,6 +66,10 @@ def test_per_model_token_limits(tmp_path):
         ({"LOG_LEVEL": "chatty"}, "LOG_LEVEL must be one of"),
         ({"DELETE_PROVIDER_FILES": "maybe"}, "DELETE_PROVIDER_FILES must be true or false"),
         ({"ENQUEUED_TOKEN_LIMITS": "gpt-4o"}, "ENQUEUED_TOKEN_LIMITS must look like"),
+        ({"TRUSTED_PROXIES": "-1"}, "TRUSTED_PROXIES must be at least 0"),
+        ({"TRUSTED_PROXIES": "nginx"}, "TRUSTED_PROXIES must be a number"),
+        ({"LOGIN_ACCOUNT_RATE_LIMIT": "five a minute"}, "LOGIN_ACCOUNT_RATE_LIMIT must look like"),
+        ({"API_AUTH_FAILURE_LIMIT": "20 per fortnight"}, "API_AUTH_FAILURE_LIMIT must look like"),
     ],
 )
 def test_bad_settings_name_the_variable(tmp_path, env, fragment):
@@ -75,7 +79,7 @@ def test_bad_settings_name_the_variable(tmp_path, env, fragment):
 
 def test_production_with_secret_key_starts(tmp_path):
     config = from_env(str(tmp_path), {"APP_ENV": "production", "SECRET_KEY": "s" * 40})
-    assert config["SESSION_COOKIE_SECURE"] is True
+    assert config["SESSION_COOKIE_SECURE"] is True and config["REMEMBER_COOKIE_SECURE"] is True
 
 
 def _flask(tmp_path, env, *args):

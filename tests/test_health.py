@@ -1,10 +1,12 @@
-"""GET / and GET /health: identity, dependencies, and 503 when the database is down."""
+"""GET / and GET /health: identity, dependencies (for signed-in callers), and 503 when the database is down."""
 
+import pytest
 from sqlalchemy import create_engine
 
-from tests.conftest import TEST_REDIS_URL
+from tests.conftest import TEST_REDIS_URL, api_token, sign_in
 from webapp import __version__
 from webapp.extensions import db
+from webapp.services.health import check_health
 
 
 def test_index_names_the_service(client):
@@ -13,8 +15,14 @@ def test_index_names_the_service(client):
     assert response.json == {"service": "ai-batch-processor", "version": __version__}
 
 
-def test_health_reports_each_dependency(client):
-    response = client.get("/health")
+@pytest.mark.parametrize("caller", ["session", "token"])
+def test_health_reports_each_dependency_to_signed_in_callers(client, member_user, caller):
+    headers = {}
+    if caller == "session":
+        sign_in(client, member_user)
+    else:
+        headers = {"Authorization": f"Bearer {api_token(member_user)}"}
+    response = client.get("/health", headers=headers)
     assert response.status_code == 200
     body = response.json
     assert body["database"]["ok"] is True
@@ -24,13 +32,31 @@ def test_health_reports_each_dependency(client):
     assert "workers" in body
 
 
-def test_health_never_shows_the_api_key(app, client):
+def test_anonymous_callers_see_only_the_status(app, client):
+    app.config["OPENAI_BASE_URL"] = "https://internal-gateway.example.com/v1"
+    try:
+        response = client.get("/health")
+    finally:
+        app.config["OPENAI_BASE_URL"] = None
+    assert response.status_code == 200
+    assert response.json == {"status": response.json["status"]}
+    assert response.json["status"] in ("ok", "degraded")
+    assert "internal-gateway" not in response.get_data(as_text=True)
+
+
+def test_a_bad_token_is_refused_not_ignored(client):
+    response = client.get("/health", headers={"Authorization": "Bearer bp_not-a-token", "Accept": "application/json"})
+    assert response.status_code == 401 and response.json["error"]["code"] == "unauthorized"
+
+
+def test_health_never_shows_the_api_key(app, client, member_user):
     app.config["OPENAI_API_KEY"] = "sk-secret-value-123"
+    sign_in(client, member_user)
     try:
         text = client.get("/health").get_data(as_text=True)
     finally:
         app.config["OPENAI_API_KEY"] = None
-    assert "sk-secret-value-123" not in text
+    assert "provider" in text and "sk-secret-value-123" not in text
 
 
 def test_health_is_503_when_the_database_is_down(app, client):
@@ -42,12 +68,13 @@ def test_health_is_503_when_the_database_is_down(app, client):
         db.session.remove()
         try:
             response = client.get("/health")
+            report, healthy = check_health(app)
         finally:
             engines[None] = saved
             db.session.remove()
     assert response.status_code == 503
-    assert response.json["status"] == "down"
-    assert response.json["database"] == {"ok": False, "backend": "postgresql", "error": "database unreachable"}
+    assert response.json == {"status": "down"}
+    assert not healthy and report["database"] == {"ok": False, "backend": "postgresql", "error": "database unreachable"}
 
 
 def test_request_id_is_echoed_or_generated(client):

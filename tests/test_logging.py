@@ -1,9 +1,17 @@
 """Structured logs: one JSON object per line, with the request id and the job id in context."""
 
+import io
 import json
 import logging
 
-from webapp.logs import log_context
+import pytest
+from sqlalchemy import insert
+from sqlalchemy.exc import IntegrityError
+
+from webapp.extensions import db
+from webapp.logs import configure_logging, log_context
+from webapp.models import ApiToken
+from webapp.services import accounts
 
 
 def records(stream) -> list[dict]:
@@ -35,3 +43,23 @@ def test_requests_are_logged_with_their_id(json_logs, client):
     assert access[-1]["request_id"] == "req-7"
     assert access[-1]["status"] == 200
     assert access[-1]["path"] == "/"
+    assert access[-1]["remote_addr"] == "127.0.0.1"
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_a_failed_statement_is_logged_without_its_values(app_ctx, member_user, fmt):
+    """A token hash and prefix (the statement's parameters, and PostgreSQL's DETAIL line) stay out of the log."""
+    token, plain = accounts.create_token(member_user, "laptop")
+    stream = io.StringIO()
+    configure_logging("INFO", fmt, stream)
+    try:
+        with db.session.begin_nested():
+            db.session.execute(insert(ApiToken).values(user_id=member_user.id, name="copy",
+                                                       token_hash=token.token_hash, prefix=plain[:10]))
+    except IntegrityError:
+        logging.getLogger("webapp.test").exception("could not store the token")
+    finally:
+        configure_logging("WARNING", "text")
+    logged = stream.getvalue()
+    assert "could not store the token" in logged and "IntegrityError" in logged
+    assert token.token_hash not in logged and plain[:10] not in logged

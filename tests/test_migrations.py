@@ -97,3 +97,28 @@ def test_request_states_migration_keeps_every_request_state(empty_database, tmp_
         assert [tuple(r) for r in rows] == [(1, "succeeded", 0, 7, None, None),
                                             (2, "failed", 2, 7, "server_error", "boom")]
         db.engine.dispose()
+
+
+def test_user_sessions_migration_keeps_accounts(empty_database, tmp_path):
+    """Sign-ins as rows (f3b8d2c6a9e4): accounts and tokens stay; sign-ins can be stored; back down gives every
+    account a session version again."""
+    app = create_app(base_config(tmp_path, SQLALCHEMY_DATABASE_URI=empty_database))
+    with app.app_context():
+        upgrade(revision="e7a1c4d9b8f2")
+        with db.engine.begin() as conn:
+            conn.execute(text("INSERT INTO users (id, email, password_hash, role, active, session_version, created_at) "
+                              "VALUES (1, 'a@example.com', 'h', 'admin', true, 3, '2026-01-01')"))
+            conn.execute(text("INSERT INTO api_tokens (user_id, name, token_hash, prefix, created_at) "
+                              "VALUES (1, 't', 'x', 'bp_', '2026-01-01')"))
+        upgrade()
+        assert "session_version" not in {c["name"] for c in inspect(db.engine).get_columns("users")}
+        with db.engine.begin() as conn:
+            conn.execute(text("INSERT INTO user_sessions (user_id, key_hash, created_at, expires_at) "
+                              "VALUES (1, 'k', '2026-01-01', '2027-01-01')"))
+            assert conn.execute(text("SELECT email FROM users JOIN api_tokens ON users.id = user_id")).all() == [
+                ("a@example.com",)]
+        downgrade(revision="e7a1c4d9b8f2")
+        with db.engine.connect() as conn:
+            assert conn.execute(text("SELECT id, session_version FROM users")).all() == [(1, 1)]
+        assert "user_sessions" not in inspect(db.engine).get_table_names()
+        db.engine.dispose()

@@ -20,12 +20,13 @@ from rq.job import Job, JobStatus as RQJobStatus
 from rq_scheduler import Scheduler
 from sqlalchemy import select
 
-from tests.conftest import SIMULATOR_KEY, base_config
+from tests.conftest import PASSWORD, SIMULATOR_KEY, api_token, base_config
 from tests.factories import new_job
 from webapp import ROOT, create_app, jobs, queue, schedule
 from webapp.extensions import db
 from webapp.models import BatchJob, BatchRequest, BatchResponse, BatchStatus, JobStatus
 from simulator import simulated_text
+from webapp.services import accounts
 
 PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
 
@@ -90,8 +91,10 @@ def test_embedded_worker_and_scheduler_start_with_the_first_request_and_finish_a
     app, runtime = embedded
     assert queue.is_embedded(app)
     assert not runtime.started and runtime.threads == []
+    with app.app_context():
+        token = api_token(accounts.create_user("ops@example.com", PASSWORD))
 
-    health = app.test_client().get("/health")
+    health = app.test_client().get("/health", headers={"Authorization": f"Bearer {token}"})
     assert health.status_code == 200
     assert health.json["queue"] == {"ok": True, "backend": "embedded"}
     assert health.json["workers"] == {"ok": True, "mode": "embedded", "running": True}

@@ -113,10 +113,11 @@ def register_commands(app: Flask) -> None:
 
 
 def _engine_options(url: str) -> dict:
+    # A failed statement's parameters (token hashes, emails, request bodies) stay out of its message and the logs.
     if url.startswith("sqlite"):
         # The embedded worker thread and web threads share the file: wait for locks instead of failing.
-        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
-    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10}
+        return {"connect_args": {"timeout": 30, "check_same_thread": False}, "hide_parameters": True}
+    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10, "hide_parameters": True}
 
 
 @event.listens_for(Engine, "connect")

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import Mapping
 
@@ -19,6 +20,7 @@ LOG_FORMATS = ("json", "text")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 SECRET_KEY_FILE = "secret_key"
 DEFAULT_SIMULATOR_URL = "http://127.0.0.1:5000/simulator/v1"
+REMEMBER_ME = timedelta(days=365)  # how long "Remember me" keeps a browser signed in (the cookie and the server)
 
 
 class ConfigError(Exception):
@@ -66,11 +68,41 @@ def from_env(instance_path: str, environ: Mapping[str, str] | None = None) -> di
         "DELETE_PROVIDER_FILES": _flag(env, "DELETE_PROVIDER_FILES", True),
         "PROVIDER_BACKOFF_SECONDS": _number(env, "PROVIDER_BACKOFF_SECONDS", 5.0, float, minimum=0),
         "MAX_ACTIVE_JOBS_PER_USER": _number(env, "MAX_ACTIVE_JOBS_PER_USER", 10, int, minimum=0),
-        "API_RATE_LIMIT": env.get("API_RATE_LIMIT") or "600 per minute",
-        "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT") or "10 per minute;100 per hour",
+        **{name: _rate_limit(env, name, default) for name, default in RATE_LIMITS.items()},
+        "TRUSTED_PROXIES": _number(env, "TRUSTED_PROXIES", 0, int, minimum=0),
         "CLAIM_LEASE_SECONDS": _number(env, "CLAIM_LEASE_SECONDS", 30, int, minimum=10),
-        "SESSION_COOKIE_SECURE": app_env == "production",
+        **_cookies(app_env == "production"),
+        "REMEMBER_COOKIE_DURATION": REMEMBER_ME,
     }
+
+
+RATE_LIMITS = {
+    "API_RATE_LIMIT": "600 per minute",  # calls per token (or per address without one)
+    "API_AUTH_FAILURE_LIMIT": "20 per minute",  # refused tokens per address
+    "LOGIN_RATE_LIMIT": "10 per minute;100 per hour",  # failed sign-ins per address
+    "LOGIN_ACCOUNT_RATE_LIMIT": "5 per minute;20 per hour",  # failed sign-ins per account
+}
+
+
+def _rate_limit(env, name: str, default: str) -> str:
+    """A limits string ("10 per minute;100 per hour"), checked now rather than at the first request."""
+    from limits import parse_many
+
+    value = env.get(name) or default
+    try:
+        parse_many(value)
+    except ValueError:
+        raise ConfigError(f"{name} must look like '10 per minute;100 per hour' (got {value!r})") from None
+    return value
+
+
+def _cookies(secure: bool) -> dict:
+    """Session and remember-me cookies: never read by scripts, not sent on cross-site posts, HTTPS-only in production.
+
+    Set here, not with ``setdefault``: Flask defines SESSION_COOKIE_SAMESITE (as None), so a default would not stick.
+    """
+    return {f"{cookie}_COOKIE_{name}": value for cookie in ("SESSION", "REMEMBER")
+            for name, value in (("HTTPONLY", True), ("SAMESITE", "Lax"), ("SECURE", secure))}
 
 
 def _simulator_tunables(env) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import re
 import sys
 from contextlib import contextmanager
 from typing import Iterator
@@ -13,6 +14,8 @@ from pythonjsonlogger.json import JsonFormatter
 _context: contextvars.ContextVar[dict] = contextvars.ContextVar("log_context", default={})
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s%(context)s"
 JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"
+# PostgreSQL's DETAIL line quotes the key or the whole row a constraint refused (a token hash, an email).
+DATABASE_DETAIL = re.compile(r"^DETAIL:.*$", re.MULTILINE)
 
 
 @contextmanager
@@ -45,17 +48,32 @@ class ContextFilter(logging.Filter):
         return True
 
 
+class RedactingFormatter(logging.Formatter):
+    """Tracebacks without the database's DETAIL lines (the engine already hides statement parameters)."""
+
+    def formatException(self, ei) -> str:
+        return DATABASE_DETAIL.sub("DETAIL: (hidden)", super().formatException(ei))
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.exc_text = None  # never reuse a traceback another handler formatted without redaction
+        return super().format(record)
+
+
+class JsonLinesFormatter(RedactingFormatter, JsonFormatter):
+    """One JSON object per record, tracebacks redacted."""
+
+
 def configure_logging(level: str, fmt: str, stream=None) -> None:
     """Send the root logger to ``stream`` (stderr) in the chosen format; safe to call more than once."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(ContextFilter())
     if fmt == "json":
         handler.setFormatter(
-            JsonFormatter(JSON_FIELDS, rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            JsonLinesFormatter(JSON_FIELDS, rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
                           reserved_attrs=[*_RESERVED, "context"])
         )
     else:
-        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+        handler.setFormatter(RedactingFormatter(TEXT_FORMAT))
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, "_batches_handler", False)]:
         root.removeHandler(old)
@@ -105,7 +123,7 @@ def init_request_logging(app) -> None:
             access.info(
                 "%s %s %s", request.method, request.path, response.status_code,
                 extra={"method": request.method, "path": request.path, "status": response.status_code,
-                       "duration_ms": elapsed_ms},
+                       "duration_ms": elapsed_ms, "remote_addr": request.remote_addr},
             )
         return response
 

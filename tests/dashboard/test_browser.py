@@ -240,3 +240,22 @@ def test_cancel_a_running_job(page, live, settings):
     row.get_by_role("link", name="Long job").click()
     expect(page.locator("#job-status .phase")).to_have_text("Cancelled")
     expect(page.get_by_role("button", name="Retry 5 failed request(s)")).to_be_visible()
+
+
+HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+
+
+def test_the_api_documentation_shows_every_operation(page):
+    """Swagger UI renders under the site's CSP (a blocked script or style would be a console error)."""
+    document = page.request.get("/api/v1/openapi.json").json()
+    operations = {(method.upper(), path) for path, item in document["paths"].items()
+                  for method in item if method in HTTP_METHODS}
+    page.goto("/api/v1/swagger")
+    summaries = page.locator(".opblock-summary")
+    expect(summaries).to_have_count(len(operations))
+    shown = {(summary.locator(".opblock-summary-method").inner_text(),
+              summary.locator(".opblock-summary-path").get_attribute("data-path")) for summary in summaries.all()}
+    assert shown == operations
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text(document["info"]["title"])
+    page.locator(".opblock-summary", has_text="/api/v1/jobs/{job_id}/requests").first.click()
+    expect(page.get_by_role("button", name="Try it out")).to_be_visible()

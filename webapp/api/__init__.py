@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from flask import redirect, url_for
+from flask import redirect, render_template, url_for
 from flask_openapi3 import APIBlueprint, Info, OpenAPI, Tag
 
 from webapp import SERVICE_NAME, __version__
@@ -59,15 +59,18 @@ def openapi_options() -> dict[str, Any]:
 
 
 def init_app(app: OpenAPI) -> None:
-    from webapp.extensions import csrf
+    from webapp import security
+    from webapp.extensions import csrf, limiter
 
-    from webapp.extensions import limiter
-
-    limiter.limit(lambda: app.config["API_RATE_LIMIT"], key_func=auth.rate_limit_key)(bp)
+    limiter.limit(lambda: app.config["API_RATE_LIMIT"], key_func=security.token_key)(bp)
+    security.refused_tokens(bp)
     app.register_api(bp)
     csrf.exempt(bp)  # stateless: a bearer token, never a cookie, so there is nothing to forge
     # flask-openapi3's index page offers a choice of one UI (and links off-site): go straight to Swagger UI.
     app.view_functions["openapi.openapi"] = lambda: redirect(url_for("swagger.swagger"))
+    # Its Swagger UI page starts from an inline script, which the CSP blocks: ours starts from a file.
+    app.view_functions["swagger.swagger"] = lambda: render_template("api/swagger.html",
+                                                                    title=f"{SERVICE_NAME} API")
 
 
 from webapp.api import files, job_data, jobs  # noqa: E402,F401  (the views register on bp)

@@ -6,14 +6,13 @@ Every API view runs after ``authenticate`` (a blueprint hook, so no view can for
 
 from __future__ import annotations
 
-import hashlib
 import logging
 
 from flask import g, request
 
 from webapp import access
 from webapp.models import BatchJob, User
-from webapp.security import Unauthorized
+from webapp.security import Unauthorized, bearer_token
 from webapp.services import accounts
 
 log = logging.getLogger(__name__)
@@ -22,22 +21,14 @@ CHALLENGE = {"WWW-Authenticate": 'Bearer realm="api"'}
 
 def authenticate() -> None:
     """Accept ``Authorization: Bearer <token>`` and nothing else; refuse with 401 otherwise."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    user = accounts.user_for_token(token.strip()) if scheme.lower() == "bearer" else None
+    token = bearer_token()
+    user = accounts.user_for_token(token) if token else None
     if user is None:
-        reason = "no bearer token" if scheme.lower() != "bearer" else "unknown, expired or revoked token"
+        reason = "no bearer token" if token is None else "unknown, expired or revoked token"
         log.warning("api authentication refused: %s", reason, extra={"path": request.path})
         raise Unauthorized(f"authentication required: {reason}; send 'Authorization: Bearer <token>' "
                            "(create a token on the dashboard's API tokens page)", headers=CHALLENGE)
     g.api_user = user
-
-
-def rate_limit_key() -> str:
-    """Rate limits count per token (hashed; the token itself is never kept), else per address."""
-    header = request.headers.get("Authorization", "")
-    if header:
-        return "token:" + hashlib.sha256(header.encode()).hexdigest()[:32]
-    return "addr:" + (request.remote_addr or "unknown")
 
 
 def current_user() -> User:

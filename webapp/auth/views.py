@@ -6,13 +6,13 @@ import logging
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from webapp.auth import bp
 from webapp.auth.forms import ActionForm, LoginForm, PasswordForm, SetupForm, TokenForm
 from webapp.errors import AppError
-from webapp.extensions import limiter
+from webapp.security import limit_failed_sign_ins
 from webapp.services import accounts
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ def setup():
         except AppError as exc:
             form_errors(form, exc)
         else:
+            accounts.start_session(user)
             login_user(user)
             log.info("first admin created", extra={"user_id": user.id})
             flash("Welcome! You are the administrator of this installation.", "success")
@@ -51,7 +52,7 @@ def setup():
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"])
+@limit_failed_sign_ins
 def login():
     if accounts.needs_setup():
         return redirect(url_for("auth.setup"))
@@ -60,7 +61,7 @@ def login():
     form = LoginForm()
     status = 200
     if form.validate_on_submit():
-        user = accounts.authenticate(form.email.data, form.password.data)
+        user = accounts.sign_in(form.email.data, form.password.data, remember=form.remember.data)
         if user is not None:
             login_user(user, remember=form.remember.data)
             log.info("signed in", extra={"user_id": user.id})
@@ -76,6 +77,7 @@ def login():
 @bp.post("/logout")
 @login_required
 def logout():
+    accounts.end_session(current_user)
     logout_user()
     flash("You are signed out.", "success")
     return redirect(url_for("auth.login"))
@@ -91,7 +93,7 @@ def change_password():
         except AppError as exc:
             form_errors(form, exc)
         else:
-            login_user(current_user)  # the session id changed with the password; keep this session
+            login_user(current_user)  # this browser goes on under the new sign-in's key
             flash("Your password is changed; other sessions are signed out.", "success")
             return redirect(url_for("auth.change_password"))
     return render_template("auth/password.html", form=form), 422 if form.errors else 200

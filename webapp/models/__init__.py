@@ -13,11 +13,11 @@ from webapp.models.job import (
     JobStatus,
 )
 from webapp.models.request import BatchRequest, BatchResponse, RequestStatus, request_rows, request_states
-from webapp.models.user import ApiToken, Role, User
+from webapp.models.user import ApiToken, Role, User, UserSession
 
 __all__ = [
     "ACTIVE_JOB_STATUSES", "DEFAULT_ENDPOINT", "ENDPOINTS", "PROVIDER_RUNNING", "PROVIDER_TERMINAL",
-    "TERMINAL_JOB_STATUSES", "BatchJob", "Installation", "BatchRequest", "BatchResponse", "BatchStatus", "EventKind",
-    "JobEvent", "JobStatus", "ProviderBatch", "RequestStatus", "ApiToken", "Role", "User", "request_rows",
-    "request_states",
+    "TERMINAL_JOB_STATUSES", "BatchJob", "BatchRequest", "BatchResponse", "BatchStatus", "EventKind",
+    "Installation", "JobEvent", "JobStatus", "ProviderBatch", "RequestStatus", "ApiToken", "Role", "User",
+    "UserSession", "request_rows", "request_states",
 ]

@@ -1,20 +1,27 @@
-"""Accounts: first-run setup, sign-in, passwords, roles, and personal API tokens (stored as hashes)."""
+"""Accounts: first-run setup, sign-in and sign-out, passwords, roles, and personal API tokens (stored as hashes)."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import func, select
+from flask import current_app
+from sqlalchemy import delete, func, select
 from werkzeug.security import check_password_hash, generate_password_hash
+from zxcvbn import zxcvbn
 
 from webapp.errors import Conflict, NotFound, ValidationFailed
 from webapp.extensions import db
-from webapp.models import ApiToken, Role, User
+from webapp.models import ApiToken, Role, User, UserSession
 
 MIN_PASSWORD = 10
+# zxcvbn's score 3: about 10^8 guesses or more. Below are common passwords, words and names, keyboard walks,
+# repeats and sequences, dates, and the account's own email.
+MIN_PASSWORD_SCORE = 3
+SERVICE_WORDS = ["batch", "batches", "processor", "openai"]
 TOKEN_PREFIX = "bp_"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 # Checked against when the email is unknown, so a wrong email costs as long as a wrong password.
@@ -33,7 +40,7 @@ def normalise_email(email: str) -> str:
 def create_user(email: str, password: str, *, role: str = Role.MEMBER) -> User:
     """Create an account; raises ValidationFailed (bad email/password) or Conflict (email taken)."""
     email = normalise_email(email)
-    problems = _password_problems(password)
+    problems = _password_problems(password, email)
     if "@" not in email or len(email) > 254 or email.startswith("@") or email.endswith("@"):
         problems.append({"field": "email", "message": "enter a valid email address"})
     if role not in (Role.ADMIN, Role.MEMBER):
@@ -55,10 +62,26 @@ def create_first_admin(email: str, password: str) -> User:
     return create_user(email, password, role=Role.ADMIN)
 
 
-def _password_problems(password: str) -> list[dict]:
-    if len(password or "") < MIN_PASSWORD:
-        return [{"field": "password", "message": f"use at least {MIN_PASSWORD} characters"}]
-    return []
+def _password_problems(password: str, email: str, field: str = "password") -> list[dict]:
+    """Why ``password`` is refused, as NIST SP 800-63B asks: too short, the account's email, or easy to guess."""
+    password = password or ""
+    if len(password) < MIN_PASSWORD:
+        return [{"field": field, "message": f"use at least {MIN_PASSWORD} characters"}]
+    if email and email in password.lower():
+        return [{"field": field, "message": "do not use your email address in the password"}]
+    # zxcvbn's estimate grows with the square of the length; the first 100 characters tell enough.
+    estimate = zxcvbn(password[:100], user_inputs=[*_email_words(email), *SERVICE_WORDS])
+    if estimate["score"] >= MIN_PASSWORD_SCORE:
+        return []
+    feedback = estimate["feedback"]
+    hints = " ".join(filter(None, [feedback["warning"], *feedback["suggestions"]]))
+    return [{"field": field, "message": f"this password is too easy to guess. {hints}".strip()}]
+
+
+def _email_words(email: str) -> list[str]:
+    """jane.doe@example.com -> the address, janedoe, jane, doe, example, com: what a guesser tries first."""
+    local = email.partition("@")[0]
+    return [email, re.sub(r"[\W_]+", "", local), *filter(None, re.split(r"[\W_]+", email))]
 
 
 def authenticate(email: str, password: str) -> User | None:
@@ -68,37 +91,81 @@ def authenticate(email: str, password: str) -> User | None:
         return None
     if not user.active:
         return None
+    return user
+
+
+def sign_in(email: str, password: str, *, remember: bool = False) -> User | None:
+    """Check the credentials and start a sign-in (``user.session_key``); None when they are refused."""
+    user = authenticate(email, password)
+    if user is None:
+        return None
     user.last_login_at = datetime.now(timezone.utc)
+    _start_session(user, remember)
     db.session.commit()
     return user
 
 
-def load_session_user(session_id: str) -> User | None:
-    """Flask-Login's loader: ``"<id>:<version>"``; an old version (password changed) no longer signs in."""
-    user_id, _, version = (session_id or "").partition(":")
-    if not user_id.isdigit() or not version.isdigit():
-        return None
-    user = db.session.get(User, int(user_id))
-    if user is None or user.session_version != int(version) or not user.active:
-        return None
+def start_session(user: User) -> None:
+    """A new sign-in for ``user`` without a password check (just after setup created the account)."""
+    _start_session(user, remember=False)
+    db.session.commit()
+
+
+def _start_session(user: User, remember: bool) -> None:
+    """Record a sign-in with a fresh random key, which the cookies will carry; drop the user's expired ones."""
+    now = datetime.now(timezone.utc)
+    config = current_app.config
+    lifetime = config["REMEMBER_COOKIE_DURATION"] if remember else config["PERMANENT_SESSION_LIFETIME"]
+    db.session.execute(delete(UserSession).where(UserSession.user_id == user.id, UserSession.expires_at <= now))
+    user.session_key = secrets.token_urlsafe(32)
+    db.session.add(UserSession(user_id=user.id, key_hash=hash_token(user.session_key), created_at=now,
+                               expires_at=now + lifetime))
+
+
+def end_session(user: User) -> None:
+    """Sign out: this sign-in's session and remember-me cookies stop working, wherever they were copied to."""
+    if user.session_key is not None:
+        db.session.execute(delete(UserSession).where(UserSession.key_hash == hash_token(user.session_key)))
+        user.session_key = None
+    db.session.commit()
+
+
+def _end_all_sessions(user: User) -> None:
+    db.session.execute(delete(UserSession).where(UserSession.user_id == user.id))
+
+
+def load_session_user(key: str) -> User | None:
+    """Flask-Login's loader: the active user of the live sign-in whose key a cookie carries, in one query."""
+    user = db.session.scalar(select(User).join(User.sessions).where(
+        UserSession.key_hash == hash_token(key or ""), UserSession.expires_at > datetime.now(timezone.utc),
+        User.active.is_(True)))
+    if user is not None:
+        user.session_key = key
     return user
 
 
 def change_password(user: User, current: str, new: str) -> None:
+    """One's own new password: every other sign-in ends, this one goes on under a new key."""
     if not check_password_hash(user.password_hash, current or ""):
         raise ValidationFailed("the current password is wrong",
                                details=[{"field": "current_password", "message": "wrong password"}])
-    set_password(user, new)
+    _replace_password(user, new, field="new_password")
+    _start_session(user, remember=False)
+    db.session.commit()
 
 
 def set_password(user: User, new: str) -> None:
-    """Set a new password (own change or an admin's reset) and sign the user out of other sessions."""
-    problems = _password_problems(new)
-    if problems:
-        raise ValidationFailed("the new password is too short", details=problems)
-    user.password_hash = generate_password_hash(new)
-    user.session_version += 1
+    """An admin's reset: the new password, and every sign-in of the user ends."""
+    _replace_password(user, new)
     db.session.commit()
+
+
+def _replace_password(user: User, new: str, field: str = "password") -> None:
+    problems = _password_problems(new, user.email, field)
+    if problems:
+        raise ValidationFailed(f"the new password is refused: {problems[0]['message']}", details=problems)
+    user.password_hash = generate_password_hash(new)
+    _end_all_sessions(user)
 
 
 def get_user(user_id: int) -> User:
@@ -119,7 +186,8 @@ def set_active(user: User, active: bool, *, by: User) -> None:
     if not active and user.is_admin and _other_active_admins(user) == 0:
         raise Conflict("the last active admin cannot be disabled")
     user.active = active
-    user.session_version += 1
+    if not active:
+        _end_all_sessions(user)
     db.session.commit()
 
 
