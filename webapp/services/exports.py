@@ -111,7 +111,7 @@ def _cells(job: BatchJob, as_cell) -> list:
 
 
 def _csv_writer(buffer: io.StringIO):
-    """Python's csv writer with LF line ends that quotes a cell holding a lone CR, as PostgreSQL's does.
+    r"""Python's csv writer with LF line ends that quotes a cell holding a lone CR, as PostgreSQL's does.
 
     The csv module quotes line breaks only when they are in its line terminator: with ``"\n"`` a cell
     ``"a\rb"`` went out bare and split its row when read back. So rows are written with CRLF, which quotes
@@ -121,6 +121,8 @@ def _csv_writer(buffer: io.StringIO):
 
 
 class _LfLines:
+    """The file the csv writer writes to: each ``write`` is one row, whose CRLF end becomes LF."""
+
     def __init__(self, buffer: io.StringIO):
         self.buffer = buffer
 
