@@ -102,6 +102,18 @@ def test_guessable_passwords_are_refused(admin, password, reason):
     assert accounts.authenticate(jane.email, "plum orchard at dusk") == jane
 
 
+LONG_PASSWORD = "".join(f"{word}{i}" for i, word in enumerate(["plum", "orchard", "river", "stone", "lamp"] * 30))
+
+
+@pytest.mark.parametrize("password, accepted", [("[" * 5000 + "]" * 5000, False), (LONG_PASSWORD, True)])
+def test_long_passwords_are_judged_by_their_first_72_characters(admin, password, accepted):
+    if accepted:
+        assert accounts.authenticate(accounts.create_user("long@example.com", password).email, password)
+    else:
+        with pytest.raises(ValidationFailed):
+            accounts.create_user("long@example.com", password)
+
+
 def test_duplicate_email_is_refused(admin):
     with pytest.raises(Conflict):
         accounts.create_user("ADMIN@example.com", PASSWORD)

@@ -6,10 +6,14 @@ import csv
 import io
 import json
 
+import pytest
+from sqlalchemy import String, literal, select
+
 from tests.factories import new_job, run_until_done
 from tests.test_uploads import csv_file
 from simulator import simulated_text
-from webapp.services import csv_import, exports
+from webapp.extensions import db
+from webapp.services import csv_import, exports, formulas
 from webapp.services.csv_import import CsvMapping
 
 
@@ -73,13 +77,49 @@ def _body(job):
     return db.session.scalars(select(BatchRequest.body).where(BatchRequest.job_id == job.id)).one()
 
 
-def test_neutralise_only_touches_formula_starts():
-    assert exports.neutralise("=1+1") == "'=1+1"
-    assert exports.neutralise("+33 6") == "'+33 6"
-    assert exports.neutralise("-x") == "'-x"
-    assert exports.neutralise("@SUM(A1)") == "'@SUM(A1)"
-    assert exports.neutralise("plain") == "plain"
-    assert exports.neutralise(-5) == -5
+# (cell, as a spreadsheet must get it): numbers and dates stay as they are, formulas get a quote in front.
+CELLS = [
+    ("-12.50", "-12.50"), ("+3", "+3"), ("1e5", "1e5"), ("-0.5", "-0.5"), ("-.5", "-.5"), ("5.", "5."),
+    ("+1.5E-3", "+1.5E-3"), ("-0", "-0"), ("2024-01-05", "2024-01-05"), ("2024-01-05T10:00:00Z", "2024-01-05T10:00:00Z"),
+    ("plain", "plain"), ("a=b", "a=b"), ("1+1", "1+1"), ("\thello", "\thello"), ("", ""), ("'=quoted", "'=quoted"),
+    ("=1+1", "'=1+1"), ("+A1", "'+A1"), ("-2+3", "'-2+3"), ("@SUM(A1:A2)", "'@SUM(A1:A2)"),
+    ("=cmd|' /C calc'!A0", "'=cmd|' /C calc'!A0"), ("\t=cmd", "'\t=cmd"), (" =x", "' =x"), ("\n=x", "'\n=x"),
+    ("\r=x", "'\r=x"), ("\r\n  -x", "'\r\n  -x"), ("\v\f@x", "'\v\f@x"), ("-", "'-"), ("+", "'+"), ("-x", "'-x"), ("+33 6", "'+33 6"),
+    ("-12.50 ", "'-12.50 "), (" -5", "' -5"), ("-5\n", "'-5\n"), ("-1,5", "'-1,5"), ("-5%", "'-5%"),
+    ("-1e5x", "'-1e5x"), ("--5", "'--5"), ("-1e", "'-1e"), ("-.", "'-."), ("-\u0663", "'-\u0663"),
+]
+
+
+@pytest.mark.parametrize("cell, expected", CELLS, ids=[repr(cell) for cell, _ in CELLS])
+def test_formulas_are_neutralised_and_numbers_left_alone(app_ctx, cell, expected):
+    """The rule in Python and as the SQL expression the database applies when it writes the CSV itself."""
+    assert formulas.neutralise(cell) == expected
+    in_sql = db.session.scalar(select(formulas.neutralised(literal(cell, String()))))
+    assert (in_sql or "") == expected
+
+
+def test_non_text_cells_pass_unchanged():
+    assert formulas.neutralise(-5) == -5 and formulas.neutralise(None) is None
+
+
+def test_both_writers_neutralise_header_names_and_cells_alike(app_ctx, tmp_path, monkeypatch):
+    """A formula as a column name is quoted too; every cell of CELLS comes out as the table says, whether
+    PostgreSQL writes the CSV (COPY) or Python's csv module does."""
+    from webapp import bulk
+
+    rows = [[str(i), "hello", cell] for i, (cell, _) in enumerate(CELLS)]
+    source = io.StringIO()
+    csv.writer(source).writerows([["Id", "Text", "=cmd|' /C calc'!A0"], *rows])
+    job = new_job([])
+    csv_import.import_csv(job, csv_file(tmp_path, source.getvalue()), CsvMapping("Echo: {{ Text }}"),
+                          filename="cells.csv")
+    by_database = b"".join(exports.csv_chunks(job))
+    monkeypatch.setattr(bulk, "is_postgresql", lambda: False)
+    by_python = b"".join(exports.csv_chunks(job))
+    for data in (by_database, by_python):
+        header, *exported = csv.reader(io.StringIO(data.decode(), newline=""))
+        assert header[:3] == ["Id", "Text", "'=cmd|' /C calc'!A0"]
+        assert [row[2] for row in exported] == [expected for _, expected in CELLS]
 
 
 TRICKY = ('Id,Text,Note\n'
@@ -112,7 +152,7 @@ def test_database_written_csv_reads_as_the_python_written_csv(app_ctx, simulator
     assert header[:5] == ["Id", "Text", "Note", "custom_id", "status"]
     assert [row[:3] for row in rows] == [
         ["1", "plain, with a comma", ""], ["2", 'say "hi"\non two lines', "'=SUM(A1)"],
-        ["3", "Zürich café 🙂 tab\there", "\\."], ["4", "fails [[sim:status=400]]", "'-5"],
+        ["3", "Zürich café 🙂 tab\there", "\\."], ["4", "fails [[sim:status=400]]", "-5"],
         ["5", "  spaces kept  ", "'@user"]]
     assert [row[4] for row in rows] == ["succeeded"] * 3 + ["failed", "succeeded"]
     assert rows[3][5:] == ["", "invalid_request_error: Invalid request (simulated).", "0", "0", "0"]

@@ -62,7 +62,7 @@ def configure(app: Flask, overrides: dict | None) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    from webapp import embedded, queue
+    from webapp import embedded, inputs, queue
     from webapp import models  # noqa: F401  (registers the tables)
     from webapp.extensions import csrf, db, htmx, migrate
     from webapp.logs import init_request_logging
@@ -74,6 +74,7 @@ def register_extensions(app: Flask) -> None:
     queue.init_app(app)
     embedded.init_embedded_runtime(app)
     init_request_logging(app)
+    inputs.init_app(app)  # before register_blueprints: the id converters must exist when routes are added
     from webapp import security
 
     security.init_app(app)

@@ -62,7 +62,7 @@ def list_requests(path: JobPath, query: RequestsQuery):
     return respond(RequestList(data=[request_out(*row) for row in page.items], next_after=page.next_after, next=link))
 
 
-@bp.get("/jobs/<int:job_id>/requests/<int:request_id>", tags=[CONTENTS], responses={200: RequestOut, **NOT_FOUND})
+@bp.get("/jobs/<int:job_id>/requests/<bigint:request_id>", tags=[CONTENTS], responses={200: RequestOut, **NOT_FOUND})
 def get_request(path: RequestPath):
     """Show one request with its response."""
     job = load_job(path.job_id)

@@ -20,11 +20,11 @@ from werkzeug.datastructures import FileStorage
 
 from webapp.errors import ValidationFailed
 from webapp.models import DEFAULT_ENDPOINT, ENDPOINTS, JobStatus, RequestStatus
+from webapp.models.base import MAX_BIG_ID, MAX_ID
 from webapp.services import csv_import
+from webapp.services.queries import MAX_PAGE, MAX_SEARCH
 from webapp.services.requests import MAX_CUSTOM_ID, unstorable
 
-MAX_ID = 2**31 - 1  # jobs and events have 32-bit keys
-MAX_BIG_ID = 2**63 - 1  # requests and responses have 64-bit keys
 MAX_LIMIT = 500
 METADATA_MAX_BYTES = 16 * 1024
 MAX_LINES_PER_CALL = 100_000
@@ -60,7 +60,7 @@ def optional(**kwargs: Any) -> Any:
 Name = _text(200, 1, strip=True)
 Description = _text(10_000)
 ModelName = _text(100, 1, strip=True)
-SearchText = _text(200)
+SearchText = _text(MAX_SEARCH)
 CustomIdPrefix = _text(MAX_CUSTOM_ID)
 LongText = _text(100_000)
 ColumnName = _text(200)
@@ -158,7 +158,7 @@ class RequestPath(JobPath):
 
 
 class JobsQuery(Query):
-    page: int = Field(1, ge=1, le=100_000)
+    page: int = Field(1, ge=1, le=MAX_PAGE)
     per_page: int = Field(20, ge=1, le=100)
     status: JobStatus = optional()
     search: SearchText = optional(description="Part of the job's name, case-insensitive.")

@@ -26,8 +26,13 @@ def form_errors(form, exc: AppError) -> None:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only paths on this site: an open redirect would let a link send people elsewhere after sign-in."""
-    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
+    """Only paths on this site: an open redirect would let a link send people elsewhere after sign-in.
+
+    Browsers drop tabs and line breaks from a URL and read ``\\`` as ``/`` (``/\\evil.example`` leaves the
+    site), and a line break cannot go into a Location header: such a target falls back to the jobs list.
+    """
+    if (target and target.startswith("/") and not target.startswith("//") and target.isprintable()
+            and "\\" not in target and not urlsplit(target).netloc):
         return target
     return url_for("dashboard.list_jobs")
 

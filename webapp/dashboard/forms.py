@@ -19,8 +19,11 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 
 from webapp.errors import ValidationFailed
 from webapp.models import DEFAULT_ENDPOINT, JobStatus, RequestStatus
+from webapp.models.base import MAX_BIG_ID
 from webapp.providers import LABELS, available_providers
 from webapp.services.csv_import import CsvMapping, parse_schema
+from webapp.services.queries import MAX_PAGE, MAX_SEARCH
+from webapp.services.requests import MAX_CUSTOM_ID
 
 ENDPOINTS = [
     SelectChoice("/v1/chat/completions", "Chat completions (/v1/chat/completions)"),
@@ -129,31 +132,40 @@ class ActionForm(FlaskForm):
     """A button that changes a job: only the CSRF token travels."""
 
 
-class JobFilterForm(FlaskForm):
+class _QueryForm(FlaskForm):
+    """Filters read from the query string: reading changes nothing, so no CSRF token."""
+
     class Meta:
         csrf = False
 
+    def checked(self):
+        """This form, or ValidationFailed (422, as the API answers) when a value in it does not fit."""
+        if not self.validate():
+            details = [{"field": name, "message": errors[0]} for name, errors in self.errors.items()]
+            raise ValidationFailed("; ".join(f"{d['field']}: {d['message']}" for d in details), details=details)
+        return self
+
+
+class JobFilterForm(_QueryForm):
     status = SelectField("Status", choices=_status_choices(JobStatus), validate_choice=False)
-    q = SearchField("Search by name", filters=[_strip])
-    page = IntegerField(default=1)
+    q = SearchField("Search by name", filters=[_strip], validators=[Length(max=MAX_SEARCH)])
+    page = IntegerField(default=1, validators=[
+        Optional(), NumberRange(min=1, max=MAX_PAGE, message=f"must be a page number from 1 to {MAX_PAGE}")])
 
     def filters(self) -> dict:
         status = self.status.data if self.status.data in JOB_STATUSES else None
         return {"status": status, "search": self.q.data or None}
 
     def page_number(self) -> int:
-        return self.page.data if isinstance(self.page.data, int) and self.page.data > 0 else 1
+        return self.page.data or 1
 
 
-class RequestFilterForm(FlaskForm):
-    class Meta:
-        csrf = False
-
+class RequestFilterForm(_QueryForm):
     status = SelectField("Status", choices=_status_choices(RequestStatus), validate_choice=False)
-    q = SearchField("custom_id starts with", filters=[_strip])
-    after = IntegerField()
+    q = SearchField("custom_id starts with", filters=[_strip], validators=[Length(max=MAX_CUSTOM_ID)])
+    after = IntegerField(validators=[
+        Optional(), NumberRange(min=0, max=MAX_BIG_ID, message="must be a request id (the next page's link)")])
 
     def filters(self) -> dict:
         status = self.status.data if self.status.data in REQUEST_STATUSES else None
-        after = self.after.data if isinstance(self.after.data, int) else None
-        return {"status": status, "search": self.q.data or None, "after": after}
+        return {"status": status, "search": self.q.data or None, "after": self.after.data}

@@ -19,7 +19,7 @@ DRAFT_ESTIMATE_LIMIT = 10_000
 
 @bp.get("/jobs")
 def list_jobs():
-    form = JobFilterForm(formdata=request.args)
+    form = JobFilterForm(formdata=request.args).checked()
     pagination = queries.list_jobs(page=form.page_number(), per_page=20, owner_id=owner_scope(current_user),
                                    **form.filters())
     return page_or_fragment("dashboard/jobs.html", "dashboard/_jobs_table.html", form=form, pagination=pagination)

@@ -155,6 +155,8 @@ def csv_preview(form: NewJobForm, upload: Upload) -> tuple[dict | None, list[str
     """The service's preview for the mapping typed so far, or the messages saying why there is none."""
     if not upload.info:
         return None, []
+    if form.endpoint.errors:  # requests are checked against the endpoint: one that does not exist checks nothing
+        return None, ["Choose one of the endpoints to see the preview."]
     try:
         draft = BatchJob(**form.job_settings())  # never added to the session: a preview stores nothing
         return csv_import.preview(draft, upload.path, upload.info, form.mapping()), []

@@ -20,13 +20,13 @@ UTF8_BOM = "\ufeff".encode("utf-8")
 @bp.get("/jobs/<int:job_id>/requests")
 def list_requests(job_id: int):
     job = load_job(job_id, current_user)
-    form = RequestFilterForm(formdata=request.args)
+    form = RequestFilterForm(formdata=request.args).checked()
     page = queries.list_requests(job.id, limit=PAGE_SIZE, **form.filters())
     return page_or_fragment("dashboard/requests.html", "dashboard/_requests_table.html",
                             job=job, form=form, page=page)
 
 
-@bp.get("/jobs/<int:job_id>/requests/<int:request_id>")
+@bp.get("/jobs/<int:job_id>/requests/<bigint:request_id>")
 def show_request(job_id: int, request_id: int):
     job = load_job(job_id, current_user)
     found = queries.get_request(job.id, request_id)

@@ -48,6 +48,10 @@ class UTCDateTime(TypeDecorator):
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 # SQLite only auto-increments an INTEGER PRIMARY KEY, so big keys fall back to Integer there.
 BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+# The largest key each kind of id column holds: Integer (jobs, users, tokens, ...) and BigIntPK (requests,
+# responses). A larger number in a URL or a filter is refused before it reaches the database, which fails on it.
+MAX_ID = 2**31 - 1
+MAX_BIG_ID = 2**63 - 1
 
 
 class Base(DeclarativeBase):

@@ -18,6 +18,7 @@ from webapp.extensions import db
 from webapp.models import ApiToken, Role, User, UserSession
 
 MIN_PASSWORD = 10
+ZXCVBN_MAX_LENGTH = 72
 # zxcvbn's score 3: about 10^8 guesses or more. Below are common passwords, words and names, keyboard walks,
 # repeats and sequences, dates, and the account's own email.
 MIN_PASSWORD_SCORE = 3
@@ -69,8 +70,8 @@ def _password_problems(password: str, email: str, field: str = "password") -> li
         return [{"field": field, "message": f"use at least {MIN_PASSWORD} characters"}]
     if email and email in password.lower():
         return [{"field": field, "message": "do not use your email address in the password"}]
-    # zxcvbn's estimate grows with the square of the length; the first 100 characters tell enough.
-    estimate = zxcvbn(password[:100], user_inputs=[*_email_words(email), *SERVICE_WORDS])
+    # zxcvbn refuses more than 72 characters (its estimate grows with the square of the length): those tell enough.
+    estimate = zxcvbn(password[:ZXCVBN_MAX_LENGTH], user_inputs=[*_email_words(email), *SERVICE_WORDS])
     if estimate["score"] >= MIN_PASSWORD_SCORE:
         return []
     feedback = estimate["feedback"]

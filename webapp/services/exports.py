@@ -15,11 +15,10 @@ from sqlalchemy import Text, case, cast, func, literal, select
 
 from webapp import bulk
 from webapp.models import BatchJob, BatchRequest, BatchResponse, RequestStatus
+from webapp.services.formulas import neutralise, neutralised
 
 FETCH_ROWS = 10_000
 FLUSH_BYTES = 256 * 1024
-# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection").
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def jsonl_lines(job: BatchJob, failed_only: bool = False) -> Iterator[bytes]:
@@ -63,45 +62,72 @@ def schema_fields(job: BatchJob) -> list[str]:
 
 
 def csv_header(job: BatchJob) -> list[str]:
+    """The header row; the user's column names are neutralised like cells (a name can be a formula too)."""
     fields = [f"output.{name}" for name in schema_fields(job)]
-    return [*source_columns(job), "custom_id", "status", "output_text", *fields, "error",
+    return [*map(neutralise, source_columns(job)), "custom_id", "status", "output_text", *fields, "error",
             "prompt_tokens", "completion_tokens", "total_tokens"]
 
 
 def csv_chunks(job: BatchJob, failed_only: bool = False) -> Iterator[bytes]:
     """The CSV export as UTF-8, in chunks: the original columns in order, then the results; lines end in LF.
 
-    The database hands over each row as its finished cells (a CSV job's original values taken from the
-    stored row, formulas neutralised, the error joined to its code). On PostgreSQL it also writes them as
-    CSV (``COPY ... TO STDOUT``), so Python only passes the bytes on; a job with structured-output fields,
-    which are read from each output's JSON, is written by Python's csv module, as on SQLite.
+    The database hands over each row as its cells (a CSV job's original values taken from the stored row,
+    the error joined to its code). On PostgreSQL it also neutralises formulas and writes the rows as CSV
+    (``COPY ... TO STDOUT``), so Python only passes the bytes on; a job with structured-output fields, which
+    are read from each output's JSON, is neutralised and written by Python's csv module, as on SQLite. Both
+    apply the rule of ``webapp.services.formulas``.
     """
-    fields, width = schema_fields(job), len(source_columns(job))
-    cells = [*(_neutralised(BatchRequest.source_row[i].as_string()) for i in range(width)),
-             _neutralised(BatchRequest.custom_id), BatchRequest.status, _neutralised(BatchResponse.output_text),
-             _neutralised(_error_expression()), BatchResponse.prompt_tokens, BatchResponse.completion_tokens,
-             BatchResponse.total_tokens]
+    fields = schema_fields(job)
     header = io.StringIO()
-    csv.writer(header, lineterminator="\n").writerow(csv_header(job))
+    _csv_writer(header).writerow(csv_header(job))
     yield header.getvalue().encode("utf-8")
     if bulk.is_postgresql() and not fields:
+        cells = _cells(job, neutralised)
         yield from _batched(bulk.copy_csv(_rows_statement(job, failed_only, cells)))
         return
+    cells = _cells(job, lambda column: column)
     if fields:
         cells.append(BatchResponse.output_text)  # read for the structured fields, not written as is
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    output_at = width + 2  # position of output_text: the structured fields follow it
+    writer = _csv_writer(buffer)
+    output_at = len(source_columns(job)) + 2  # position of output_text: the structured fields follow it
     for rows in _row_chunks(job, failed_only, cells):
         if fields:
-            rows = [(*row[:output_at + 1], *map(neutralise, _structured(row[-1], fields)), *row[output_at + 1:-1])
-                    for row in rows]
-        writer.writerows(rows)
+            rows = [(*row[:output_at + 1], *_structured(row[-1], fields), *row[output_at + 1:-1]) for row in rows]
+        writer.writerows([map(neutralise, row) for row in rows])
         if buffer.tell() >= FLUSH_BYTES:
             yield buffer.getvalue().encode("utf-8")
             buffer.seek(0)
             buffer.truncate()
     yield buffer.getvalue().encode("utf-8")
+
+
+def _cells(job: BatchJob, as_cell) -> list:
+    """The columns of a row in the header's order (without structured fields); ``as_cell`` wraps each text one."""
+    originals = (BatchRequest.source_row[i].as_string() for i in range(len(source_columns(job))))
+    return [*map(as_cell, originals), as_cell(BatchRequest.custom_id), BatchRequest.status,
+            as_cell(BatchResponse.output_text), as_cell(_error_expression()), BatchResponse.prompt_tokens,
+            BatchResponse.completion_tokens, BatchResponse.total_tokens]
+
+
+def _csv_writer(buffer: io.StringIO):
+    r"""Python's csv writer with LF line ends that quotes a cell holding a lone CR, as PostgreSQL's does.
+
+    The csv module quotes line breaks only when they are in its line terminator: with ``"\n"`` a cell
+    ``"a\rb"`` went out bare and split its row when read back. So rows are written with CRLF, which quotes
+    both, and each line's CRLF end (one ``write`` per row) is cut to LF.
+    """
+    return csv.writer(_LfLines(buffer), lineterminator="\r\n")
+
+
+class _LfLines:
+    """The file the csv writer writes to: each ``write`` is one row, whose CRLF end becomes LF."""
+
+    def __init__(self, buffer: io.StringIO):
+        self.buffer = buffer
+
+    def write(self, line: str) -> None:
+        self.buffer.write(line[:-2] + "\n")
 
 
 def _batched(rows: Iterator[bytes]) -> Iterator[bytes]:
@@ -132,11 +158,6 @@ def _rows_statement(job: BatchJob, failed_only: bool, columns: list):
     return stmt.where(BatchRequest.status == RequestStatus.FAILED) if failed_only else stmt
 
 
-def _neutralised(column):
-    """The cell as text, quoted when a spreadsheet would run it as a formula (see ``neutralise``)."""
-    return case((func.substr(column, 1, 1).in_(FORMULA_STARTS), literal("'") + column), else_=func.nullif(column, ""))
-
-
 def _error_expression():
     """``code: message`` of a request that did not succeed, or only one of them; empty otherwise."""
     code, error = BatchRequest.error_code, BatchRequest.error
@@ -163,9 +184,3 @@ def _cell(value) -> str:
         return ""
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
-
-def neutralise(value) -> object:
-    """Prefix text a spreadsheet would run as a formula with a quote; numbers pass unchanged."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value

@@ -25,6 +25,8 @@ from webapp.models import (
 
 T = TypeVar("T")
 MAX_LIMIT = 500
+MAX_PAGE = 100_000  # of a job list: a larger page's offset would not fit the database's integers
+MAX_SEARCH = 200  # characters of a job name search (SQLite refuses LIKE patterns past 50,000 bytes)
 
 
 @dataclass
