@@ -19,6 +19,8 @@ def test_defaults_give_the_embedded_setup(tmp_path):
     assert config["LOG_FORMAT"] == "json"
     assert config["BATCH_MAX_REQUESTS"] == 50_000
     assert config["BATCH_MAX_BYTES"] == 200 * 1024 * 1024
+    assert config["MAX_REQUEST_BYTES"] == 10 * 1024 * 1024
+    assert from_env(str(tmp_path), {"MAX_REQUEST_MB": "40"})["MAX_REQUEST_BYTES"] == 40 * 1024 * 1024
 
 
 def test_generated_secret_key_is_persisted(tmp_path):
@@ -66,6 +68,8 @@ def test_per_model_token_limits(tmp_path):
         ({"LOG_LEVEL": "chatty"}, "LOG_LEVEL must be one of"),
         ({"DELETE_PROVIDER_FILES": "maybe"}, "DELETE_PROVIDER_FILES must be true or false"),
         ({"ENQUEUED_TOKEN_LIMITS": "gpt-4o"}, "ENQUEUED_TOKEN_LIMITS must look like"),
+        ({"MAX_REQUEST_MB": "0"}, "MAX_REQUEST_MB must be at least 1"),
+        ({"MAX_REQUEST_MB": "ten"}, "MAX_REQUEST_MB must be a number"),
     ],
 )
 def test_bad_settings_name_the_variable(tmp_path, env, fragment):
