@@ -415,3 +415,10 @@ def test_a_json_schema_at_the_depth_limit_is_checked_without_recursion_errors():
     text = json.dumps(schema)
     parsed = csv_import.parse_schema(text)
     assert csv_import.check_mapping(CsvMapping("x", json_schema=parsed), []) == []
+
+
+def test_a_line_that_is_not_utf8_is_named_as_such(app_ctx):
+    content = jsonl(line("a")).getvalue() + b'\n{"custom_id": "b\xff", "body": {}}\n'
+    with pytest.raises(uploads.UploadRejected) as caught:
+        uploads.import_jsonl(new_job([]), io.BytesIO(content))
+    assert [(p.line, p.code) for p in caught.value.report.problems] == [(2, "invalid_encoding")]

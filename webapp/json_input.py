@@ -25,9 +25,11 @@ _SKIP = {(kind, commas): re.compile(pattern) for kind, commas, pattern in (
 # The rest of a string cut by the end of the text read so far: up to its closing quote, or again to the end
 # (possessive: an escape cut in two is left for the next read).
 _STRING_REST = {bytes: re.compile(rb'(?:[^"\\]++|\\.)*+', re.S), str: re.compile(r'(?:[^"\\]++|\\.)*+', re.S)}
-# orjson reads integers of up to 64 bits exactly and longer ones as floats, silently: a run of 19 digits (any
-# integer outside 64 bits has one) sends the text to the exact check.
-_LONG_NUMBER = {bytes: re.compile(rb"[0-9]{19}"), str: re.compile(r"[0-9]{19}")}
+# One pass over a text marks what needs a closer look: digits become 9 (orjson reads integers of up to 64 bits
+# exactly and longer ones as floats, silently; each has a run of 19 digits) and "[" becomes "{" (a text with at
+# most MAX_DEPTH of them cannot nest deeper). A regex search for the digits cost ten times more.
+_MARKS = bytes.maketrans(b"012345678[", b"999999999{")
+_LONG_NUMBER = b"9" * 19
 _WHITESPACE = b" \t\r\n"
 _PUNCTUATION = {bytes: (b'"', (b"[", b"{"), b","), str: ('"', ("[", "{"), ",")}  # quote, openers, comma
 
@@ -49,8 +51,10 @@ class JsonRefused(ValueError):
 def loads(text: str | bytes) -> Any:
     """Parse strict JSON (orjson: no NaN, no lone surrogates) nested at most MAX_DEPTH levels, whose integers
     fit in 64 bits; raise JsonRefused otherwise."""
-    check_depth(text)
-    if _LONG_NUMBER[type(text)].search(text):
+    marked = (text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")).translate(_MARKS)
+    if marked.count(b"{") > MAX_DEPTH:
+        _check_nesting(text)
+    if _LONG_NUMBER in marked:
         _check_integers(text)
     try:
         return orjson.loads(text)
@@ -83,8 +87,12 @@ def check_depth(text: str | bytes) -> None:
     """Raise JsonRefused when brackets outside strings nest deeper than MAX_DEPTH; ``text`` need not be JSON."""
     _, openers, _ = _PUNCTUATION[type(text)]
     if sum(map(text.count, openers)) > MAX_DEPTH:  # fewer brackets cannot nest deeper: most texts are not scanned
-        for _ in _Scanner(type(text), MAX_DEPTH).tokens(text):
-            pass
+        _check_nesting(text)
+
+
+def _check_nesting(text: str | bytes) -> None:
+    for _ in _Scanner(type(text), MAX_DEPTH).tokens(text):
+        pass
 
 
 def unstorable(value: Any) -> str | None:

@@ -281,7 +281,7 @@ def _rows(path: Path, info: CsvInfo) -> Iterator[tuple[int, list[str]]]:
 
 def _request_rows(job: BatchJob, path: Path, info: CsvInfo, mapping: CsvMapping,
                   report: UploadReport) -> Iterator[dict]:
-    validator = request_lines.RequestValidator(job, request_lines.max_request_bytes(), track_repeats=False)
+    validator = request_lines.RequestValidator(job, request_lines.max_request_bytes())
     for number, cells in _rows(path, info):
         row = dict(zip(info.columns, cells + [""] * (len(info.columns) - len(cells))))
         custom_id = row.get(mapping.id_column, "").strip() if mapping.id_column else f"row-{number}"

@@ -94,7 +94,7 @@ def add_requests(job: BatchJob, items: Iterable[Any], *, actor: str = "system") 
     """
     require_draft(job, "add requests to")
     report = request_lines.UploadReport()
-    validator = request_lines.RequestValidator(job, request_lines.max_request_bytes(), track_repeats=False)
+    validator = request_lines.RequestValidator(job, request_lines.max_request_bytes())
     rows = request_lines.checked_rows(enumerate(items, 1), validator.check, report)
     count, tokens = request_lines.insert_new(job, rows, report)
     if report.problem_count or not count:

@@ -100,19 +100,16 @@ class JobSettings:
 
 @dataclass
 class RequestValidator:
-    """Checks request lines for one job: shape, endpoint, model, duplicates (within the input and the job)."""
+    """Checks request lines for one job: shape, endpoint, model, size. Repeated custom_ids are left to the
+    database's unique constraint (``insert_new``), so that memory does not grow with the input."""
 
     job: BatchJob
     max_request_bytes: int
-    # Repeated custom_ids among the checked requests; off for files, whose repeats the database's unique
-    # constraint finds (``uploads.store_file_rows``) so that memory does not grow with the file.
-    track_repeats: bool = True
-    seen: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.settings = JobSettings.of(self.job)
 
-    def check_text(self, text: str, line: int) -> dict:
+    def check_text(self, text: str | bytes, line: int) -> dict:
         """Validate one JSONL line (its length was checked as it was read); return the row or raise InvalidLine."""
         try:
             obj = json_input.loads(text)
@@ -120,7 +117,7 @@ class RequestValidator:
             raise InvalidLine(LINE_CODES.get(exc.code, exc.code), exc.reason) from None
         # orjson refuses NaN, infinities and lone surrogates, so of what PostgreSQL cannot store only an
         # escaped NUL can come through, and only a line that spells one out needs the full walk.
-        return self.check(obj, line, trusted="\\u0000" not in text, size=len(text))
+        return self.check(obj, line, trusted=ESCAPED_NUL[type(text)] not in text, size=len(text))
 
     def check(self, obj: Any, line: int, trusted: bool = False, size: int | None = None) -> dict:
         """Validate a parsed request (a batch line, or ``{custom_id, body}``); return the row to insert.
@@ -143,16 +140,13 @@ class RequestValidator:
             raise
         if size > self.max_request_bytes:
             raise InvalidLine("request_too_large", f"the request is {too_large(self.max_request_bytes)}", custom_id)
-        if self.track_repeats:
-            if custom_id in self.seen:
-                raise InvalidLine("duplicate_custom_id", repeated(custom_id), custom_id)
-            self.seen.add(custom_id)
         return {
             "job_id": settings.id, "custom_id": custom_id, "body": body, "source_line": line, "size": size,
             "estimated_tokens": estimate_prompt_tokens(body, settings.endpoint),
         }
 
 
+ESCAPED_NUL = {str: "\\u0000", bytes: b"\\u0000"}
 # Problem codes of a refused JSON line, as the provider names them where it has a name.
 LINE_CODES = {"invalid_json": "invalid_json_line", "too_deep": "nested_too_deep"}
 

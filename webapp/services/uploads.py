@@ -58,7 +58,7 @@ def import_jsonl(job: BatchJob, stream: IO[bytes], *, filename: str = "requests.
     stream.seek(start)
     report = UploadReport()
     limit = request_lines.max_request_bytes()
-    validator = request_lines.RequestValidator(job, limit, track_repeats=False)
+    validator = request_lines.RequestValidator(job, limit)
     rows = request_lines.checked_rows(_lines(stream, limit), partial(_check_line, validator), report)
     return store_file_rows(job, rows, report, source={"format": "jsonl", "filename": filename},
                            skip_invalid=skip_invalid, actor=actor, nothing="the file holds no requests")
@@ -107,10 +107,19 @@ def _check_line(validator: request_lines.RequestValidator, raw: bytes | None, nu
         raise request_lines.InvalidLine(
             "line_too_large", f"the line is {request_lines.too_large(validator.max_request_bytes)}")
     try:
-        text = raw.decode("utf-8")
+        return validator.check_text(raw, number)  # orjson checks the UTF-8 as it parses
+    except request_lines.InvalidLine as exc:
+        if exc.code == "invalid_json_line" and not _is_utf8(raw):
+            raise request_lines.InvalidLine("invalid_encoding", "the line is not valid UTF-8") from None
+        raise
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise request_lines.InvalidLine("invalid_encoding", "the line is not valid UTF-8") from None
-    return validator.check_text(text, number)
+        return False
+    return True
 
 
 def record_added(job: BatchJob, count: int, tokens: int, filename: str, report: UploadReport, actor: str) -> None:
