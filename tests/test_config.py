@@ -19,6 +19,8 @@ def test_defaults_give_the_embedded_setup(tmp_path):
     assert config["LOG_FORMAT"] == "json"
     assert config["BATCH_MAX_REQUESTS"] == 50_000
     assert config["BATCH_MAX_BYTES"] == 200 * 1024 * 1024
+    assert config["MAX_REQUEST_BYTES"] == 10 * 1024 * 1024
+    assert from_env(str(tmp_path), {"MAX_REQUEST_MB": "40"})["MAX_REQUEST_BYTES"] == 40 * 1024 * 1024
 
 
 def test_generated_secret_key_is_persisted(tmp_path):
@@ -70,6 +72,8 @@ def test_per_model_token_limits(tmp_path):
         ({"TRUSTED_PROXIES": "nginx"}, "TRUSTED_PROXIES must be a number"),
         ({"LOGIN_ACCOUNT_RATE_LIMIT": "five a minute"}, "LOGIN_ACCOUNT_RATE_LIMIT must look like"),
         ({"API_AUTH_FAILURE_LIMIT": "20 per fortnight"}, "API_AUTH_FAILURE_LIMIT must look like"),
+        ({"MAX_REQUEST_MB": "0"}, "MAX_REQUEST_MB must be at least 1"),
+        ({"MAX_REQUEST_MB": "ten"}, "MAX_REQUEST_MB must be a number"),
     ],
 )
 def test_bad_settings_name_the_variable(tmp_path, env, fragment):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from webapp import bulk
 from webapp.extensions import db
+from tests.conftest import api_token
 from tests.factories import set_states
 from webapp.models import JobStatus, RequestStatus, request_states
 from simulator import simulated_output
@@ -91,3 +92,26 @@ def test_input_files_result_ingest_and_export_memory_do_not_grow_with_the_job(ap
     large = steps_after_upload(uploaded_job(LARGE)[0], tmp_path)
     for step in small:
         assert large[step] < small[step] + SLACK, f"{step}: {small[step]:,} bytes, then {large[step]:,}"
+
+
+def request_array(count: int) -> bytes:
+    """The body of ``POST /jobs/{id}/requests``: the same requests as ``request_file``, as one JSON array."""
+    return b"[" + b",".join(line.removesuffix(b"\n") for line in request_file(count).splitlines(keepends=True)) + b"]"
+
+
+def test_adding_requests_through_the_api_does_not_grow_with_the_body(app_ctx, client, admin_user):
+    """The array was read whole, parsed whole and validated whole: 1,000,000 items took 1.1 GB."""
+    headers = {"Authorization": f"Bearer {api_token(admin_user)}"}
+    peaks = {}
+    for count in (SMALL, LARGE):
+        job = jobs.create_job({"name": f"api memory {count}", "model": "gpt-4o-mini"})
+        body = request_array(count)
+        stream = io.BytesIO(body)  # made before measuring: the server's copies are what counts
+        peak, response = peak_bytes(lambda: client.post(
+            f"/api/v1/jobs/{job.id}/requests", input_stream=stream, content_length=len(body),
+            content_type="application/json", headers=headers))
+        assert response.status_code == 201, response.get_data(as_text=True)[:500]
+        assert response.get_json()["added"] == count
+        peaks[count] = peak
+    assert peaks[LARGE] < peaks[SMALL] + SLACK, f"{SMALL:,} items peaked at {peaks[SMALL]:,} bytes, {LARGE:,} at " \
+                                                f"{peaks[LARGE]:,}"

@@ -267,8 +267,8 @@ def test_input_files_carry_any_custom_id_and_body_text_unchanged(app_ctx, tmp_pa
 
 
 def test_a_request_over_the_byte_limit_still_gets_its_own_file(app_ctx, monkeypatch, tmp_path):
+    job = new_job(["one", "two"])  # stored first: a request over the limit is refused when it is added
     monkeypatch.setitem(app_ctx.config, "BATCH_MAX_BYTES", 10)
-    job = new_job(["one", "two"])
     first, = planning.plan_batches(job)
     assert planning.write_input_file(first, tmp_path / "a.jsonl")[0] == 1
     second, = planning.plan_batches(job)

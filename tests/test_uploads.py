@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import io
 import json
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -277,3 +278,147 @@ def test_the_garbage_collector_runs_again_after_an_upload_even_a_refused_one(app
     with bulk.gc_paused(), bulk.gc_paused():  # nested pauses (two threads, or an upload inside a write)
         assert not gc.isenabled()
     assert gc.isenabled()
+
+
+# --- hostile files ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def request_limit(app):
+    """Lower MAX_REQUEST_MB's limit for one test (in bytes)."""
+    saved = app.config["MAX_REQUEST_BYTES"]
+    yield lambda limit: app.config.update(MAX_REQUEST_BYTES=limit)
+    app.config["MAX_REQUEST_BYTES"] = saved
+
+
+def nested(depth: int, inner: str = "1") -> str:
+    """A JSON value ``depth`` levels deep: ``[[...[1]...]]``."""
+    return "[" * depth + inner + "]" * depth
+
+
+def deep_line(custom_id: str, depth: int) -> dict:
+    """A request whose body holds a value nested so that the whole line is ``depth`` levels deep."""
+    body = {**chat_body("x"), "metadata_tree": json.loads(nested(depth - 2))}  # the line and its body: 2 levels
+    return line(custom_id, body=body)
+
+
+def test_json_lines_nested_past_the_limit_are_refused_by_their_line(app_ctx):
+    job = new_job([])
+    lines = [deep_line("at-limit", 64), deep_line("past-limit", 65), deep_line("orjson-writes-no-more", 300),
+             '{"custom_id": "python-recursion", "body": ' + nested(1000) + "}",
+             '{"custom_id": "orjson-recursion", "body": ' + nested(200_000)]
+    with pytest.raises(uploads.UploadRejected) as caught:
+        uploads.import_jsonl(job, jsonl(*lines))
+    problems = {p.line: (p.code, p.message) for p in caught.value.report.problems}
+    assert set(problems) == {2, 3, 4, 5}
+    assert {code for code, _ in problems.values()} == {"nested_too_deep"}
+    assert problems[2][1] == "nested deeper than 64 levels, the most accepted"
+    assert stored(job.id) == 0
+    report = uploads.import_jsonl(job, jsonl(*lines), skip_invalid=True)
+    assert report.added == 1 and stored(job.id) == 1
+
+
+def test_integers_past_64_bits_are_refused_rather_than_rounded(app_ctx):
+    job = new_job([])
+    big = 123456789012345678901234567890
+    edge = {"low": -(2**63), "high": 2**63 - 1, "as_text": str(big), "long_float": 0.12345678901234567890123}
+    lines = [line("edges", body={**chat_body("x"), "metadata": edge}),
+             line("big", body={**chat_body("x"), "seed": big}),
+             line("just-past", body={**chat_body("x"), "seed": 2**63}),
+             line("negative", body={**chat_body("x"), "seed": -(2**63) - 1}),
+             json.dumps(line("5000-digits", body={**chat_body("x"), "seed": 0})).replace("0}", "9" * 5000 + "}")]
+    with pytest.raises(uploads.UploadRejected) as caught:
+        uploads.import_jsonl(job, jsonl(*lines))
+    problems = {p.line: (p.code, p.message) for p in caught.value.report.problems}
+    assert set(problems) == {2, 3, 4, 5}
+    assert {code for code, _ in problems.values()} == {"integer_out_of_range"}
+    assert problems[2][1].startswith(f"the integer {big} does not fit in 64 bits")
+    uploads.import_jsonl(job, jsonl(lines[0]))
+    body = db.session.scalars(select(BatchRequest.body).where(BatchRequest.job_id == job.id)).one()
+    assert body["metadata"] == edge  # kept exactly, the float as a float
+
+
+def test_a_line_longer_than_one_request_is_read_past_not_held(app_ctx, request_limit):
+    request_limit(64 * 1024)
+    job = new_job([])
+    long_line = json.dumps(line("long", "x" * (8 * 1024 * 1024))).encode()
+    data = jsonl(line("a")).getvalue() + b"\n" + long_line + b"\n" + jsonl(line("b")).getvalue()
+    tracemalloc.start()
+    try:
+        with pytest.raises(uploads.UploadRejected) as caught:
+            uploads.import_jsonl(job, io.BytesIO(data))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [(p.line, p.code) for p in caught.value.report.problems] == [(2, "line_too_large")]
+    message = caught.value.report.problems[0].message
+    assert message == "the line is larger than 0.0625 MB (65,536 bytes), the most one request may be (MAX_REQUEST_MB)"
+    assert peak < 4 * 1024 * 1024, f"reading past an 8 MB line held {peak:,} bytes"
+    report = uploads.import_jsonl(job, io.BytesIO(data), skip_invalid=True)
+    assert (report.added, report.skipped) == (2, 1)
+
+
+@pytest.mark.parametrize("content", [
+    b'{"custom_id": "a", "body": {}}',  # the limit falls on the last line, which has no line end
+    b'{"custom_id": "a", "body": {}}\r\n',
+])
+def test_a_line_exactly_at_the_limit_is_read_whole(app_ctx, request_limit, content):
+    request_limit(len(content.rstrip(b"\r\n")))
+    with pytest.raises(uploads.UploadRejected) as caught:
+        uploads.import_jsonl(new_job([]), io.BytesIO(content))
+    assert [p.code for p in caught.value.report.problems] == ["missing_input"]  # read, not cut
+
+
+def test_a_csv_wider_than_the_column_limit_is_refused(app_ctx, tmp_path):
+    header = ",".join(f"c{i}" for i in range(1000))
+    assert csv_import.inspect_csv(csv_file(tmp_path, f"{header}\n{',' * 999}x\n")).columns[-1] == "c999"
+    with pytest.raises(ValidationFailed, match="the header row names 1,001 columns; at most 1,000 are supported"):
+        csv_import.inspect_csv(csv_file(tmp_path, f"{header},c1000\nx\n"))
+    with pytest.raises(ValidationFailed, match="the header names these columns twice: c3, c7"):
+        csv_import.inspect_csv(csv_file(tmp_path, f"{header.replace('c998', 'c3').replace('c999', 'c7')}\nx\n"))
+
+
+def test_a_csv_row_longer_than_one_request_is_refused_naming_its_line(app_ctx, tmp_path, request_limit):
+    request_limit(1000)
+    long_cell = "Id,Text\n1,short\n2,\"" + "x" * 600 + "\n" + "y" * 600 + "\"\n3,short\n"
+    with pytest.raises(ValidationFailed, match="cannot be read at line 4: a row is longer than 1,000 characters"):
+        csv_import.inspect_csv(csv_file(tmp_path, long_cell))
+    wide_row = "Id,Text\n1,short\n" + "a," * 600 + "\n"
+    with pytest.raises(ValidationFailed, match="cannot be read at line 3: a row is longer"):
+        csv_import.inspect_csv(csv_file(tmp_path, wide_row))
+    assert csv_import.inspect_csv(csv_file(tmp_path, "Id,Text\n1," + "z" * 990 + "\n")).row_count == 1
+
+
+def test_a_csv_row_that_would_make_a_request_too_large_is_reported(app_ctx, tmp_path, request_limit):
+    request_limit(1000)
+    path = csv_file(tmp_path, "Id,Text\n1,short\n2," + "x" * 400 + "\n")
+    with pytest.raises(uploads.UploadRejected) as caught:
+        csv_import.import_csv(new_job([]), path, CsvMapping("{{ Text }} {{ Text }} {{ Text }}"), filename="x.csv")
+    assert [(p.line, p.code) for p in caught.value.report.problems] == [(2, "request_too_large")]
+
+
+@pytest.mark.parametrize("schema, message", [
+    (nested(300, "{}"), "the JSON schema is refused: nested deeper than 64 levels"),
+    ('{"type": "object", "properties": {"n": {"type": "integer", "maximum": 123456789012345678901}}}',
+     "the JSON schema is refused: the integer 123456789012345678901 does not fit in 64 bits"),
+])
+def test_a_json_schema_past_the_limits_is_a_field_error(schema, message):
+    with pytest.raises(ValidationFailed, match=message) as caught:
+        csv_import.parse_schema(schema)
+    assert caught.value.details[0]["field"] == "json_schema"
+
+
+def test_a_json_schema_at_the_depth_limit_is_checked_without_recursion_errors():
+    schema = {"type": "object", "properties": {}}
+    for _ in range(31):  # each level of properties is two levels of JSON: 64 in all
+        schema = {"type": "object", "properties": {"child": schema}}
+    text = json.dumps(schema)
+    parsed = csv_import.parse_schema(text)
+    assert csv_import.check_mapping(CsvMapping("x", json_schema=parsed), []) == []
+
+
+def test_a_line_that_is_not_utf8_is_named_as_such(app_ctx):
+    content = jsonl(line("a")).getvalue() + b'\n{"custom_id": "b\xff", "body": {}}\n'
+    with pytest.raises(uploads.UploadRejected) as caught:
+        uploads.import_jsonl(new_job([]), io.BytesIO(content))
+    assert [(p.line, p.code) for p in caught.value.report.problems] == [(2, "invalid_encoding")]

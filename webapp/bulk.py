@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import threading
 from contextlib import contextmanager
-from typing import Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import orjson
 from psycopg.types.json import Jsonb, set_json_dumps
@@ -144,14 +144,19 @@ def copy_csv(stmt: Select) -> Iterator[bytes]:
             yield bytes(row)
 
 
-def chunks(rows: Iterable, size: int) -> Iterator[list]:
-    """Lists of up to ``size`` items from ``rows``, consumed lazily."""
+def chunks(rows: Iterable, size: int, weight: Callable[[Any], int] | None = None, max_weight: int = 0
+           ) -> Iterator[list]:
+    """Lists of up to ``size`` items from ``rows``, consumed lazily; with ``weight``, a list also ends as soon as
+    its items weigh ``max_weight`` together."""
     chunk: list = []
+    weighed = 0
     for row in rows:
         chunk.append(row)
-        if len(chunk) >= size:
+        if weight is not None:
+            weighed += weight(row)
+        if len(chunk) >= size or weight is not None and weighed >= max_weight:
             yield chunk
-            chunk = []
+            chunk, weighed = [], 0
     if chunk:
         yield chunk
 

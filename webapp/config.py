@@ -60,6 +60,7 @@ def from_env(instance_path: str, environ: Mapping[str, str] | None = None) -> di
         "LOG_LEVEL": _choice(env, "LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
         "LOG_FORMAT": _choice(env, "LOG_FORMAT", "json", LOG_FORMATS),
         "MAX_CONTENT_LENGTH": _number(env, "MAX_UPLOAD_MB", 256, int, minimum=1) * 1024 * 1024,
+        "MAX_REQUEST_BYTES": _number(env, "MAX_REQUEST_MB", 10, int, minimum=1) * 1024 * 1024,
         "BATCH_MAX_REQUESTS": _number(env, "BATCH_MAX_REQUESTS", 50_000, int, minimum=1),
         "BATCH_MAX_BYTES": _number(env, "BATCH_MAX_MB", 200, int, minimum=1) * 1024 * 1024,
         "ENQUEUED_TOKEN_LIMIT": _number(env, "ENQUEUED_TOKEN_LIMIT", 2_000_000, int, minimum=1),

@@ -46,9 +46,10 @@ class ValidationFailed(AppError):
     status, code = 422, "validation_error"
 
     @classmethod
-    def from_pydantic(cls, exc: PydanticError) -> ValidationFailed:
-        """Pydantic's errors as field details: dotted paths, list positions as ``[i]`` (``[2].body``)."""
-        details = [{"field": field_path(error["loc"]), "message": error["msg"]} for error in exc.errors()]
+    def from_pydantic(cls, exc: PydanticError, at: tuple = ()) -> ValidationFailed:
+        """Pydantic's errors as field details: dotted paths, list positions as ``[i]`` (``[2].body``); ``at``:
+        where the validated value sits (``(2,)`` for the third item of a list validated one item at a time)."""
+        details = [{"field": field_path((*at, *error["loc"])), "message": error["msg"]} for error in exc.errors()]
         first = details[0] if details else {"field": "", "message": "invalid input"}
         more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
         where = f"{first['field']}: " if first["field"] else ""

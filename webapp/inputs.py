@@ -9,6 +9,8 @@ from werkzeug.routing import IntegerConverter, ValidationError
 from webapp.errors import ValidationFailed
 from webapp.models.base import MAX_BIG_ID, MAX_ID
 
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+
 
 class IdConverter(IntegerConverter):
     """``<int:...>``: an id of an Integer key; a larger number is not found (404) instead of failing in SQL."""
@@ -37,8 +39,10 @@ class BigIdConverter(IdConverter):
 def refuse_nul() -> None:
     """422 for a NUL in any query or form value, field name or file name: no text column can store one
     (PostgreSQL refuses it), so it would otherwise fail deep in a view."""
-    files = [(name, file.filename) for name, file in request.files.items(multi=True)]
-    for name, value in [*request.args.items(multi=True), *request.form.items(multi=True), *files]:
+    values = list(request.args.items(multi=True))
+    if request.mimetype in FORM_TYPES:  # other bodies are the views' to read (the API streams some)
+        values += [*request.form.items(multi=True), *((n, f.filename) for n, f in request.files.items(multi=True))]
+    for name, value in values:
         if "\x00" in (name or "") or "\x00" in (value or ""):
             field = (name or "").replace("\x00", "")
             raise ValidationFailed(f"the field {field!r} contains a NUL character, which cannot be stored",

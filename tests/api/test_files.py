@@ -87,7 +87,8 @@ def test_csv_text_fields_are_taken_exactly_as_sent(api):
     ({}, "template", "a CSV file needs a prompt template"),
     ({"template": "{{ nope }}"}, "template", "the mapping has problems"),
     ({"template": "{{ review }}", "id_column": "missing"}, "id_column", "the mapping has problems"),
-    ({"template": "{{ review }}", "json_schema": "{bad"}, "json_schema", "the JSON schema is not valid JSON"),
+    ({"template": "{{ review }}", "json_schema": "{bad"}, "json_schema",
+     "the JSON schema is refused: not valid JSON"),
     ({"template": "{{ review }}", "json_schema": '{"type": "string"}'}, "json_schema", "the mapping has problems"),
 ])
 def test_csv_mapping_problems_are_422(api, fields, field, message):
@@ -190,3 +191,22 @@ def test_example_files_import_cleanly(api):
         report = upload(api, other["id"], fh.read(), filename="reviews.csv", expect=201, id_column="review_id",
                         template="Classify the sentiment of this review: {{ review }}").get_json()
     assert report["added"] >= 5 and report["problem_count"] == 0
+
+
+@pytest.mark.parametrize("field", ["skip_invalid", "template", "json_schema"])
+def test_form_fields_nested_past_the_limit_are_refused(api, field):
+    """flask-openapi3 reads every form field as JSON first: 1,000 levels crashed its parser."""
+    job = api.create_job()
+    fields = {"template": "{{ review }}", field: "[" * 1000 + "]" * 1000}
+    error = error_of(upload(api, job["id"], REVIEWS.encode(), "reviews.csv", 422, **fields))
+    assert error["details"] == [{"field": field, "message": "nested deeper than 64 levels, the most accepted"}]
+    assert api.get(f"/jobs/{job['id']}").get_json()["counts"]["total"] == 0
+
+
+def test_a_json_schema_nested_past_the_limit_is_a_field_error(api):
+    job = api.create_job()
+    schema = '{"type": "object", "properties": {"a": ' + "[" * 300 + "]" * 300 + "}}"
+    error = error_of(upload(api, job["id"], REVIEWS.encode(), "reviews.csv", 422, template="{{ review }}",
+                            json_schema=schema))
+    assert error["details"][0]["field"] == "json_schema"
+    assert api.get(f"/jobs/{job['id']}").get_json()["counts"]["total"] == 0

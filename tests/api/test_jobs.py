@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import json
+import tracemalloc
+
 import pytest
 
 from tests.api.helpers import API, error_of
@@ -51,7 +55,9 @@ def test_invalid_fields_are_422_with_dotted_field_paths(api, body, field):
 
 
 def test_nested_field_errors_have_dotted_paths(api):
-    error = error_of(api.post("/jobs/1/requests", 422, json=[{"custom_id": "a", "body": {}}, {"custom_id": 5}]))
+    job = api.create_job()
+    error = error_of(api.post(f"/jobs/{job['id']}/requests", 422, json=[{"custom_id": "a", "body": {}},
+                                                                         {"custom_id": 5}]))
     fields = {d["field"] for d in error["details"]}
     assert {"[1].custom_id", "[1].body"} <= fields
 
@@ -75,6 +81,52 @@ def test_openai_provider_is_refused_without_an_api_key(api):
 def test_malformed_bodies_and_wrong_content_types(api, data, content_type, status, code):
     headers = {"Content-Type": content_type} if content_type else {}
     assert error_of(api.post("/jobs/", status, data=data, headers=headers))["code"] == code
+
+
+def deep_metadata(depth: int) -> str:
+    return '{"deep": ' + "[" * (depth - 1) + "1" + "]" * (depth - 1) + "}"
+
+
+@pytest.mark.parametrize("depth", [64, 500, 1000, 100_000])
+def test_json_bodies_nested_past_the_limit_are_refused_and_nothing_is_stored(api, depth):
+    """Metadata 500 levels deep was stored, then every answer showing the job failed; 1,000 levels crashed."""
+    body = f'{{"name": "deep", "model": "m", "metadata": {deep_metadata(depth)}}}'  # the body adds one level
+    error = error_of(api.post("/jobs/", 422, data=body, content_type="application/json"))
+    assert error["message"] == "the request body is refused: nested deeper than 64 levels, the most accepted"
+    assert api.get("/jobs/").get_json()["total"] == 0
+    job = api.create_job()
+    api.put(f"/jobs/{job['id']}", 422, data=body.replace('"name": "deep", "model": "m", ', ""),
+            content_type="application/json")
+    assert api.get(f"/jobs/{job['id']}").get_json()["metadata"] == {}
+
+
+def test_metadata_at_the_depth_limit_is_kept_and_shown(api):
+    body = f'{{"name": "deep", "model": "m", "metadata": {deep_metadata(63)}}}'  # 64 levels with the body
+    job = api.post("/jobs/", 201, data=body, content_type="application/json").get_json()
+    assert api.get(f"/jobs/{job['id']}").get_json()["metadata"] == json.loads(deep_metadata(63))
+
+
+def test_integers_past_64_bits_in_a_json_body_are_refused(api):
+    body = '{"name": "x", "model": "m", "metadata": {"id": 123456789012345678901234567890}}'
+    error = error_of(api.post("/jobs/", 422, data=body, content_type="application/json"))
+    assert "the integer 123456789012345678901234567890 does not fit in 64 bits" in error["message"]
+    assert api.get("/jobs/").get_json()["total"] == 0
+
+
+def test_a_job_body_is_refused_unread_past_one_megabyte(api):
+    """Only the requests array is read as a stream; a job's own fields are small, and a big body is not read."""
+    body = b'{"name": "x", "model": "m", "description": "' + b"x" * (20 * 1024 * 1024) + b'"}'
+    stream = io.BytesIO(body)
+    tracemalloc.start()
+    try:
+        response = api.post("/jobs/", 413, input_stream=stream, content_length=len(body),
+                            content_type="application/json")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert error_of(response)["code"] == "too_large"
+    assert peak < 4 * 1024 * 1024, f"a refused 20 MB body held {peak:,} bytes"
+    assert api.get("/jobs/").get_json()["total"] == 0
 
 
 def test_too_large_body_is_413(api, app):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.api.helpers import API, error_of
@@ -40,7 +42,8 @@ def test_custom_ids_already_in_the_job_are_refused(api):
     error = error_of(api.post(f"/jobs/{job['id']}/requests", 422,
                               json=[{"custom_id": "new", "body": chat_body("x")},
                                     {"custom_id": "req-1", "body": chat_body("y")}]))
-    assert error["details"] == [{"field": "[1]", "message": "duplicate_custom_id: 'req-1' is already in the job"}]
+    assert error["details"] == [{"field": "[1]",
+                                 "message": "duplicate_custom_id: custom_id 'req-1' is already in the job"}]
 
 
 @pytest.mark.parametrize("body, field", [
@@ -127,3 +130,93 @@ def test_events_are_cursor_paged(api):
     rest = api.get(first["next"].removeprefix(API)).get_json()
     assert [e["kind"] for e in rest["data"]] == ["updated"] and rest["next"] is None
     assert rest["data"][0]["message"] == "Updated name"
+
+
+# --- hostile bodies -----------------------------------------------------------------------------------
+
+
+def nested(depth: int, inner: str = "1") -> str:
+    return "[" * depth + inner + "]" * depth
+
+
+def post_raw(api, job_id: int, data: str | bytes, expect: int):
+    return api.post(f"/jobs/{job_id}/requests", expect, data=data, content_type="application/json")
+
+
+def stored_count(api, job_id: int) -> int:
+    return api.get(f"/jobs/{job_id}").get_json()["counts"]["total"]
+
+
+@pytest.mark.parametrize("depth, status", [(1000, 422), (300_000, 422)])
+def test_a_body_nested_past_the_limit_is_refused_naming_the_item(api, depth, status):
+    job = api.create_job()
+    ok = json.dumps({"custom_id": "ok", "body": chat_body("fine")})
+    error = error_of(post_raw(api, job["id"], f'[{ok}, {{"custom_id": "deep", "body": {nested(depth)}}}]', status))
+    reason = "nested deeper than 64 levels, the most accepted"
+    assert error["message"] == f"item [1] of the request body is refused: {reason}"
+    assert error["details"] == [{"field": "[1]", "message": reason}]
+    assert stored_count(api, job["id"]) == 0
+
+
+def test_request_bodies_orjson_could_not_write_are_refused_before_anything_is_stored(api):
+    job = api.create_job()
+    deep = {**chat_body("x"), "tree": json.loads(nested(300))}
+    error = error_of(api.post(f"/jobs/{job['id']}/requests", 422, json=[{"custom_id": "ok", "body": chat_body("x")},
+                                                                        {"custom_id": "deep", "body": deep}]))
+    assert error["details"][0]["field"] == "[1]"
+    assert stored_count(api, job["id"]) == 0
+
+
+def test_integers_past_64_bits_are_refused_not_rounded(api):
+    job = api.create_job()
+    items = (f'[{{"custom_id": "a", "body": {{"messages": [{{"role": "user", "content": "x"}}], "seed": 1}}}},'
+             f' {{"custom_id": "b", "body": {{"messages": [{{"role": "user", "content": "x"}}], '
+             f'"seed": 123456789012345678901234567890}}}}]')
+    error = error_of(post_raw(api, job["id"], items, 422))
+    assert error["details"][0]["field"] == "[1]"
+    assert error["details"][0]["message"].startswith("the integer 123456789012345678901234567890 does not fit in 64")
+    assert stored_count(api, job["id"]) == 0
+    exact = 2**63 - 1
+    api.post(f"/jobs/{job['id']}/requests", 201, json=[{"custom_id": "c", "body": {**chat_body("x"), "seed": exact}}])
+    assert api.get(f"/jobs/{job['id']}/requests").get_json()["data"][0]["body"]["seed"] == exact
+
+
+def test_an_item_larger_than_one_request_is_refused_as_it_arrives(api, app):
+    job = api.create_job()
+    saved = app.config["MAX_REQUEST_BYTES"]
+    app.config["MAX_REQUEST_BYTES"] = 4096
+    try:
+        error = error_of(api.post(f"/jobs/{job['id']}/requests", 422, json=[
+            {"custom_id": "small", "body": chat_body("x")}, {"custom_id": "big", "body": chat_body("x" * 5000)}]))
+    finally:
+        app.config["MAX_REQUEST_BYTES"] = saved
+    assert error["details"] == [{"field": "[1]", "message": "larger than 4,096 bytes, the most one request may be"}]
+    assert stored_count(api, job["id"]) == 0
+
+
+def test_more_items_than_one_call_takes_are_refused(api, monkeypatch):
+    from webapp.api import job_data
+
+    monkeypatch.setattr(job_data, "MAX_LINES_PER_CALL", 3)
+    job = api.create_job()
+    items = [{"custom_id": f"r{i}", "body": chat_body("x")} for i in range(5)]
+    error = error_of(api.post(f"/jobs/{job['id']}/requests", 422, json=items))
+    assert error["details"][0]["message"] == "at most 3 requests can be added at once; send the rest in another call"
+    assert stored_count(api, job["id"]) == 0
+
+
+@pytest.mark.parametrize("data, status, message", [
+    ("", 400, "the request body is not valid JSON: the body is empty"),
+    ('[{"custom_id": "a", "body": {}}', 400, "item [0] of the request body is not valid JSON: the body ends"),
+    ('[{"custom_id": "a", "body": {}},]', 400, "item [1] of the request body is not valid JSON: a value is missing"),
+    ('[{"custom_id": "a", "body": {}}] []', 400, "is not valid JSON: there is more after the array"),
+    ('[{"custom_id": "a", "body": {oops}}]', 400, "item [0] of the request body is not valid JSON: unexpected"),
+    ('[{"custom_id": "a", "body": {"n": NaN}}]', 400, "item [0] of the request body is not valid JSON"),
+    ('[{"custom_id": "a", "body": {"t": "\\ud800"}}]', 400, "item [0] of the request body is not valid JSON"),
+    ('{"custom_id": "a"}', 422, "the request body is refused: not a JSON array of requests"),
+    ("[]", 422, "no requests given"),
+])
+def test_malformed_arrays_are_refused_with_where(api, data, status, message):
+    job = api.create_job()
+    assert message in error_of(post_raw(api, job["id"], data, status))["message"]
+    assert stored_count(api, job["id"]) == 0

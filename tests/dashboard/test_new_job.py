@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -11,6 +12,7 @@ from sqlalchemy import select
 from tests.dashboard.conftest import REVIEWS, SETTINGS, chat_line, csv_file, field_error, hidden, job_count, jsonl_file
 from webapp.extensions import db
 from webapp.models import BatchJob, BatchRequest, JobStatus
+from webapp.services import csv_import
 
 TEMPLATE = "Classify this review: {{ Text }}"
 
@@ -283,3 +285,67 @@ def test_an_expired_upload_asks_for_the_file_again(browser, app_ctx):
     assert response.status_code == 422
     assert "expired" in field_error(response.text, "file")
     assert job_count() == 0
+
+
+# --- hostile files ------------------------------------------------------------------------------------
+
+
+def stored_uploads(app) -> set[str]:
+    """The files in the uploads folder (other tests leave theirs, kept for a second submit)."""
+    folder = Path(app.instance_path) / "uploads"
+    return {path.name for path in folder.iterdir()} if folder.exists() else set()
+
+
+def test_a_csv_is_inspected_once_per_upload(browser, app, app_ctx, monkeypatch):
+    """Every step read the whole file again: the mapping page, each live preview (one per keystroke), the create."""
+    calls, before = [], stored_uploads(app)
+    inspect = csv_import.inspect_csv
+    monkeypatch.setattr(csv_import, "inspect_csv", lambda path: calls.append(path) or inspect(path))
+    data = mapping_step(browser, id_column="Id")
+    for template in ("Classify: {{ Text }}", "Classify this: {{ Text }}"):
+        assert browser.post("/jobs/new/preview", {**data, "template": template}, htmx=True).status_code == 200
+    assert browser.post("/jobs/new", data).status_code == 302
+    assert len(calls) == 1
+    assert only_job().total_requests == 3
+    assert stored_uploads(app) == before  # neither the file nor what was kept beside it
+
+
+def test_a_csv_that_cannot_be_read_is_refused_and_not_kept(browser, app, app_ctx, config):
+    config(MAX_REQUEST_BYTES=1000)
+    before = stored_uploads(app)
+    content = csv_file([["r1", "short", "5"], ["r2", "x" * 2000, "4"]])
+    response = browser.new_job((content, "long.csv"))
+    assert response.status_code == 422
+    assert "cannot be read at line 3: a row is longer than 1,000 characters" in field_error(response.text, "file")
+    assert job_count() == 0 and stored_uploads(app) == before
+
+
+def test_an_unexpected_error_leaves_no_upload_behind(browser, app, app_ctx, monkeypatch):
+    def broken(path):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(csv_import, "inspect_csv", broken)
+    before = stored_uploads(app)
+    response = browser.new_job((csv_file(REVIEWS), "reviews.csv"))
+    assert response.status_code == 500
+    assert job_count() == 0 and stored_uploads(app) == before
+
+
+def test_a_json_schema_nested_past_the_limit_is_a_field_error(browser, app_ctx):
+    schema = '{"type": "object", "properties": {"a": ' + nested_list(300) + "}}"
+    response = browser.post("/jobs/new", mapping_step(browser, json_schema=schema))
+    assert response.status_code == 422
+    assert "nested deeper than 64 levels" in field_error(response.text, "json_schema")
+    assert job_count() == 0
+
+
+def test_a_jsonl_line_nested_past_the_limit_is_listed_and_nothing_stored(browser, app_ctx):
+    lines = [chat_line("ok", "fine"), '{"custom_id": "deep", "body": ' + nested_list(300) + "}"]
+    response = browser.new_job((jsonl_file(lines), "deep.jsonl"))
+    assert response.status_code == 422
+    assert "nested_too_deep" in response.text
+    assert job_count() == 0
+
+
+def nested_list(depth: int) -> str:
+    return "[" * depth + "]" * depth

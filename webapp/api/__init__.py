@@ -19,6 +19,8 @@ follow its progress and download the results.
   422 invalid fields (dotted `field` paths), 429 rate limited.
 * **Lists**: jobs are paged by `page`/`per_page`; requests, responses and events by cursor
   (`after` = the previous page's `next_after`, `limit` at most 500). Each list gives the `next` URL (null at the end).
+* **Limits**: JSON nests at most 64 levels and its integers fit in 64 bits (else 422, never rounded); adding
+  requests takes at most 100,000 items a call, each at most the server's `MAX_REQUEST_MB`.
 * **Costs** are decimal strings in US dollars with 8 places (`"0.01250000"`), never floats.
 * **Times** are ISO 8601 in UTC.
 """

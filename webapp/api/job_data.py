@@ -1,13 +1,17 @@
 """A job's data: its requests and responses (cursor-paged), its timeline, and the streamed results."""
 
 from flask import url_for
+from flask_openapi3.models import RequestBody
+from flask_openapi3.utils import parse_body
 
 from webapp.api import CONTENTS, bp
 from webapp.api.auth import current_actor, load_job
-from webapp.api.http import respond, stream
+from webapp.api.http import respond, stream, streamed_items, streams_json
 from webapp.api.schemas import (
+    MAX_LINES_PER_CALL,
     EventsQuery,
     JobPath,
+    RequestLine,
     RequestLines,
     RequestPath,
     RequestsQuery,
@@ -27,6 +31,7 @@ from webapp.api.serialisers import (
 )
 from webapp.errors import NotFound
 from webapp.services import exports, jobs, queries
+from webapp.services.requests import max_request_bytes
 
 NOT_FOUND = error_responses(404)
 RESULT_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv"}
@@ -38,16 +43,24 @@ def _next(endpoint: str, job_id: int, next_after: int | None, **params) -> str |
     return url_for(endpoint, job_id=job_id, after=next_after, **{k: v for k, v in params.items() if v is not None})
 
 
+REQUEST_LINES, REQUEST_LINE_SCHEMAS = parse_body(RequestLines)  # documented as a body, read as a stream
+bp.components_schemas.update(REQUEST_LINE_SCHEMAS)
+
+
 @bp.post("/jobs/<int:job_id>/requests", tags=[CONTENTS],
-         responses={201: AddedOut, **error_responses(400, 404, 409, 413, 415)})
-def add_requests(path: JobPath, body: RequestLines):
+         responses={201: AddedOut, **error_responses(400, 404, 409, 413, 415)},
+         openapi_extensions={"requestBody": RequestBody(content=REQUEST_LINES, required=True)})
+@streams_json
+def add_requests(path: JobPath):
     """Add requests to a draft job: all of them or, when one is invalid, none.
 
     Each item is `{custom_id, body}` or a full batch line with `method` and `url`. Invalid items are listed
-    in the error's details by position (`[3]`) with the reason.
+    in the error's details by position (`[3]`) with the reason. The body is read as it arrives: at most
+    100,000 items, each at most `MAX_REQUEST_MB` and nested at most 64 levels.
     """
     job = load_job(path.job_id)
-    added = jobs.add_requests(job, [item.line() for item in body.root], actor=current_actor())
+    items = streamed_items(RequestLine, max_items=MAX_LINES_PER_CALL, max_item_bytes=max_request_bytes())
+    added = jobs.add_requests(job, (item.line() for item in items), actor=current_actor())
     return respond(AddedOut(added=added, total_requests=job.total_requests), 201)
 
 

@@ -19,11 +19,12 @@ from pydantic_core import PydanticCustomError
 from werkzeug.datastructures import FileStorage
 
 from webapp.errors import ValidationFailed
+from webapp.json_input import unstorable
 from webapp.models import DEFAULT_ENDPOINT, ENDPOINTS, JobStatus, RequestStatus
 from webapp.models.base import MAX_BIG_ID, MAX_ID
 from webapp.services import csv_import
 from webapp.services.queries import MAX_PAGE, MAX_SEARCH
-from webapp.services.requests import MAX_CUSTOM_ID, unstorable
+from webapp.services.requests import MAX_CUSTOM_ID
 
 MAX_LIMIT = 500
 METADATA_MAX_BYTES = 16 * 1024
@@ -31,7 +32,8 @@ MAX_LINES_PER_CALL = 100_000
 
 
 def _storable(value: Any) -> Any:
-    """Refuse what PostgreSQL cannot store (NUL, lone surrogates, NaN) as a field error, not a server error."""
+    """Refuse what PostgreSQL cannot store (NUL, lone surrogates, NaN, integers past 64 bits) as a field error,
+    not a server error."""
     if problem := unstorable(value):
         raise PydanticCustomError("unstorable_value", problem)
     return value
@@ -146,7 +148,8 @@ class RequestLine(Body):
 
 
 class RequestLines(RootModel[Annotated[list[RequestLine], Field(min_length=1, max_length=MAX_LINES_PER_CALL)]]):
-    """Requests added together: all of them or, when one is invalid, none."""
+    """Requests added together: all of them or, when one is invalid, none. The view reads them one at a time as
+    the body streams in (``http.streamed_items``); this model documents the whole."""
 
 
 class JobPath(BaseModel):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from webapp.access import actor
 from webapp.dashboard import bp
 from webapp.dashboard.forms import NewJobForm
 from webapp.dashboard.htmx import page_or_fragment
-from webapp.errors import ValidationFailed
+from webapp.errors import AppError, ValidationFailed
 from webapp.extensions import db
 from webapp.models import BatchJob
 from webapp.services import csv_import, jobs, uploads
@@ -39,7 +41,7 @@ class Upload:
     @classmethod
     def load(cls, token: str, filename: str, fresh: bool = False) -> Upload:
         path = uploads.upload_path(token)
-        info = csv_import.inspect_csv(path) if path.suffix == ".csv" else None
+        info = csv_import.inspect_stored(path) if path.suffix == ".csv" else None
         return cls(token, filename or path.name, path, info, fresh)
 
 
@@ -49,18 +51,31 @@ def new_job():
     if not form.is_submitted():
         return render_new_job(form)
     form.validate()
-    upload = receive_upload(form)
-    if upload is None or has_errors(form) or (upload.info and upload.fresh):
-        return render_new_job(form, upload, status=422 if has_errors(form) else 200)
-    try:
-        job, report = create_job_from(form, upload)
-    except UploadRejected as exc:
-        return render_new_job(form, upload, report=exc.report, status=422)
-    except ValidationFailed as exc:
-        return render_new_job(form, upload, unclaimed=form.add_errors(exc, {"upload": "file"}), status=422)
+    with upload_dropped_on_crash(form):
+        upload = receive_upload(form)
+        if upload is None or has_errors(form) or (upload.info and upload.fresh):
+            return render_new_job(form, upload, status=422 if has_errors(form) else 200)
+        try:
+            job, report = create_job_from(form, upload)
+        except UploadRejected as exc:
+            return render_new_job(form, upload, report=exc.report, status=422)
+        except ValidationFailed as exc:
+            return render_new_job(form, upload, unclaimed=form.add_errors(exc, {"upload": "file"}), status=422)
     skipped = f"; skipped {report.skipped} invalid line(s)" if report.skipped else ""
     flash(f"Created the job with {report.added:,} request(s){skipped}. Check it, then submit it.", "success")
     return redirect(url_for(".show_job", job_id=job.id))
+
+
+@contextmanager
+def upload_dropped_on_crash(form: NewJobForm) -> Iterator[None]:
+    """An unexpected error (a 500) removes the stored upload: no page offers it again, so nothing would."""
+    try:
+        yield
+    except AppError:
+        raise  # answered with the form, which offers the upload again
+    except Exception:
+        uploads.discard_upload(form.upload.data or "")
+        raise
 
 
 @bp.post("/jobs/new/preview")
@@ -69,8 +84,9 @@ def preview_csv():
     form = NewJobForm()
     form.validate()
     try:
-        upload = Upload.load(form.upload.data, form.filename.data)
-        preview, problems = csv_preview(form, upload)
+        with upload_dropped_on_crash(form):
+            upload = Upload.load(form.upload.data, form.filename.data)
+            preview, problems = csv_preview(form, upload)
     except ValidationFailed as exc:  # the stored file has expired or become unreadable
         form.add_errors(exc, {"upload": "file"})
         upload, preview, problems = None, None, messages(exc)
@@ -139,7 +155,7 @@ def create_job_from(form: NewJobForm, upload: Upload) -> tuple[BatchJob, UploadR
     options = {"filename": upload.filename, "skip_invalid": form.skip_invalid.data, "actor": actor(current_user)}
     try:
         if mapping is not None:
-            report = csv_import.import_csv(job, upload.path, mapping, **options)
+            report = csv_import.import_csv(job, upload.path, mapping, info=upload.info, **options)
         else:
             with open(upload.path, "rb") as stream:
                 report = uploads.import_jsonl(job, stream, **options)

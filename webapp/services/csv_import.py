@@ -5,27 +5,32 @@ from __future__ import annotations
 import csv
 import json
 import re
+from collections import Counter
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Iterator
 
 import charset_normalizer
-from flask import current_app
 from jsonschema import SchemaError
 from jsonschema.validators import validator_for
 
+from webapp import json_input
 from webapp.errors import ValidationFailed
 from webapp.models import BatchJob
 from webapp.services import jobs as job_service
 from webapp.services import requests as request_lines
 from webapp.services.pricing import price_table
-from webapp.services.uploads import SNIFF_BYTES, UploadReport, check_text_file, store_file_rows
+from webapp.services.uploads import SNIFF_BYTES, UploadReport, check_text_file, kept_beside, store_file_rows
 
 PLACEHOLDER = re.compile(r"\{\{\s*(.*?)\s*\}\}")
 DELIMITERS = ",;\t|"
 PREVIEW_ROWS = 5
-csv.field_size_limit(64 * 1024 * 1024)
+# A prompt template rarely names more than a few columns; this many still covers any export of a database
+# table, and keeps the header, the preview and the column choices of the form small.
+MAX_COLUMNS = 1000
+# A cell is bounded by its row, whose length ``_reader`` checks as the lines are read.
+csv.field_size_limit(2**31 - 1)
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,17 @@ def inspect_csv(path: Path) -> CsvInfo:
     return CsvInfo(encoding, delimiter, columns, count, preview)
 
 
+def inspect_stored(path: Path) -> CsvInfo:
+    """``inspect_csv`` of a stored upload, done once: what it finds is kept beside the file for the later steps
+    (each would read the whole file again, and a live preview asks at every keystroke)."""
+    kept = kept_beside(path, "csv.json")
+    if kept.exists():
+        return CsvInfo(**json.loads(kept.read_text()))
+    info = inspect_csv(path)
+    kept.write_text(json.dumps(info.as_dict()))
+    return info
+
+
 def _delimiter(text: str) -> str:
     try:
         return csv.Sniffer().sniff(text[:16_384], delimiters=DELIMITERS).delimiter
@@ -121,10 +137,13 @@ def _delimiter(text: str) -> str:
 def _columns(header: list[str] | None) -> list[str]:
     if not header or not any(cell.strip() for cell in header):
         raise _fail("file", "the CSV file has no header row; the first row must name the columns")
+    if len(header) > MAX_COLUMNS:
+        raise _fail("file", f"the header row names {len(header):,} columns; at most {MAX_COLUMNS:,} are supported "
+                            "(remove the columns the prompt does not use)")
     columns = [cell.strip() for cell in header]
     if any(not name for name in columns):
         raise _fail("file", "a column in the header row has no name; every column needs one")
-    duplicates = sorted({name for name in columns if columns.count(name) > 1})
+    duplicates = sorted(name for name, count in Counter(columns).items() if count > 1)
     if duplicates:
         raise _fail("file", f"the header names these columns twice: {', '.join(duplicates)}")
     if _looks_like_data(columns):
@@ -139,17 +158,46 @@ def _looks_like_data(columns: list[str]) -> bool:
 
 
 class _reader:
-    """A csv.reader over the file, decoded as it is read, so a large CSV is never loaded whole."""
+    """A csv.reader over the file, decoded as it is read, so a large CSV is never loaded whole.
+
+    A row longer than the largest request is refused as its lines are read (csv would hold all of it, with a
+    cell for each delimiter), and any other reason csv gives not to read on is a ValidationFailed too.
+    """
 
     def __init__(self, path: Path, encoding: str, delimiter: str):
+        self.limit = request_lines.max_request_bytes()
+        self.size = 0  # of the row being read
         self.fh = open(path, encoding=encoding, newline="", errors="replace")
-        self.rows = csv.reader(self.fh, delimiter=delimiter)
+        self.rows = csv.reader(self._lines(), delimiter=delimiter)
 
     def __enter__(self) -> Iterator[list[str]]:
-        return self.rows
+        return self._checked_rows()
 
     def __exit__(self, *exc) -> None:
         self.fh.close()
+
+    def _lines(self) -> Iterator[str]:
+        while line := self.fh.readline(self.limit + 1):
+            self.size += len(line)
+            if self.size > self.limit:
+                raise self._unreadable(self.rows.line_num + 1, f"a row is longer than {self.limit:,} characters, "
+                                                               "the most one request may be (MAX_REQUEST_MB)")
+            yield line
+
+    def _checked_rows(self) -> Iterator[list[str]]:
+        while True:
+            try:
+                row = next(self.rows, None)
+            except csv.Error as exc:
+                raise self._unreadable(self.rows.line_num, str(exc)) from None
+            if row is None:
+                return
+            self.size = 0
+            yield row
+
+    @staticmethod
+    def _unreadable(line: int, reason: str) -> ValidationFailed:
+        return _fail("file", f"the CSV file cannot be read at line {line:,}: {reason}")
 
 
 def check_mapping(mapping: CsvMapping, columns: list[str]) -> list[dict]:
@@ -157,12 +205,13 @@ def check_mapping(mapping: CsvMapping, columns: list[str]) -> list[dict]:
     problems = []
     if not mapping.template.strip():
         problems.append({"field": "template", "message": "the prompt template is empty"})
+    known = set(columns)
     for field, text in (("template", mapping.template), ("system_prompt", mapping.system_prompt)):
-        unknown = [name for name in PLACEHOLDER.findall(text) if name not in columns]
+        unknown = [name for name in PLACEHOLDER.findall(text) if name not in known]
         if unknown:
             problems.append({"field": field, "message": f"no column named {', '.join(map(repr, unknown))}; "
                                                          f"the columns are {', '.join(columns)}"})
-    if mapping.id_column and mapping.id_column not in columns:
+    if mapping.id_column and mapping.id_column not in known:
         problems.append({"field": "id_column", "message": f"no column named {mapping.id_column!r}"})
     if mapping.json_schema is not None:
         problems += _schema_problems(mapping.json_schema)
@@ -170,13 +219,14 @@ def check_mapping(mapping: CsvMapping, columns: list[str]) -> list[dict]:
 
 
 def parse_schema(text: str) -> dict | None:
-    """The JSON schema typed in a form; None when blank. Raises ValidationFailed on bad JSON."""
+    """The JSON schema typed in a form; None when blank. Raises ValidationFailed on bad JSON, or JSON nested
+    deeper than json_input.MAX_DEPTH (which jsonschema would recurse into)."""
     if not text.strip():
         return None
     try:
-        schema = json.loads(text)
-    except ValueError as exc:
-        raise _fail("json_schema", f"the JSON schema is not valid JSON: {exc.msg} (line {exc.lineno})") from None
+        schema = json_input.loads(text)
+    except json_input.JsonRefused as exc:
+        raise _fail("json_schema", f"the JSON schema is refused: {exc.reason}") from None
     if not isinstance(schema, dict):
         raise _fail("json_schema", "the JSON schema must be a JSON object")
     return schema
@@ -231,7 +281,7 @@ def _rows(path: Path, info: CsvInfo) -> Iterator[tuple[int, list[str]]]:
 
 def _request_rows(job: BatchJob, path: Path, info: CsvInfo, mapping: CsvMapping,
                   report: UploadReport) -> Iterator[dict]:
-    validator = request_lines.RequestValidator(job, current_app.config["BATCH_MAX_BYTES"], track_repeats=False)
+    validator = request_lines.RequestValidator(job, request_lines.max_request_bytes())
     for number, cells in _rows(path, info):
         row = dict(zip(info.columns, cells + [""] * (len(info.columns) - len(cells))))
         custom_id = row.get(mapping.id_column, "").strip() if mapping.id_column else f"row-{number}"
@@ -269,10 +319,12 @@ def preview(job: BatchJob, path: Path, info: CsvInfo, mapping: CsvMapping, limit
 
 
 def import_csv(job: BatchJob, path: Path, mapping: CsvMapping, *, filename: str, skip_invalid: bool = False,
-               actor: str = "system") -> UploadReport:
-    """Render every row through the mapping and store the requests in the draft job (all or nothing)."""
+               actor: str = "system", info: CsvInfo | None = None) -> UploadReport:
+    """Render every row through the mapping and store the requests in the draft job (all or nothing).
+
+    ``info``: what ``inspect_csv`` found in the file, when a previous step has inspected it already."""
     job_service.require_draft(job, "add requests to")
-    info = inspect_csv(path)
+    info = info or inspect_csv(path)
     problems = check_mapping(mapping, info.columns)
     if problems:
         raise ValidationFailed("the mapping has problems", details=problems)

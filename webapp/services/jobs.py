@@ -37,7 +37,6 @@ from webapp.services.pricing import price_table
 log = logging.getLogger(__name__)
 SETTINGS = ("provider", "endpoint", "model", "max_tokens", "temperature", "max_retries")
 DETAILS = ("name", "description", "meta")
-MAX_ERRORS_REPORTED = 1000
 
 
 def get_job(job_id: int, *, owner_id: int | None = None) -> BatchJob:
@@ -90,41 +89,30 @@ def _check_settings(values: dict) -> None:
 
 
 def add_requests(job: BatchJob, items: Iterable[Any], *, actor: str = "system") -> int:
-    """Add request objects to a draft job, all or none: the first bad item raises with its index and reason."""
+    """Add request objects to a draft job, all or none: with a bad one, raises ValidationFailed naming each bad
+    item by its index (``[3]``) with the reason, and stores none.
+
+    Items are validated and written a chunk at a time as they come, so ``items`` may be a body still streaming in.
+    """
     require_draft(job, "add requests to")
-    validator = request_lines.RequestValidator(job, current_app.config["BATCH_MAX_BYTES"])
-    rows, problems = [], []
-    for index, item in enumerate(items):
-        try:
-            rows.append(validator.check(item, index + 1))
-        except request_lines.InvalidLine as exc:
-            problems.append({"field": f"[{index}]", "message": f"{exc.code}: {exc.message}"})
-            if len(problems) >= MAX_ERRORS_REPORTED:
-                break
-    problems += _duplicates_in_job(job, [row["custom_id"] for row in rows], lambda i: f"[{i}]")
-    if problems:
-        raise ValidationFailed(f"{len(problems)} request(s) are invalid; none was added", details=problems)
-    if not rows:
-        raise ValidationFailed("no requests given")
-    return store_rows(job, rows, actor=actor, what=f"{len(rows)} request(s)")
-
-
-def _duplicates_in_job(job: BatchJob, custom_ids: list[str], label) -> list[dict]:
-    if not job.total_requests:
-        return []
-    taken = request_lines.existing_custom_ids(job.id, custom_ids)
-    return [
-        {"field": label(i), "message": f"duplicate_custom_id: {cid!r} is already in the job"}
-        for i, cid in enumerate(custom_ids) if cid in taken
-    ]
-
-
-def store_rows(job: BatchJob, rows: Iterable[dict], *, actor: str, what: str) -> int:
-    """Insert validated rows, update the job's counters and timeline, commit; return how many were added."""
-    count, tokens = request_lines.insert_rows(rows)
-    note_requests_added(job, count, tokens, f"Added {what}", data={"count": count}, actor=actor)
+    report = request_lines.UploadReport()
+    validator = request_lines.RequestValidator(job, request_lines.max_request_bytes())
+    rows = request_lines.checked_rows(enumerate(items, 1), validator.check, report)
+    count, tokens = request_lines.insert_new(job, rows, report)
+    if report.problem_count or not count:
+        db.session.rollback()
+        raise _refused(report)
+    note_requests_added(job, count, tokens, f"Added {count} request(s)", data={"count": count}, actor=actor)
     db.session.commit()
     return count
+
+
+def _refused(report: request_lines.UploadReport) -> ValidationFailed:
+    if not report.problem_count:
+        return ValidationFailed("no requests given", details=[{"field": "", "message": "send at least one request"}])
+    problems = sorted(report.problems, key=lambda problem: problem.line)
+    return ValidationFailed(f"{report.problem_count} request(s) are invalid; none was added", details=[
+        {"field": f"[{p.line - 1}]", "message": f"{p.code}: {p.message}"} for p in problems])
 
 
 def note_requests_added(job: BatchJob, count: int, tokens: int, message: str, *, data: dict, actor: str) -> None:

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import orjson
-from sqlalchemy import select
+import psycopg
+from flask import current_app
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
-from webapp import bulk
-
+from webapp import bulk, json_input
 from webapp.extensions import db
 from webapp.models import BatchJob, RequestStatus, request_rows, request_states
 
 MAX_CUSTOM_ID = 255
+MAX_PROBLEMS_LISTED = 1000
+# A chunk of rows also ends at this many bytes of requests: 10,000 requests of the largest size would not fit
+# in memory. Typical requests (under 1 KB) fill the 10,000 rows first.
+CHUNK_BYTES = 16 * 1024 * 1024
 # Which body field carries the input, per endpoint, and whether generation settings apply.
 INPUT_FIELDS = {
     "/v1/chat/completions": "messages",
@@ -46,6 +52,37 @@ class InvalidLine(Exception):
         self.code, self.message, self.custom_id = code, message, custom_id
 
 
+@dataclass
+class UploadReport:
+    """What happened to a set of request lines (a file, or the API's array): requests added, lines skipped,
+    and the problems found (the first 1,000 listed)."""
+
+    added: int = 0
+    skipped: int = 0
+    problem_count: int = 0
+    problems: list[LineProblem] = field(default_factory=list)
+
+    def note(self, problem: LineProblem) -> None:
+        self.problem_count += 1
+        if len(self.problems) < MAX_PROBLEMS_LISTED:
+            self.problems.append(problem)
+
+    def as_dict(self) -> dict:
+        return {"added": self.added, "skipped": self.skipped, "problem_count": self.problem_count,
+                "problems": [p.as_dict() for p in self.problems]}
+
+
+def max_request_bytes() -> int:
+    """The largest request accepted (a JSONL line, an API item, a request made from a CSV row): MAX_REQUEST_MB,
+    and never more than one provider input file holds."""
+    return min(current_app.config["MAX_REQUEST_BYTES"], current_app.config["BATCH_MAX_BYTES"])
+
+
+def too_large(max_bytes: int) -> str:
+    return (f"larger than {max_bytes / 1024 / 1024:g} MB ({max_bytes:,} bytes), the most one request may be "
+            "(MAX_REQUEST_MB)")
+
+
 @dataclass(frozen=True)
 class JobSettings:
     """What validation reads of a job, copied once: an ORM attribute read per line adds up over a million."""
@@ -63,84 +100,67 @@ class JobSettings:
 
 @dataclass
 class RequestValidator:
-    """Checks request lines for one job: shape, endpoint, model, duplicates (within the input and the job)."""
+    """Checks request lines for one job: shape, endpoint, model, size. Repeated custom_ids are left to the
+    database's unique constraint (``insert_new``), so that memory does not grow with the input."""
 
     job: BatchJob
-    max_line_bytes: int
-    # Repeated custom_ids among the checked requests; off for files, whose repeats the database's unique
-    # constraint finds (``uploads.store_file_rows``) so that memory does not grow with the file.
-    track_repeats: bool = True
-    seen: set[str] = field(default_factory=set)
+    max_request_bytes: int
 
     def __post_init__(self) -> None:
         self.settings = JobSettings.of(self.job)
 
-    def check_text(self, text: str, line: int) -> dict:
-        """Validate one JSONL line; return the row to insert or raise InvalidLine."""
-        if len(text) * 4 > self.max_line_bytes and len(text.encode("utf-8")) > self.max_line_bytes:
-            raise InvalidLine("line_too_large", f"line is larger than the {self.max_line_bytes:,}-byte file limit")
+    def check_text(self, text: str | bytes, line: int) -> dict:
+        """Validate one JSONL line (its length was checked as it was read); return the row or raise InvalidLine."""
         try:
-            obj = orjson.loads(text)
-        except ValueError as exc:
-            raise InvalidLine("invalid_json_line", f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+            obj = json_input.loads(text)
+        except json_input.JsonRefused as exc:
+            raise InvalidLine(LINE_CODES.get(exc.code, exc.code), exc.reason) from None
         # orjson refuses NaN, infinities and lone surrogates, so of what PostgreSQL cannot store only an
         # escaped NUL can come through, and only a line that spells one out needs the full walk.
-        return self.check(obj, line, trusted="\\u0000" not in text)
+        return self.check(obj, line, trusted=ESCAPED_NUL[type(text)] not in text, size=len(text))
 
-    def check(self, obj: Any, line: int, trusted: bool = False) -> dict:
+    def check(self, obj: Any, line: int, trusted: bool = False, size: int | None = None) -> dict:
         """Validate a parsed request (a batch line, or ``{custom_id, body}``); return the row to insert.
 
-        ``trusted``: ``obj`` is known to hold only storable values (see ``unstorable``)."""
+        ``trusted``: ``obj`` is known to hold only storable values (see ``json_input.unstorable``). ``size``: its
+        length as text, when known; else the body is measured as it will be stored.
+        """
         if not isinstance(obj, dict):
             raise InvalidLine("invalid_request", "each line must be a JSON object")
-        if not trusted and (problem := unstorable(obj)):
+        if not trusted and (problem := json_input.unstorable(obj)):
             raise InvalidLine("unstorable_value", problem)
         custom_id = _custom_id(obj)
         settings = self.settings
         try:
             _check_envelope(obj, settings.endpoint)
             body = normalised_body(obj.get("body"), settings)
+            size = _stored_size(body) if size is None else size
         except InvalidLine as exc:
             exc.custom_id = custom_id
             raise
-        if self.track_repeats:
-            if custom_id in self.seen:
-                raise InvalidLine("duplicate_custom_id", repeated(custom_id), custom_id)
-            self.seen.add(custom_id)
+        if size > self.max_request_bytes:
+            raise InvalidLine("request_too_large", f"the request is {too_large(self.max_request_bytes)}", custom_id)
         return {
-            "job_id": settings.id, "custom_id": custom_id, "body": body,
-            "source_line": line, "estimated_tokens": estimate_prompt_tokens(body, settings.endpoint),
+            "job_id": settings.id, "custom_id": custom_id, "body": body, "source_line": line, "size": size,
+            "estimated_tokens": estimate_prompt_tokens(body, settings.endpoint),
         }
+
+
+ESCAPED_NUL = {str: "\\u0000", bytes: b"\\u0000"}
+# Problem codes of a refused JSON line, as the provider names them where it has a name.
+LINE_CODES = {"invalid_json": "invalid_json_line", "too_deep": "nested_too_deep"}
+
+
+def _stored_size(body: dict) -> int:
+    """The body's size as orjson writes it for the database, which also proves that it can be written."""
+    try:
+        return len(orjson.dumps(body))
+    except TypeError as exc:  # nested past orjson's 254 levels, or an object that is not JSON
+        raise InvalidLine("unstorable_value", f"the body cannot be stored as JSON ({exc})") from None
 
 
 def repeated(custom_id: str) -> str:
     return f"custom_id {custom_id!r} appears more than once"
-
-
-def unstorable(value: Any) -> str | None:
-    """Why ``value`` cannot be stored as PostgreSQL JSON or text, or None when it can.
-
-    PostgreSQL refuses the NUL character, lone surrogates, NaN and infinities; left to the database
-    they fail the whole insert, so they are reported as problems of the line instead.
-    """
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return "text must not contain the NUL character (\\u0000)"
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                return "text must be valid Unicode (it holds a lone surrogate such as \\ud800)"
-        elif isinstance(item, float) and not math.isfinite(item):
-            return "numbers must be finite (NaN and Infinity are not JSON)"
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return None
 
 
 def _custom_id(obj: dict) -> str:
@@ -246,6 +266,63 @@ def _text_chars(value: Any) -> int:
         elif isinstance(item, list):
             total += _text_chars(item)
     return total
+
+
+def checked_rows(items: Iterable[tuple[int, Any]], check: Callable[[Any, int], dict],
+                 report: UploadReport) -> Iterator[dict]:
+    """The rows ``check`` makes of numbered items; each item it refuses is noted in ``report`` instead."""
+    for number, item in items:
+        try:
+            yield check(item, number)
+        except InvalidLine as exc:
+            report.note(LineProblem(number, exc.code, exc.message, exc.custom_id))
+
+
+def insert_new(job: BatchJob, rows: Iterable[dict], report: UploadReport) -> tuple[int, int]:
+    """Insert the rows, a chunk at a time (no commit, but a rollback when reading them fails); return (count,
+    estimated tokens) of those stored.
+
+    A custom_id repeated in the rows or already in the job is caught by the database's unique constraint
+    rather than a set of every custom_id seen (which grows with the input): a chunk that hits it is rolled
+    back to its savepoint and written again without the repeats, each noted in ``report`` on its own line.
+    """
+    before = db.session.scalar(select(func.max(request_rows.c.id)).where(request_rows.c.job_id == job.id)) or 0
+    count = tokens = 0
+    try:
+        with bulk.gc_paused():  # parsing the next chunk is part of the bulk write
+            for chunk in bulk.chunks(rows, bulk.COPY_CHUNK, weight=_row_size, max_weight=CHUNK_BYTES):
+                try:
+                    with db.session.begin_nested():
+                        added, estimated = insert_rows(chunk)
+                except (IntegrityError, psycopg.IntegrityError):
+                    added, estimated = insert_rows(_without_repeats(job, chunk, before, report))
+                count, tokens = count + added, tokens + estimated
+                chunk.clear()  # before the next chunk is read, not after
+    except BaseException:  # the input refused half way (a streamed body over a limit): no chunk of it stays
+        db.session.rollback()
+        raise
+    return count, tokens
+
+
+def _row_size(row: dict) -> int:
+    return row["size"]
+
+
+def _without_repeats(job: BatchJob, chunk: list[dict], before: int, report: UploadReport) -> Iterator[dict]:
+    """The chunk's rows whose custom_id is new; ``before`` is the job's last request id before this input."""
+    stored = existing_custom_ids(job.id, [row["custom_id"] for row in chunk])
+    kept: set[str] = set()
+    for row in chunk:
+        custom_id = row["custom_id"]
+        if custom_id in kept or stored.get(custom_id, 0) > before:
+            message = repeated(custom_id)
+        elif custom_id in stored:
+            message = f"custom_id {custom_id!r} is already in the job"
+        else:
+            kept.add(custom_id)
+            yield row
+            continue
+        report.note(LineProblem(row["source_line"], "duplicate_custom_id", message, custom_id))
 
 
 def existing_custom_ids(job_id: int, custom_ids: list[str]) -> dict[str, int]:

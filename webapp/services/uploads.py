@@ -5,26 +5,23 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import IO, Iterator
 
-import psycopg
 from flask import current_app
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 
-from webapp import bulk
 from webapp.errors import ValidationFailed
 from webapp.extensions import db
-from webapp.models import BatchJob, request_rows
+from webapp.models import BatchJob
 from webapp.services import jobs as job_service
 from webapp.services import requests as request_lines
+from webapp.services.requests import UploadReport
 
-MAX_PROBLEMS_LISTED = 1000
 UPLOAD_TTL_SECONDS = 24 * 3600
 TOKEN_RE = re.compile(r"^[a-f0-9]{32}$")
 SNIFF_BYTES = 64 * 1024
+READ_SIZE = 1024 * 1024
 
 
 class UploadRejected(ValidationFailed):
@@ -37,25 +34,6 @@ class UploadRejected(ValidationFailed):
             details=[{"field": f"line {p['line']}", "message": f"{p['code']}: {p['message']}"} for p in shown],
         )
         self.report = report
-
-
-@dataclass
-class UploadReport:
-    """What happened to a file: requests added, lines skipped, and the problems found (first 1,000)."""
-
-    added: int = 0
-    skipped: int = 0
-    problem_count: int = 0
-    problems: list[request_lines.LineProblem] = field(default_factory=list)
-
-    def note(self, problem: request_lines.LineProblem) -> None:
-        self.problem_count += 1
-        if len(self.problems) < MAX_PROBLEMS_LISTED:
-            self.problems.append(problem)
-
-    def as_dict(self) -> dict:
-        return {"added": self.added, "skipped": self.skipped, "problem_count": self.problem_count,
-                "problems": [p.as_dict() for p in self.problems]}
 
 
 def check_text_file(head: bytes) -> None:
@@ -75,11 +53,13 @@ def import_jsonl(job: BatchJob, stream: IO[bytes], *, filename: str = "requests.
     The file is read as a stream and written in chunks, never held in memory.
     """
     job_service.require_draft(job, "add requests to")
-    head = stream.read(SNIFF_BYTES)
-    check_text_file(head)
+    start = stream.tell()
+    check_text_file(stream.read(SNIFF_BYTES))
+    stream.seek(start)
     report = UploadReport()
-    validator = request_lines.RequestValidator(job, current_app.config["BATCH_MAX_BYTES"], track_repeats=False)
-    rows = _valid_jsonl_rows(_lines(head, stream), validator, report)
+    limit = request_lines.max_request_bytes()
+    validator = request_lines.RequestValidator(job, limit)
+    rows = request_lines.checked_rows(_lines(stream, limit), partial(_check_line, validator), report)
     return store_file_rows(job, rows, report, source={"format": "jsonl", "filename": filename},
                            skip_invalid=skip_invalid, actor=actor, nothing="the file holds no requests")
 
@@ -88,7 +68,7 @@ def store_file_rows(job: BatchJob, rows: Iterator[dict], report: UploadReport, *
                     actor: str, nothing: str) -> UploadReport:
     """Insert a file's valid rows (those new to the job) and commit, or roll back when the file is refused:
     for a bad row unless ``skip_invalid``, or when no row is left (``nothing`` says why)."""
-    count, tokens = _insert_new(job, rows, report)
+    count, tokens = request_lines.insert_new(job, rows, report)
     report.problems.sort(key=lambda problem: problem.line)  # repeats are found a chunk after the other problems
     if report.problem_count and not skip_invalid:
         db.session.rollback()
@@ -102,82 +82,44 @@ def store_file_rows(job: BatchJob, rows: Iterator[dict], report: UploadReport, *
     return report
 
 
-def _lines(head: bytes, stream: IO[bytes]) -> Iterator[tuple[int, str]]:
-    """(line number, text) for each non-blank line; undecodable lines come through as None text."""
-    buffer = head
+def _lines(stream: IO[bytes], limit: int) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, bytes) of each non-blank line, without its line end; None for a line over ``limit`` bytes,
+    read past in pieces rather than kept (``readline`` takes linear time however long the line)."""
     number = 0
-    while True:
-        chunk = stream.read(1024 * 1024)
-        buffer += chunk
-        *complete, buffer = buffer.split(b"\n")
-        for raw in complete:
-            number += 1
-            yield from _decoded(number, raw)
-        if not chunk:
-            break
-    if buffer:
+    while raw := stream.readline(limit + 2):  # the line, its "\r\n", or one byte more: it goes on
         number += 1
-        yield from _decoded(number, buffer)
-
-
-def _decoded(number: int, raw: bytes) -> Iterator[tuple[int, str | None]]:
-    raw = raw.rstrip(b"\r")
-    if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
-    if not raw.strip():
-        return
-    try:
-        yield number, raw.decode("utf-8")
-    except UnicodeDecodeError:
-        yield number, None
-
-
-def _valid_jsonl_rows(lines, validator, report: UploadReport) -> Iterator[dict]:
-    for number, text in lines:
-        try:
-            if text is None:
-                raise request_lines.InvalidLine("invalid_encoding", "the line is not valid UTF-8")
-            yield validator.check_text(text, number)
-        except request_lines.InvalidLine as exc:
-            report.note(request_lines.LineProblem(number, exc.code, exc.message, exc.custom_id))
-
-
-def _insert_new(job: BatchJob, rows: Iterator[dict], report: UploadReport) -> tuple[int, int]:
-    """Insert the rows, a chunk at a time; return (count, estimated tokens) of those stored.
-
-    A custom_id repeated in the file or already in the job is caught by the database's unique constraint
-    rather than a set of every custom_id seen (which grows with the file): a chunk that hits it is rolled
-    back to its savepoint and written again without the repeats, each reported on its own line.
-    """
-    before = db.session.scalar(select(func.max(request_rows.c.id)).where(request_rows.c.job_id == job.id)) or 0
-    count = tokens = 0
-    with bulk.gc_paused():  # parsing the next chunk is part of the bulk write
-        for chunk in bulk.chunks(rows, bulk.COPY_CHUNK):
-            try:
-                with db.session.begin_nested():
-                    added, estimated = request_lines.insert_rows(chunk)
-            except (IntegrityError, psycopg.IntegrityError):
-                added, estimated = request_lines.insert_rows(_without_repeats(job, chunk, before, report))
-            count, tokens = count + added, tokens + estimated
-            chunk.clear()  # before the next chunk is read, not after
-    return count, tokens
-
-
-def _without_repeats(job: BatchJob, chunk: list[dict], before: int, report: UploadReport) -> Iterator[dict]:
-    """The chunk's rows whose custom_id is new; ``before`` is the job's last request id before this file."""
-    stored = request_lines.existing_custom_ids(job.id, [row["custom_id"] for row in chunk])
-    kept: set[str] = set()
-    for row in chunk:
-        custom_id = row["custom_id"]
-        if custom_id in kept or stored.get(custom_id, 0) > before:
-            message = request_lines.repeated(custom_id)
-        elif custom_id in stored:
-            message = f"custom_id {custom_id!r} is already in the job"
-        else:
-            kept.add(custom_id)
-            yield row
+        whole = raw.endswith(b"\n") or len(raw) < limit + 2
+        raw = raw.rstrip(b"\r\n")
+        if not whole or len(raw) > limit:
+            while not whole and (rest := stream.readline(READ_SIZE)):
+                whole = rest.endswith(b"\n")
+            yield number, None
             continue
-        report.note(request_lines.LineProblem(row["source_line"], "duplicate_custom_id", message, custom_id))
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        if raw.strip():
+            yield number, raw
+
+
+def _check_line(validator: request_lines.RequestValidator, raw: bytes | None, number: int) -> dict:
+    """Validate one JSONL line as read by ``_lines``: its length, its encoding, then the request it holds."""
+    if raw is None:
+        raise request_lines.InvalidLine(
+            "line_too_large", f"the line is {request_lines.too_large(validator.max_request_bytes)}")
+    try:
+        return validator.check_text(raw, number)  # orjson checks the UTF-8 as it parses
+    except request_lines.InvalidLine as exc:
+        if exc.code == "invalid_json_line" and not _is_utf8(raw):
+            raise request_lines.InvalidLine("invalid_encoding", "the line is not valid UTF-8") from None
+        raise
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def record_added(job: BatchJob, count: int, tokens: int, filename: str, report: UploadReport, actor: str) -> None:
@@ -201,9 +143,14 @@ def save_upload(stream: IO[bytes], suffix: str) -> str:
     """Store an uploaded file for a later step; return its token. Old uploads are removed on the way."""
     _remove_stale_uploads()
     token = secrets.token_hex(16)
-    with open(uploads_dir() / f"{token}{suffix}", "wb") as out:
-        while chunk := stream.read(1024 * 1024):
-            out.write(chunk)
+    path = uploads_dir() / f"{token}{suffix}"
+    try:
+        with open(path, "wb") as out:
+            while chunk := stream.read(READ_SIZE):
+                out.write(chunk)
+    except BaseException:  # a client gone or a full disk: nothing half-written stays
+        path.unlink(missing_ok=True)
+        raise
     return token
 
 
@@ -217,10 +164,15 @@ def upload_path(token: str) -> Path:
 
 
 def discard_upload(token: str) -> None:
-    try:
-        upload_path(token).unlink(missing_ok=True)
-    except ValidationFailed:
-        pass
+    """Remove a stored upload and what was kept beside it (``kept_beside``)."""
+    if TOKEN_RE.match(token or ""):
+        for path in uploads_dir().glob(f"{token}*"):
+            path.unlink(missing_ok=True)
+
+
+def kept_beside(path: Path, name: str) -> Path:
+    """Where a later step keeps what it found in the upload at ``path`` (removed with it, never taken for it)."""
+    return path.with_name(f"{path.stem}-{name}")
 
 
 def _remove_stale_uploads() -> None:
