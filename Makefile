@@ -8,7 +8,7 @@ FLASK := $(BIN)/flask --app "webapp:create_app_or_exit()"
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test install install-dev migrate worker scheduler sync bench clean
+.PHONY: run test test-fast lint install install-dev migrate worker scheduler sync bench clean
 
 # On another port (make run PORT=8080) the built-in simulator follows, unless SIMULATOR_BASE_URL says otherwise.
 run: install migrate
@@ -23,6 +23,16 @@ test: install-dev
 	@test -x $(CHROMIUM) || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
 		|| echo "make test: $(CHROMIUM) is missing and could not be installed; the browser tests will be skipped"
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The suite without its slow tests (browser, end to end, memory, fuzzing, fault storms): for the edit-test loop.
+test-fast: install-dev
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# ruff's lint rules and formatting (pyproject.toml), and mypy on webapp/ and simulator/; CI runs it before the tests.
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev

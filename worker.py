@@ -19,14 +19,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", nargs="?", choices=("worker", "scheduler"), default="worker")
     parser.add_argument("--burst", action="store_true", help="worker: exit once the queue is empty")
     parser.add_argument("--name", help="worker: a unique name (default: host and pid)")
-    parser.add_argument("-i", "--interval", type=float, default=5.0,
-                        help="scheduler: seconds between checks for due jobs (default 5)")
+    parser.add_argument(
+        "-i", "--interval", type=float, default=5.0, help="scheduler: seconds between checks for due jobs (default 5)"
+    )
     args = parser.parse_args(argv)
 
     app = create_app_or_exit()
     if queue.is_embedded(app):
-        print("worker.py needs REDIS_URL (e.g. redis://127.0.0.1:6379/0); without it the web process "
-              "runs its own embedded worker and scheduler", file=sys.stderr)
+        print(
+            "worker.py needs REDIS_URL (e.g. redis://127.0.0.1:6379/0); without it the web process "
+            "runs its own embedded worker and scheduler",
+            file=sys.stderr,
+        )
         return 2
     if args.command == "scheduler":
         return run_scheduler(app, args.interval)

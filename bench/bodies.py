@@ -32,11 +32,13 @@ def items(count: int, size: int) -> Iterator[bytes]:
     """The JSON array of ``count`` chat requests of about ``size`` bytes each, a piece at a time."""
     yield b"["
     for i in range(count):
-        head = json.dumps({"custom_id": f"r{i}", "body": {"model": "gpt-4o-mini", "messages": [
-            {"role": "user", "content": ""}]}}).encode()
+        head = json.dumps(
+            {"custom_id": f"r{i}", "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": ""}]}}
+        ).encode()
         text = b"Review %d: " % i + b"the battery lasts long but the screen is dim " * (size // 45)
-        yield (b"," if i else b"") + head.replace(b'"content": ""', b'"content": "' + text[:max(0, size - len(head))]
-                                                  + b'"')
+        yield (b"," if i else b"") + head.replace(
+            b'"content": ""', b'"content": "' + text[: max(0, size - len(head))] + b'"'
+        )
     yield b"]"
 
 
@@ -61,13 +63,14 @@ def cases() -> list[tuple[str, str, Callable[[], Iterator[bytes]]]]:
     big_item = b'[{"custom_id": "big", "body": {"messages": [{"role": "user", "content": "' + b"x" * (BODY_BYTES - 200)
     return [
         ("100,000 requests of 2.7 KB (accepted)", "/api/v1/jobs/{job}/requests", lambda: items(100_000, 2_680)),
-        ("1,000,000 requests of 266 B (refused: count)", "/api/v1/jobs/{job}/requests",
-         lambda: items(1_000_000, 266)),
-        ("one request of 256 MB (refused: size)", "/api/v1/jobs/{job}/requests",
-         lambda: iter([big_item, b'"}]}}]'])),
+        ("1,000,000 requests of 266 B (refused: count)", "/api/v1/jobs/{job}/requests", lambda: items(1_000_000, 266)),
+        ("one request of 256 MB (refused: size)", "/api/v1/jobs/{job}/requests", lambda: iter([big_item, b'"}]}}]'])),
         ("256 MB of '[' (refused: depth)", "/api/v1/jobs/{job}/requests", lambda: repeated(b"[" * MB, BODY_BYTES)),
-        ("256 MB job fields (refused: 413)", "/api/v1/jobs/",
-         lambda: iter([b'{"name": "x", "model": "m", "description": "', b"x" * (BODY_BYTES - 60), b'"}'])),
+        (
+            "256 MB job fields (refused: 413)",
+            "/api/v1/jobs/",
+            lambda: iter([b'{"name": "x", "model": "m", "description": "', b"x" * (BODY_BYTES - 60), b'"}']),
+        ),
     ]
 
 
@@ -78,8 +81,10 @@ def post(host: str, port: int, path: str, token: str, pieces: Iterator[bytes]) -
     length = sum(map(len, body))
     started = time.perf_counter()
     with socket.create_connection((host, port), timeout=600) as sock:
-        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
-                     f"Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n".encode())
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n".encode()
+        )
         sent = 0
         try:
             for piece in body:
@@ -119,8 +124,11 @@ def _field(status: str, name: str) -> int:
 
 def memory(url: str) -> None:
     token = setup_token(url)
-    env = {**server_environment(url, os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12"), 1),
-           "WEB_THREADS": "1", "LOG_LEVEL": "WARNING"}
+    env = {
+        **server_environment(url, os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12"), 1),
+        "WEB_THREADS": "1",
+        "LOG_LEVEL": "WARNING",
+    }
     print("| body (256 MB unless said) | status | seconds | peak RSS of the web process |")
     print("|---|---:|---:|---:|")
     with gunicorn(env) as (host, port):
@@ -135,8 +143,12 @@ def memory(url: str) -> None:
 
 def new_job(host: str, port: int, token: str) -> int:
     conn = http.client.HTTPConnection(host, port, timeout=30)
-    conn.request("POST", "/api/v1/jobs/", body=b'{"name": "bench", "model": "gpt-4o-mini"}',
-                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    conn.request(
+        "POST",
+        "/api/v1/jobs/",
+        body=b'{"name": "bench", "model": "gpt-4o-mini"}',
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
     return json.loads(conn.getresponse().read())["id"]
 
 
@@ -162,8 +174,18 @@ def lines(url: str, repeats: int = 3) -> None:
         for sizes in ((2, 4, 8), (25, 50, 100)):
             previous = None
             for size in sizes:
-                line = json.dumps({"custom_id": "long", "body": {"model": "gpt-4o-mini", "messages": [
-                    {"role": "user", "content": "x" * (size * MB - 100)}]}}).encode() + b"\n"
+                line = (
+                    json.dumps(
+                        {
+                            "custom_id": "long",
+                            "body": {
+                                "model": "gpt-4o-mini",
+                                "messages": [{"role": "user", "content": "x" * (size * MB - 100)}],
+                            },
+                        }
+                    ).encode()
+                    + b"\n"
+                )
                 seconds, outcome = min(import_line(line, size) for _ in range(repeats))
                 ratio = f"{seconds / previous:.2f}" if previous else ""
                 print(f"| {size} MB | {outcome} | {seconds:.3f} | {ratio} |", flush=True)

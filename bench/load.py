@@ -52,9 +52,11 @@ def run_from_arguments(args, *, job_id: int, email: str, password: str, token: s
         print("\nload run skipped: wrk is not installed (Debian: apt-get install -y wrk; `make bench` does it as root)")
         return
     env = server_environment(args.database_url, args.redis_url, args.load_workers)
-    print(f"\nload run: gunicorn {env['WEB_CONCURRENCY']} workers x {env['WEB_THREADS']} threads (APP_ENV=production, "
-          f"JSON access log), wrk {args.load_clients} connections on 127.0.0.1, {args.load_seconds} s or "
-          f"{args.load_max_requests:,} requests per target")
+    print(
+        f"\nload run: gunicorn {env['WEB_CONCURRENCY']} workers x {env['WEB_THREADS']} threads (APP_ENV=production, "
+        f"JSON access log), wrk {args.load_clients} connections on 127.0.0.1, {args.load_seconds} s or "
+        f"{args.load_max_requests:,} requests per target"
+    )
     with gunicorn(env) as (host, port):
         cookie = sign_in(host, port, email, password)
         targets = [
@@ -68,11 +70,18 @@ def run_from_arguments(args, *, job_id: int, email: str, password: str, token: s
 
 def server_environment(database_url: str, redis_url: str, workers: int) -> dict[str, str]:
     return {
-        **os.environ, "APP_ENV": "production", "SECRET_KEY": secrets.token_urlsafe(32), "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url, "WEB_CONCURRENCY": str(workers), "WEB_THREADS": os.environ.get("WEB_THREADS", "4"),
+        **os.environ,
+        "APP_ENV": "production",
+        "SECRET_KEY": secrets.token_urlsafe(32),
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "WEB_CONCURRENCY": str(workers),
+        "WEB_THREADS": os.environ.get("WEB_THREADS", "4"),
         # The limits guard a real server; here 50 clients poll from one address with one token on purpose.
-        "API_RATE_LIMIT": "1000000 per minute", "LOGIN_RATE_LIMIT": "1000 per minute",
-        "LOG_LEVEL": "INFO", "LOG_FORMAT": "json",
+        "API_RATE_LIMIT": "1000000 per minute",
+        "LOGIN_RATE_LIMIT": "1000 per minute",
+        "LOG_LEVEL": "INFO",
+        "LOG_FORMAT": "json",
     }
 
 
@@ -94,12 +103,27 @@ def _die_with_parent() -> None:
 def gunicorn(env: dict[str, str]):
     """gunicorn with the project's gunicorn.conf.py on a free loopback port; stopped on exit, whatever happens."""
     host, port = "127.0.0.1", free_port()
-    command = [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--bind", f"{host}:{port}",
-               "webapp:create_app_or_exit()"]
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--config",
+        "gunicorn.conf.py",
+        "--bind",
+        f"{host}:{port}",
+        "webapp:create_app_or_exit()",
+    ]
     previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` runs on kill <pid> too
     with tempfile.TemporaryFile() as log:
-        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                  start_new_session=True, preexec_fn=_die_with_parent)
+        server = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
         try:
             wait_until_ready(server, host, port, log)
             yield host, port
@@ -158,8 +182,16 @@ def sign_in(host: str, port: int, email: str, password: str) -> str:
         raise SystemExit(f"GET /login answered {page.status} without a CSRF token")
     form = urlencode({"csrf_token": csrf.group(1).decode(), "email": email, "password": password})
     conn = http.client.HTTPConnection(host, port, timeout=10)
-    conn.request("POST", "/login", body=form.encode(), headers={
-        "User-Agent": USER_AGENT, "Cookie": session_cookie(page), "Content-Type": "application/x-www-form-urlencoded"})
+    conn.request(
+        "POST",
+        "/login",
+        body=form.encode(),
+        headers={
+            "User-Agent": USER_AGENT,
+            "Cookie": session_cookie(page),
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
     response = conn.getresponse()
     response.read()
     conn.close()
@@ -176,9 +208,21 @@ def session_cookie(response: http.client.HTTPResponse) -> str:
 
 
 def wrk(url: str, headers: dict[str, str], args) -> dict:
-    command = ["wrk", "--threads", str(WRK_THREADS), "--connections", str(args.load_clients),
-               "--duration", f"{args.load_seconds}s", "--timeout", "10s", "--script", str(WRK_SCRIPT),
-               "--header", f"User-Agent: {USER_AGENT}"]
+    command = [
+        "wrk",
+        "--threads",
+        str(WRK_THREADS),
+        "--connections",
+        str(args.load_clients),
+        "--duration",
+        f"{args.load_seconds}s",
+        "--timeout",
+        "10s",
+        "--script",
+        str(WRK_SCRIPT),
+        "--header",
+        f"User-Agent: {USER_AGENT}",
+    ]
     for name, value in headers.items():
         command += ["--header", f"{name}: {value}"]
     command += [url, "--", str(max(1, args.load_max_requests // WRK_THREADS))]
@@ -192,7 +236,9 @@ def wrk(url: str, headers: dict[str, str], args) -> dict:
 def print_result(target: Target, result: dict) -> None:
     rate = result["requests"] / (result["duration_us"] / 1e6)
     problems = result["unexpected_status"] + result["socket_errors"] + result["timeouts"]
-    print(f"  {target.label:30} {rate:8,.0f} req/s  p50 {result['p50_us'] / 1000:7.1f} ms  "
-          f"p95 {result['p95_us'] / 1000:7.1f} ms  p99 {result['p99_us'] / 1000:7.1f} ms  "
-          f"max {result['max_us'] / 1000:7.1f} ms  {result['requests']:,} requests, {problems} errors "
-          f"(status {result['unexpected_status']}, socket {result['socket_errors']}, timeouts {result['timeouts']})")
+    print(
+        f"  {target.label:30} {rate:8,.0f} req/s  p50 {result['p50_us'] / 1000:7.1f} ms  "
+        f"p95 {result['p95_us'] / 1000:7.1f} ms  p99 {result['p99_us'] / 1000:7.1f} ms  "
+        f"max {result['max_us'] / 1000:7.1f} ms  {result['requests']:,} requests, {problems} errors "
+        f"(status {result['unexpected_status']}, socket {result['socket_errors']}, timeouts {result['timeouts']})"
+    )

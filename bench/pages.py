@@ -134,9 +134,11 @@ def print_timing(timing: Timing) -> None:
     heaviest = max((s.ms for s in timing.statements), default=0.0)
     verdict = "MISSED" if timing.missed else "ok"
     count = f"  (only {len(timing.samples)} requests: time limit)" if len(timing.samples) < timing.wanted else ""
-    print(f"  {timing.page.label:30} p50 {timing.percentile(50):7.1f} ms  p95 {timing.percentile(95):7.1f} ms  "
-          f"max {max(timing.samples):7.1f} ms  {verdict:6}  {len(timing.statements):2} SQL {sql_ms:6.1f} ms "
-          f"(heaviest {heaviest:5.1f} ms)  {timing.page.path}{count}")
+    print(
+        f"  {timing.page.label:30} p50 {timing.percentile(50):7.1f} ms  p95 {timing.percentile(95):7.1f} ms  "
+        f"max {max(timing.samples):7.1f} ms  {verdict:6}  {len(timing.statements):2} SQL {sql_ms:6.1f} ms "
+        f"(heaviest {heaviest:5.1f} ms)  {timing.page.path}{count}"
+    )
 
 
 def one_line(sql: str) -> str:
@@ -207,10 +209,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--database-url", default=os.environ.get("BENCH_PAGES_DATABASE_URL", DEFAULT_URL))
     parser.add_argument("--requests", type=int, default=200, help="timed requests per page (default 200)")
     parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--page-seconds", type=float, default=40,
-                        help="stop timing a page after this long even if it has had fewer requests (default 40)")
-    parser.add_argument("--reuse-data", action="store_true",
-                        help="keep the database of an earlier run instead of re-creating and re-loading it")
+    parser.add_argument(
+        "--page-seconds",
+        type=float,
+        default=40,
+        help="stop timing a page after this long even if it has had fewer requests (default 40)",
+    )
+    parser.add_argument(
+        "--reuse-data",
+        action="store_true",
+        help="keep the database of an earlier run instead of re-creating and re-loading it",
+    )
     load.add_arguments(parser)
     return parser
 
@@ -218,16 +227,20 @@ def build_parser() -> argparse.ArgumentParser:
 def main() -> None:
     args = build_parser().parse_args()
     data = pages_data.DataSet()
-    print(f"\npage latency: database {make_url(args.database_url).render_as_string(hide_password=True)}, "
-          f"{data.jobs:,} jobs, big job {data.big_job_id} with {data.big_requests:,} requests")
+    print(
+        f"\npage latency: database {make_url(args.database_url).render_as_string(hide_password=True)}, "
+        f"{data.jobs:,} jobs, big job {data.big_job_id} with {data.big_requests:,} requests"
+    )
     if not args.reuse_data:
         reset_database(args.database_url)
     with tempfile.TemporaryDirectory(prefix="bench-pages-") as tmp:
         app = app_for(args.database_url, tmp)
         app.config["API_RATE_LIMIT"] = "1000000 per minute"  # 200 polls a page would trip the default limit
         session_id, token = prepare(app, data, args.reuse_data)
-        print(f"  Flask test client in-process, {args.requests} requests a page after {args.warmup} warm-up "
-              f"(target p95 < {TARGET_P95_MS:.0f} ms; SQL = statements and their time in one more request)")
+        print(
+            f"  Flask test client in-process, {args.requests} requests a page after {args.warmup} warm-up "
+            f"(target p95 < {TARGET_P95_MS:.0f} ms; SQL = statements and their time in one more request)"
+        )
         measure(app, data, session_id, token, args)
     load.run_from_arguments(args, job_id=data.big_job_id, email=EMAIL, password=PASSWORD, token=token)
 

@@ -210,8 +210,7 @@ FROM batch_jobs WHERE completed_at IS NOT NULL ORDER BY id;
 
 def load(engine: Engine, data: DataSet, owner_id: int) -> None:
     """Write the data set in one transaction, then VACUUM ANALYZE (as autovacuum would soon after)."""
-    params = {"big": data.big_job_id, "big_n": data.big_requests, "jobs": data.jobs, "chunk": CHUNK,
-              "owner": owner_id}
+    params = {"big": data.big_job_id, "big_n": data.big_requests, "jobs": data.jobs, "chunk": CHUNK, "owner": owner_id}
     with engine.begin() as conn:
         conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
         for script in (JOBS, BATCHES, REQUESTS, RESPONSES, COUNTERS, EVENTS):
@@ -224,9 +223,10 @@ def load(engine: Engine, data: DataSet, owner_id: int) -> None:
 def deep_cursor(engine: Engine, job_id: int, from_end: int = 100) -> int:
     """A request id ``from_end`` rows before the end of the job: the ``after`` of a page near its end."""
     with engine.connect() as conn:
-        return conn.execute(text(
-            "SELECT id FROM batch_requests WHERE job_id = :job ORDER BY id DESC OFFSET :n LIMIT 1"),
-            {"job": job_id, "n": from_end}).scalar_one()
+        return conn.execute(
+            text("SELECT id FROM batch_requests WHERE job_id = :job ORDER BY id DESC OFFSET :n LIMIT 1"),
+            {"job": job_id, "n": from_end},
+        ).scalar_one()
 
 
 def summary(engine: Engine) -> dict[str, int]:

@@ -24,16 +24,44 @@ from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/bench"
-WORDS = ("battery", "screen", "delivery", "refund", "quality", "support", "price", "excellent", "broken",
-         "slow", "fast", "love", "hate", "works", "again", "never", "always", "order", "package", "late")
+WORDS = (
+    "battery",
+    "screen",
+    "delivery",
+    "refund",
+    "quality",
+    "support",
+    "price",
+    "excellent",
+    "broken",
+    "slow",
+    "fast",
+    "love",
+    "hate",
+    "works",
+    "again",
+    "never",
+    "always",
+    "order",
+    "package",
+    "late",
+)
 
 
 def request_line(i: int, rng: random.Random) -> str:
     """About 630 bytes: a chat request with a system prompt and a review to classify."""
     review = " ".join(rng.choice(WORDS) for _ in range(50))
-    body = {"model": "gpt-4o-mini", "max_tokens": 50, "messages": [
-        {"role": "system", "content": "You label customer reviews as positive, negative or mixed. Answer with one word."},
-        {"role": "user", "content": f"Review #{i}: {review}"}]}
+    body = {
+        "model": "gpt-4o-mini",
+        "max_tokens": 50,
+        "messages": [
+            {
+                "role": "system",
+                "content": "You label customer reviews as positive, negative or mixed. Answer with one word.",
+            },
+            {"role": "user", "content": f"Review #{i}: {review}"},
+        ],
+    }
     return json.dumps({"custom_id": f"review-{i}", "method": "POST", "url": "/v1/chat/completions", "body": body})
 
 
@@ -53,8 +81,13 @@ def reset_database(url: str) -> None:
         conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
     admin.dispose()
     env = {**os.environ, "DATABASE_URL": url, "LOG_LEVEL": "WARNING", "LOG_FORMAT": "text", "SECRET_KEY": "bench"}
-    subprocess.run([sys.executable, "-m", "flask", "--app", "webapp:create_app_or_exit()", "db", "upgrade"],
-                   cwd=ROOT, env=env, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "webapp:create_app_or_exit()", "db", "upgrade"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
 
 
 def step_command(name: str, url: str, instance: str, **args) -> list[str]:
@@ -76,17 +109,27 @@ def parallel_ingest(url: str, instance: str, job_id: int, workdir: Path, workers
     workers sharing a job do); rows/s over the wall time of all, peak RSS of the largest."""
     step("reset_results", url, instance, job_id=job_id)
     started = time.perf_counter()
-    running = [subprocess.Popen(step_command("result_ingest", url, instance, job_id=job_id, workdir=workdir,
-                                             part=f"{k}/{workers}"), cwd=ROOT, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True) for k in range(workers)]
+    running = [
+        subprocess.Popen(
+            step_command("result_ingest", url, instance, job_id=job_id, workdir=workdir, part=f"{k}/{workers}"),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for k in range(workers)
+    ]
     results = []
     for process in running:
         out, err = process.communicate()
         if process.returncode:
             raise SystemExit(f"parallel result ingest failed:\n{err[-3000:]}")
         results.append(json.loads(out.strip().splitlines()[-1]))
-    return {"rows": sum(r["rows"] for r in results), "seconds": time.perf_counter() - started,
-            "peak_rss_mb": max(r["peak_rss_mb"] for r in results)}
+    return {
+        "rows": sum(r["rows"] for r in results),
+        "seconds": time.perf_counter() - started,
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in results),
+    }
 
 
 def rate(result: dict) -> float:
@@ -109,16 +152,25 @@ def run_size(size: int, url: str, workdir: Path) -> list[tuple]:
     again = step("raw_copy", url, instance, file=path)  # the machine's speed drifts: the baseline brackets the steps
     base = (rate(baseline) + rate(again)) / 2
     print(f"\n{size:,} requests ({file_bytes / size:.0f} bytes a line, {files['batches']} provider batches)")
-    print(f"  raw COPY baseline: {rate(baseline):,.0f} rows/s before the steps, {rate(again):,.0f} after them; "
-          f"ratios are to their mean")
-    measured = [("upload ingest (validate + COPY)", upload, "0.8"), ("provider input files (plan + write)", files, "0.6"),
-                ("result ingest (parse + store + settle)", results, "0.6"), ("CSV export", export, "100,000 rows/s")]
+    print(
+        f"  raw COPY baseline: {rate(baseline):,.0f} rows/s before the steps, {rate(again):,.0f} after them; "
+        f"ratios are to their mean"
+    )
+    measured = [
+        ("upload ingest (validate + COPY)", upload, "0.8"),
+        ("provider input files (plan + write)", files, "0.6"),
+        ("result ingest (parse + store + settle)", results, "0.6"),
+        ("CSV export", export, "100,000 rows/s"),
+    ]
     if parallel:
         measured.append(("result ingest, 2 workers side by side", parallel, None))
-    rows = [("raw COPY baseline (parse + COPY), mean", base, 1.0, None,
-             max(baseline["peak_rss_mb"], again["peak_rss_mb"]))]
-    rows += [(label, rate(result), None if result is export else rate(result) / base, target, result["peak_rss_mb"])
-             for label, result, target in measured]
+    rows = [
+        ("raw COPY baseline (parse + COPY), mean", base, 1.0, None, max(baseline["peak_rss_mb"], again["peak_rss_mb"]))
+    ]
+    rows += [
+        (label, rate(result), None if result is export else rate(result) / base, target, result["peak_rss_mb"])
+        for label, result, target in measured
+    ]
     for label, rows_per_second, ratio, target, rss in rows:
         ratio_text = f"{ratio:5.2f}x" if ratio is not None else "     "
         target_text = f" (target >= {target})" if target else ""
@@ -127,8 +179,9 @@ def run_size(size: int, url: str, workdir: Path) -> list[tuple]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     epilog="Other options go to bench.pages: see python -m bench.pages --help.")
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], epilog="Other options go to bench.pages: see python -m bench.pages --help."
+    )
     parser.add_argument("--sizes", default="200000,1000000")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL))
     parser.add_argument("--skip-pages", action="store_true", help="no page latency and load run (bench.pages)")
@@ -139,8 +192,10 @@ def main() -> None:
         build_parser().parse_args(pages_args)  # a mistyped option fails now, not after the throughput runs
     elif pages_args:
         parser.error(f"unrecognized arguments: {' '.join(pages_args)}")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"database {make_url(args.database_url).render_as_string(hide_password=True)}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"database {make_url(args.database_url).render_as_string(hide_password=True)}"
+    )
     for size in (int(s) for s in args.sizes.split(",")):
         reset_database(args.database_url)
         with tempfile.TemporaryDirectory(prefix="bench-") as tmp:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-
-import orjson
 import resource
 import sys
 import time
 from pathlib import Path
 
+import orjson
 from sqlalchemy import delete, update
 
 from webapp import bulk, create_app
@@ -20,11 +19,21 @@ from webapp.services import exports, ingest, jobs, ledger, planning, requests, u
 
 
 def app_for(database_url: str, instance: str):
-    return create_app({
-        "ENVIRON": {"LOG_LEVEL": "WARNING", "LOG_FORMAT": "text", "SECRET_KEY": "bench", "DATABASE_URL": database_url},
-        "INSTANCE_PATH": instance, "EMBEDDED_WORKERS": False, "TESTING": False,
-        "BATCH_MAX_BYTES": 1024 * 1024 * 1024, "ENQUEUED_TOKEN_LIMIT": 10**12,
-    })
+    return create_app(
+        {
+            "ENVIRON": {
+                "LOG_LEVEL": "WARNING",
+                "LOG_FORMAT": "text",
+                "SECRET_KEY": "bench",
+                "DATABASE_URL": database_url,
+            },
+            "INSTANCE_PATH": instance,
+            "EMBEDDED_WORKERS": False,
+            "TESTING": False,
+            "BATCH_MAX_BYTES": 1024 * 1024 * 1024,
+            "ENQUEUED_TOKEN_LIMIT": 10**12,
+        }
+    )
 
 
 def peak_rss_mb() -> float:
@@ -45,8 +54,13 @@ def raw_copy(path: Path) -> dict:
         with open(path, "rb") as fh:
             for number, line in enumerate(fh, 1):
                 obj = orjson.loads(line)
-                yield {"job_id": job.id, "custom_id": obj["custom_id"], "body": obj["body"], "source_line": number,
-                       "estimated_tokens": 0}
+                yield {
+                    "job_id": job.id,
+                    "custom_id": obj["custom_id"],
+                    "body": obj["body"],
+                    "source_line": number,
+                    "estimated_tokens": 0,
+                }
 
     with bulk.gc_paused():
         count, _ = requests.insert_rows(rows())
@@ -83,11 +97,15 @@ def prepare_results(job_id: int, workdir: Path) -> dict:
     job = db.session.get(BatchJob, job_id)
     for batch in job.batches:
         batch.status, batch.provider_batch_id = "completed", f"batch_bench_{batch.id}"
-        with open(workdir / f"input-{batch.id}.jsonl", "rb") as src, open(workdir / f"output-{batch.id}.jsonl", "w") as out:
+        with (
+            open(workdir / f"input-{batch.id}.jsonl", "rb") as src,
+            open(workdir / f"output-{batch.id}.jsonl", "w") as out,
+        ):
             for line in src:
                 out.write(json.dumps(simulated_output(json.loads(line), batch_id=batch.provider_batch_id)) + "\n")
-    db.session.execute(update(request_states).where(request_states.c.job_id == job_id)
-                       .values(status=RequestStatus.IN_FLIGHT))
+    db.session.execute(
+        update(request_states).where(request_states.c.job_id == job_id).values(status=RequestStatus.IN_FLIGHT)
+    )
     job.status = JobStatus.RUNNING
     db.session.commit()
     return {"batches": len(job.batches)}
@@ -114,8 +132,11 @@ def reset_results(job_id: int) -> dict:
     """Untimed: undo result ingest (requests back in flight, responses gone) so it can be measured again."""
     job = db.session.get(BatchJob, job_id)
     db.session.execute(delete(BatchResponse).where(BatchResponse.job_id == job_id))
-    db.session.execute(update(request_states).where(request_states.c.job_id == job_id).values(
-        status=RequestStatus.IN_FLIGHT, error_code=None, error=None, retry_count=0))
+    db.session.execute(
+        update(request_states)
+        .where(request_states.c.job_id == job_id)
+        .values(status=RequestStatus.IN_FLIGHT, error_code=None, error=None, retry_count=0)
+    )
     for batch in job.batches:
         batch.ingested_at = None
     ledger.recount(job)

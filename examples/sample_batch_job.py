@@ -83,8 +83,10 @@ def _multipart(file: Path, fields: dict[str, str]) -> tuple[bytes, str]:
     parts = []
     for name, value in fields.items():
         parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
-    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{file.name}"\r\n'
-                 f"Content-Type: application/octet-stream\r\n\r\n".encode())
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{file.name}"\r\n'
+        f"Content-Type: application/octet-stream\r\n\r\n".encode()
+    )
     parts.append(file.read_bytes() + b"\r\n")
     parts.append(f"--{boundary}--\r\n".encode())
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
@@ -147,10 +149,18 @@ def wait(client: Client, job_id: int, interval: float, timeout: float) -> dict:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("file", type=Path, nargs="?", default=Path(__file__).with_name("requests.jsonl"),
-                        help="a JSONL batch file, or a CSV file with --template (default: examples/requests.jsonl)")
-    parser.add_argument("--base-url", default=os.environ.get("BATCH_API_URL", "http://127.0.0.1:5000"),
-                        help="the processor's address (default: $BATCH_API_URL or http://127.0.0.1:5000)")
+    parser.add_argument(
+        "file",
+        type=Path,
+        nargs="?",
+        default=Path(__file__).with_name("requests.jsonl"),
+        help="a JSONL batch file, or a CSV file with --template (default: examples/requests.jsonl)",
+    )
+    parser.add_argument(
+        "--base-url",
+        default=os.environ.get("BATCH_API_URL", "http://127.0.0.1:5000"),
+        help="the processor's address (default: $BATCH_API_URL or http://127.0.0.1:5000)",
+    )
     parser.add_argument("--token", default=os.environ.get("BATCH_API_TOKEN"), help="API token, if the server needs one")
     parser.add_argument("--name", help="the job's name (default: the file name)")
     parser.add_argument("--model", help="the model (default: the first request's, else gpt-4o-mini)")

@@ -10,5 +10,13 @@ from .openai import bp as openai_blueprint
 from .openai import is_success, simulated_output, simulated_response
 from .texts import prompt_tokens, simulated_text
 
-__all__ = ["URL_PREFIX", "create_app", "is_success", "openai_blueprint", "prompt_tokens", "simulated_output",
-           "simulated_response", "simulated_text"]
+__all__ = [
+    "URL_PREFIX",
+    "create_app",
+    "is_success",
+    "openai_blueprint",
+    "prompt_tokens",
+    "simulated_output",
+    "simulated_response",
+    "simulated_text",
+]

@@ -19,13 +19,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--finalizing", type=float, help="seconds in finalizing (default 1.0)")
     args = parser.parse_args(argv)
     overrides = {
-        "SIMULATOR_DIR": args.dir, "SIMULATOR_API_KEY": args.api_key, "SIMULATOR_CONTROL": args.control or None,
+        "SIMULATOR_DIR": args.dir,
+        "SIMULATOR_API_KEY": args.api_key,
+        "SIMULATOR_CONTROL": args.control or None,
         "SIMULATOR_VALIDATING_SECONDS": args.validating,
-        "SIMULATOR_IN_PROGRESS_SECONDS": args.in_progress, "SIMULATOR_FINALIZING_SECONDS": args.finalizing,
+        "SIMULATOR_IN_PROGRESS_SECONDS": args.in_progress,
+        "SIMULATOR_FINALIZING_SECONDS": args.finalizing,
     }
     app = create_app({key: value for key, value in overrides.items() if value is not None})
-    print(f"simulator: http://{args.host}:{args.port}/simulator/v1 (state in {app.config['SIMULATOR_DIR']}); "
-          f"API key {app.config['SIMULATOR_API_KEY']}")
+    print(
+        f"simulator: http://{args.host}:{args.port}/simulator/v1 (state in {app.config['SIMULATOR_DIR']}); "
+        f"API key {app.config['SIMULATOR_API_KEY']}"
+    )
     app.run(host=args.host, port=args.port, threaded=True)
 
 

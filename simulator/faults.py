@@ -46,8 +46,16 @@ def parse_fault(data: dict) -> dict:
     for name, value in (("path_prefix", prefix), ("path", pattern)):
         if value is not None and not (isinstance(value, str) and value.startswith("/")):
             raise FaultError(name, f"{name} must start with '/', e.g. '/batches'.")
-    return {"status": status or 500, "count": count, "rate": float(rate), "after": after, "reset": reset,
-            "method": method.upper() if method else None, "path_prefix": prefix, "path": pattern}
+    return {
+        "status": status or 500,
+        "count": count,
+        "rate": float(rate),
+        "after": after,
+        "reset": reset,
+        "method": method.upper() if method else None,
+        "path_prefix": prefix,
+        "path": pattern,
+    }
 
 
 def list_faults(store: Store) -> list[dict]:

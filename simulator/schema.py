@@ -27,7 +27,7 @@ def instance_for(schema: dict, seed: str) -> object:
 
 
 def _pick(seed: str, path: str, count: int) -> int:
-    digest = hashlib.sha256(f"{seed}:{path}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{seed}:{path}".encode()).digest()
     return int.from_bytes(digest[:8], "big") % count
 
 
@@ -106,8 +106,10 @@ def _bound(schema, inclusive: str, exclusive: str):
 
 
 def _number(schema, root, seed, path):
-    (low, low_ex), (high, high_ex) = _bound(schema, "minimum", "exclusiveMinimum"), _bound(
-        schema, "maximum", "exclusiveMaximum")
+    (low, low_ex), (high, high_ex) = (
+        _bound(schema, "minimum", "exclusiveMinimum"),
+        _bound(schema, "maximum", "exclusiveMaximum"),
+    )
     if low is not None and high is not None:
         return (low + high) / 2 if (low_ex or high_ex) else float(low)
     if low is not None:
@@ -118,8 +120,10 @@ def _number(schema, root, seed, path):
 
 
 def _integer(schema, root, seed, path):
-    (low, low_ex), (high, high_ex) = _bound(schema, "minimum", "exclusiveMinimum"), _bound(
-        schema, "maximum", "exclusiveMaximum")
+    (low, low_ex), (high, high_ex) = (
+        _bound(schema, "minimum", "exclusiveMinimum"),
+        _bound(schema, "maximum", "exclusiveMaximum"),
+    )
     low = None if low is None else (math.floor(low) + 1 if low_ex else math.ceil(low))
     high = None if high is None else (math.ceil(high) - 1 if high_ex else math.floor(high))
     if low is None and high is None:

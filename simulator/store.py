@@ -11,8 +11,8 @@ import shutil
 import string
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 ID_ALPHABET = string.ascii_letters + string.digits
@@ -74,8 +74,7 @@ class Store:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     # -- files -----------------------------------------------------------------------------------
-    def add_file(self, filename: str, purpose: str, write: Callable[[str], None],
-                 file_id: str | None = None) -> dict:
+    def add_file(self, filename: str, purpose: str, write: Callable[[str], None], file_id: str | None = None) -> dict:
         """Store a file whose content ``write(path)`` produces; return its OpenAI file object.
 
         The metadata is written last, so a half-written upload is never visible.
@@ -91,8 +90,14 @@ class Store:
                 os.remove(tmp)
         now = int(time.time())
         meta = {
-            "id": file_id, "object": "file", "bytes": size, "created_at": now, "filename": filename,
-            "purpose": purpose, "status": "processed", "status_details": None,
+            "id": file_id,
+            "object": "file",
+            "bytes": size,
+            "created_at": now,
+            "filename": filename,
+            "purpose": purpose,
+            "status": "processed",
+            "status_details": None,
             "expires_at": now + int(self.retention),
         }
         self.write_json(self._path("files", f"{file_id}.json"), meta)
@@ -174,8 +179,9 @@ class Store:
         return len(files) + len(batches)
 
     def _all(self, kind: str) -> list[dict]:
-        documents = (self.read_json(self._path(kind, name)) for name in os.listdir(self._path(kind))
-                     if name.endswith(".json"))
+        documents = (
+            self.read_json(self._path(kind, name)) for name in os.listdir(self._path(kind)) if name.endswith(".json")
+        )
         return [document for document in documents if document is not None]
 
     # -- misc documents --------------------------------------------------------------------------

@@ -22,8 +22,11 @@ def content_text(content: object) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "\n".join(part if isinstance(part, str) else str(part.get("text", ""))
-                         for part in content if isinstance(part, (str, dict)))
+        return "\n".join(
+            part if isinstance(part, str) else str(part.get("text", ""))
+            for part in content
+            if isinstance(part, (str, dict))
+        )
     return ""
 
 

@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import text
 from werkzeug.serving import make_server
 
+from simulator import create_app as create_simulator_app
 from webapp import create_app
 from webapp.config import database_url
 from webapp.extensions import db
-from simulator import create_app as create_simulator_app
 from webapp.services import installation
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
@@ -36,7 +36,9 @@ FAST_SIMULATOR = {
 
 
 def backend_summary() -> str:
-    return f"database={'postgresql' if TEST_DATABASE_URL else 'sqlite'} redis={'redis' if TEST_REDIS_URL else 'fakeredis'}"
+    return (
+        f"database={'postgresql' if TEST_DATABASE_URL else 'sqlite'} redis={'redis' if TEST_REDIS_URL else 'fakeredis'}"
+    )
 
 
 def pytest_report_header(config):

@@ -10,9 +10,9 @@ from decimal import Decimal
 import openai
 from sqlalchemy import func, select
 
+from simulator.store import Store
 from webapp.extensions import db
 from webapp.models import BatchJob, BatchResponse
-from simulator.store import Store
 from webapp.services.pricing import price_table
 
 
@@ -23,15 +23,18 @@ def client(simulator) -> openai.OpenAI:
 def add_fault(simulator, **fault) -> None:
     """Inject a fault (see simulator/faults.py) into the simulator's next matching calls."""
     request = urllib.request.Request(
-        f"{simulator.url}/simulator/v1/_control/faults", data=json.dumps(fault).encode(),
-        headers={"Content-Type": "application/json", "Authorization": "Bearer sim"}, method="POST",
+        f"{simulator.url}/simulator/v1/_control/faults",
+        data=json.dumps(fault).encode(),
+        headers={"Content-Type": "application/json", "Authorization": "Bearer sim"},
+        method="POST",
     )
     urllib.request.urlopen(request, timeout=5).read()
 
 
 def clear_faults(simulator) -> None:
-    request = urllib.request.Request(f"{simulator.url}/simulator/v1/_control/faults", method="DELETE",
-                                     headers={"Authorization": "Bearer sim"})
+    request = urllib.request.Request(
+        f"{simulator.url}/simulator/v1/_control/faults", method="DELETE", headers={"Authorization": "Bearer sim"}
+    )
     urllib.request.urlopen(request, timeout=5).read()
 
 
@@ -67,7 +70,8 @@ def assert_one_response_per_request(job: BatchJob) -> None:
     """At most one response per request, and one for each request that succeeded (one that never ran has none)."""
     per_request = db.session.execute(
         select(BatchResponse.request_id, func.count(), func.count().filter(BatchResponse.succeeded.is_(True)))
-        .where(BatchResponse.job_id == job.id).group_by(BatchResponse.request_id)
+        .where(BatchResponse.job_id == job.id)
+        .group_by(BatchResponse.request_id)
     ).all()
     assert all(n == 1 for _, n, _ in per_request), "a request has two responses"
     assert sum(ok for _, _, ok in per_request) == job.succeeded_requests
@@ -76,11 +80,12 @@ def assert_one_response_per_request(job: BatchJob) -> None:
 
 def assert_counters_and_cost_exact(job: BatchJob) -> None:
     sums = db.session.execute(
-        select(func.coalesce(func.sum(BatchResponse.prompt_tokens), 0),
-               func.coalesce(func.sum(BatchResponse.completion_tokens), 0),
-               func.coalesce(func.sum(BatchResponse.cached_tokens), 0),
-               func.count().filter(BatchResponse.succeeded.is_(True)))
-        .where(BatchResponse.job_id == job.id)
+        select(
+            func.coalesce(func.sum(BatchResponse.prompt_tokens), 0),
+            func.coalesce(func.sum(BatchResponse.completion_tokens), 0),
+            func.coalesce(func.sum(BatchResponse.cached_tokens), 0),
+            func.count().filter(BatchResponse.succeeded.is_(True)),
+        ).where(BatchResponse.job_id == job.id)
     ).one()
     assert (job.prompt_tokens, job.completion_tokens, job.cached_tokens, job.succeeded_requests) == tuple(sums)
     assert job.pending_requests == job.in_flight_requests == 0

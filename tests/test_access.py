@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+from datetime import UTC
 
 import pytest
 from sqlalchemy import select
@@ -50,8 +51,13 @@ def intruder(app_ctx):
 def call(client, method: str, path: str, headers: dict | None = None):
     """A well-formed call, so that only who is asking decides the answer."""
     if path.startswith("/api/") and path.endswith(("/files", "/files/preview")):
-        return client.open(path, method=method, headers=headers or {}, content_type="multipart/form-data",
-                           data={"file": (io.BytesIO(b"Text\nhello\n"), "a.csv"), "template": "{{ Text }}"})
+        return client.open(
+            path,
+            method=method,
+            headers=headers or {},
+            content_type="multipart/form-data",
+            data={"file": (io.BytesIO(b"Text\nhello\n"), "a.csv"), "template": "{{ Text }}"},
+        )
     body = {"json": {}} if method in ("POST", "PUT") and path.startswith("/api/") else {}
     if path.endswith("/requests") and method == "POST":
         body = {"json": [{"custom_id": "z", "body": chat_body("x")}]}
@@ -63,8 +69,13 @@ def call(client, method: str, path: str, headers: dict | None = None):
 
 def test_every_dashboard_page_needs_a_signed_in_user(app, client, owned):
     job, request_id = owned
-    pages = [("GET", "/jobs"), ("GET", "/jobs/new"), ("GET", "/overview"), ("GET", "/account/tokens"),
-             *((m, fill(p, job.id, request_id)) for m, p in job_routes(app, "/jobs"))]
+    pages = [
+        ("GET", "/jobs"),
+        ("GET", "/jobs/new"),
+        ("GET", "/overview"),
+        ("GET", "/account/tokens"),
+        *((m, fill(p, job.id, request_id)) for m, p in job_routes(app, "/jobs")),
+    ]
     app.config["WTF_CSRF_ENABLED"] = False  # the sign-in check, not CSRF, must refuse these
     try:
         for method, path in pages:
@@ -125,8 +136,12 @@ def bearer(token: str) -> dict:
 
 def test_every_api_endpoint_refuses_anonymous_and_bad_tokens(app, client, owned, member_user):
     job, request_id = owned
-    routes = [("GET", "/api/v1/jobs/"), ("POST", "/api/v1/jobs/"), ("GET", "/api/v1/jobs/stats/overview"),
-              *((m, fill(p, job.id, request_id)) for m, p in job_routes(app, "/api/v1"))]
+    routes = [
+        ("GET", "/api/v1/jobs/"),
+        ("POST", "/api/v1/jobs/"),
+        ("GET", "/api/v1/jobs/stats/overview"),
+        *((m, fill(p, job.id, request_id)) for m, p in job_routes(app, "/api/v1")),
+    ]
     revoked, revoked_plain = accounts.create_token(member_user, "revoked")
     accounts.revoke_token(member_user, revoked.id)
     for headers in ({}, bearer("bp_not-a-real-token"), bearer(revoked_plain), {"Authorization": "Basic eDp5"}):
@@ -143,11 +158,11 @@ def test_a_session_cookie_is_not_enough_for_the_api(client, member_user):
 
 
 def test_an_expired_token_fails(client, member_user):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
-    token, plain = accounts.create_token(member_user, "soon", expires_at=datetime.now(timezone.utc) + timedelta(hours=1))
+    token, plain = accounts.create_token(member_user, "soon", expires_at=datetime.now(UTC) + timedelta(hours=1))
     assert client.get("/api/v1/jobs/", headers=bearer(plain)).status_code == 200
-    token.expires_at = datetime.now(timezone.utc) - timedelta(minutes=1)
+    token.expires_at = datetime.now(UTC) - timedelta(minutes=1)
     db.session.commit()
     assert client.get("/api/v1/jobs/", headers=bearer(plain)).status_code == 401
 
@@ -170,8 +185,9 @@ def test_api_tokens_see_only_their_users_jobs(app, client, owned, intruder, memb
 
 
 def test_jobs_created_through_the_api_belong_to_the_tokens_user(client, member_user):
-    response = client.post("/api/v1/jobs/", json={"name": "mine", "model": "gpt-4o-mini"},
-                           headers=bearer(api_token(member_user)))
+    response = client.post(
+        "/api/v1/jobs/", json={"name": "mine", "model": "gpt-4o-mini"}, headers=bearer(api_token(member_user))
+    )
     job = db.session.get(BatchJob, response.json["id"])
     assert job.owner_id == member_user.id
     assert job.events[0].actor == "member@example.com (api)"
@@ -183,8 +199,11 @@ def test_jobs_created_through_the_api_belong_to_the_tokens_user(client, member_u
 def test_the_timeline_names_who_did_each_step(client, member_user, simulator):
     headers = bearer(api_token(member_user))
     job_id = client.post("/api/v1/jobs/", json={"name": "audit", "model": "gpt-4o-mini"}, headers=headers).json["id"]
-    client.post(f"/api/v1/jobs/{job_id}/requests", json=[{"custom_id": "a", "body": chat_body("no [[sim:status=400]]")}],
-                headers=headers)
+    client.post(
+        f"/api/v1/jobs/{job_id}/requests",
+        json=[{"custom_id": "a", "body": chat_body("no [[sim:status=400]]")}],
+        headers=headers,
+    )
     client.post(f"/api/v1/jobs/{job_id}/submit", headers=headers)
     run_until_done(job_id)
     client.post(f"/api/v1/jobs/{job_id}/retry", headers=headers)
@@ -246,8 +265,7 @@ def sign_in_form(client, email: str, password: str, ip: str = "127.0.0.1", forwa
 
 
 def test_sign_in_attempts_are_rate_limited(limits_on, client, member_user):
-    statuses = [sign_in_form(client, "member@example.com", "wrong password!", ip=f"192.0.2.{i // 5}")
-                for i in range(7)]
+    statuses = [sign_in_form(client, "member@example.com", "wrong password!", ip=f"192.0.2.{i // 5}") for i in range(7)]
     # Five failures for one account (LOGIN_ACCOUNT_RATE_LIMIT), whatever the addresses they come from.
     assert statuses == [401] * 5 + [429] * 2
     assert sign_in_form(client, "member@example.com", PASSWORD, ip="192.0.2.99") == 429
@@ -268,8 +286,9 @@ def test_failed_sign_ins_do_not_lock_out_others_and_successes_are_free(limits_on
 
 def test_without_trusted_proxies_a_forwarded_for_header_changes_nothing(limits_on, client, member_user):
     limits_on.config["LOGIN_ACCOUNT_RATE_LIMIT"] = "1000 per minute"
-    statuses = [sign_in_form(client, "member@example.com", "wrong password!", forwarded_for=f"203.0.113.{i}")
-                for i in range(11)]
+    statuses = [
+        sign_in_form(client, "member@example.com", "wrong password!", forwarded_for=f"203.0.113.{i}") for i in range(11)
+    ]
     assert statuses == [401] * 10 + [429]
 
 
@@ -278,8 +297,14 @@ def test_behind_a_trusted_proxy_each_client_has_its_own_sign_in_limit(app, commi
     from tests.conftest import base_config
     from webapp import create_app
 
-    proxied = create_app(base_config(tmp_path, TRUSTED_PROXIES=1, LOGIN_RATE_LIMIT="10 per minute",
-                                     SQLALCHEMY_DATABASE_URI=app.config["SQLALCHEMY_DATABASE_URI"]))
+    proxied = create_app(
+        base_config(
+            tmp_path,
+            TRUSTED_PROXIES=1,
+            LOGIN_RATE_LIMIT="10 per minute",
+            SQLALCHEMY_DATABASE_URI=app.config["SQLALCHEMY_DATABASE_URI"],
+        )
+    )
     client = proxied.test_client()
     with proxied.app_context():
         from webapp.extensions import limiter
@@ -288,8 +313,10 @@ def test_behind_a_trusted_proxy_each_client_has_its_own_sign_in_limit(app, commi
         accounts.create_user("member@example.com", PASSWORD)
         accounts.create_user("other@example.com", PASSWORD)
         proxy = "10.0.0.1"
-        attacker = [sign_in_form(client, "member@example.com", "wrong password!", ip=proxy,
-                                 forwarded_for="203.0.113.9") for _ in range(11)]
+        attacker = [
+            sign_in_form(client, "member@example.com", "wrong password!", ip=proxy, forwarded_for="203.0.113.9")
+            for _ in range(11)
+        ]
         assert attacker == [401] * 10 + [429]
         assert sign_in_form(client, "other@example.com", PASSWORD, ip=proxy, forwarded_for="198.51.100.4") == 302
         limiter.reset()
@@ -311,15 +338,15 @@ def test_respelling_the_authorization_header_gives_no_fresh_limit(limits_on, cli
     limits_on.config["API_RATE_LIMIT"] = "5 per minute"
     token = api_token(member_user)
     spellings = [f"Bearer {token}", f"bearer {token}", f"BEARER {token}", f"Bearer  {token}", f"bEaReR \t{token} "]
-    statuses = [client.get("/api/v1/jobs/", headers={"Authorization": spelling}).status_code
-                for spelling in spellings * 2]
+    statuses = [
+        client.get("/api/v1/jobs/", headers={"Authorization": spelling}).status_code for spelling in spellings * 2
+    ]
     assert statuses == [200] * 5 + [429] * 5
 
 
 def test_refused_tokens_are_limited_per_address(limits_on, client, member_user):
     guesser, neighbour = address("198.51.100.7"), address("198.51.100.8")
-    statuses = [client.get("/api/v1/jobs/", headers=bearer(f"bp_guess-{i}"), **guesser).status_code
-                for i in range(25)]
+    statuses = [client.get("/api/v1/jobs/", headers=bearer(f"bp_guess-{i}"), **guesser).status_code for i in range(25)]
     assert statuses == [401] * 20 + [429] * 5  # API_AUTH_FAILURE_LIMIT: 20 per minute
     assert client.get("/health", headers=bearer("bp_guess-x"), **guesser).status_code == 429  # the same bucket
     good = bearer(api_token(member_user))
@@ -334,12 +361,17 @@ def test_the_openai_key_never_appears_in_pages_api_or_logs(app, client, admin_us
     try:
         caplog.set_level(logging.DEBUG)
         sign_in(client, admin_user)
-        texts = [client.get(path, headers={"Accept": "text/html"}).get_data(as_text=True)
-                 for path in ("/jobs", "/jobs/new", "/overview", "/health")]
+        texts = [
+            client.get(path, headers={"Accept": "text/html"}).get_data(as_text=True)
+            for path in ("/jobs", "/jobs/new", "/overview", "/health")
+        ]
         headers = bearer(api_token(admin_user))
         texts.append(client.get("/api/v1/jobs/", headers=headers).get_data(as_text=True))
-        texts.append(client.post("/api/v1/jobs/", json={"name": "x", "model": "gpt-4o-mini", "provider": "openai"},
-                                 headers=headers).get_data(as_text=True))
+        texts.append(
+            client.post(
+                "/api/v1/jobs/", json={"name": "x", "model": "gpt-4o-mini", "provider": "openai"}, headers=headers
+            ).get_data(as_text=True)
+        )
         texts.append(client.get("/api/v1/openapi.json").get_data(as_text=True))
     finally:
         app.config["OPENAI_API_KEY"] = None
@@ -376,8 +408,12 @@ def test_an_oversized_upload_is_refused_with_413(app, client, member_user):
     try:
         headers = bearer(api_token(member_user))
         job_id = client.post("/api/v1/jobs/", json={"name": "big", "model": "gpt-4o-mini"}, headers=headers).json["id"]
-        response = client.post(f"/api/v1/jobs/{job_id}/files", headers=headers,
-                               data={"file": (io.BytesIO(b"x" * 4096), "big.jsonl")}, content_type="multipart/form-data")
+        response = client.post(
+            f"/api/v1/jobs/{job_id}/files",
+            headers=headers,
+            data={"file": (io.BytesIO(b"x" * 4096), "big.jsonl")},
+            content_type="multipart/form-data",
+        )
     finally:
         app.config["MAX_CONTENT_LENGTH"] = 256 * 1024 * 1024
     assert response.status_code == 413 and response.json["error"]["code"] == "too_large"

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask import g, has_app_context
@@ -69,27 +68,33 @@ def test_passwords_are_hashed_and_emails_normalised(admin):
     assert accounts.authenticate("nobody@example.com", PASSWORD) is None
 
 
-@pytest.mark.parametrize("email, password, field", [
-    ("not-an-email", PASSWORD, "email"),
-    ("a@b.c", "short", "password"),
-])
+@pytest.mark.parametrize(
+    "email, password, field",
+    [
+        ("not-an-email", PASSWORD, "email"),
+        ("a@b.c", "short", "password"),
+    ],
+)
 def test_bad_account_details(app_ctx, email, password, field):
     with pytest.raises(ValidationFailed) as caught:
         accounts.create_user(email, password)
     assert caught.value.details[0]["field"] == field
 
 
-@pytest.mark.parametrize("password, reason", [
-    ("jane.doe@example.com", "email address"),
-    ("Jane.Doe@Example.com!", "email address"),
-    ("password1234", "common"),
-    ("iloveyou2024", "common"),
-    ("qwertyuiopasdf", "common"),
-    ("aaaaaaaaaaaaaa", "Repeats"),
-    ("abcabcabcabcabc", "Repeats"),
-    ("1234567890123", "easy to guess"),
-    ("janedoe12345", "easy to guess"),
-])
+@pytest.mark.parametrize(
+    "password, reason",
+    [
+        ("jane.doe@example.com", "email address"),
+        ("Jane.Doe@Example.com!", "email address"),
+        ("password1234", "common"),
+        ("iloveyou2024", "common"),
+        ("qwertyuiopasdf", "common"),
+        ("aaaaaaaaaaaaaa", "Repeats"),
+        ("abcabcabcabcabc", "Repeats"),
+        ("1234567890123", "easy to guess"),
+        ("janedoe12345", "easy to guess"),
+    ],
+)
 def test_guessable_passwords_are_refused(admin, password, reason):
     with pytest.raises(ValidationFailed) as caught:
         accounts.create_user("jane.doe@example.com", password)
@@ -154,11 +159,11 @@ def test_a_sign_in_ends_when_its_cookie_would(app, member):
     user = accounts.sign_in(member.email, PASSWORD, remember=True)
     remembered = db.session.scalars(select(UserSession)).one()
     assert remembered.expires_at - remembered.created_at == app.config["REMEMBER_COOKIE_DURATION"]
-    remembered.expires_at = datetime.now(timezone.utc) - timedelta(seconds=1)
+    remembered.expires_at = datetime.now(UTC) - timedelta(seconds=1)
     db.session.commit()
     assert accounts.load_session_user(user.get_id()) is None
     accounts.sign_in(member.email, PASSWORD)  # and the next sign-in clears the dead row away
-    assert db.session.scalars(select(UserSession)).one().expires_at > datetime.now(timezone.utc)
+    assert db.session.scalars(select(UserSession)).one().expires_at > datetime.now(UTC)
 
 
 def test_the_last_admin_stays(admin, member):
@@ -187,13 +192,13 @@ def test_revoked_and_expired_tokens_fail(admin, member):
     _, revoked = accounts.create_token(member, "old")
     accounts.revoke_token(member, _.id)
     assert accounts.user_for_token(revoked) is None
-    expiring, plain = accounts.create_token(member, "short", expires_at=datetime.now(timezone.utc) + timedelta(hours=1))
+    expiring, plain = accounts.create_token(member, "short", expires_at=datetime.now(UTC) + timedelta(hours=1))
     assert accounts.user_for_token(plain) == member
-    expiring.expires_at = datetime.now(timezone.utc) - timedelta(seconds=1)
+    expiring.expires_at = datetime.now(UTC) - timedelta(seconds=1)
     db.session.commit()
     assert accounts.user_for_token(plain) is None
     with pytest.raises(ValidationFailed):
-        accounts.create_token(member, "past", expires_at=datetime.now(timezone.utc) - timedelta(days=1))
+        accounts.create_token(member, "past", expires_at=datetime.now(UTC) - timedelta(days=1))
 
 
 def test_a_token_of_a_disabled_user_fails(admin, member):
@@ -215,8 +220,9 @@ def test_users_cannot_revoke_each_others_tokens(admin, member):
 
 def test_first_visit_goes_to_setup_then_signs_in(app, forms, app_ctx):
     assert forms.get("/login").headers["Location"].endswith("/setup")
-    response = forms.post("/setup", {"email": "boss@example.com", "password": PASSWORD, "confirm": PASSWORD},
-                          page="/setup")
+    response = forms.post(
+        "/setup", {"email": "boss@example.com", "password": PASSWORD, "confirm": PASSWORD}, page="/setup"
+    )
     assert response.status_code == 302
     assert forms.get("/setup").headers["Location"].endswith("/login")
     assert db.session.scalar(select(User.role)) == "admin"
@@ -272,8 +278,11 @@ def test_changing_ones_password_keeps_this_browser_and_signs_out_the_others(app,
     sign_in_with_remember_me(here)
     copied = sign_in_with_remember_me(elsewhere)
     new = "plum orchard at dusk"
-    response = Forms(here).post("/account/password", {"current_password": PASSWORD, "new_password": new,
-                                                       "confirm": new}, page="/account/password")
+    response = Forms(here).post(
+        "/account/password",
+        {"current_password": PASSWORD, "new_password": new, "confirm": new},
+        page="/account/password",
+    )
     assert response.status_code == 302
     assert here.get("/account/tokens").status_code == 200
     assert elsewhere.get("/account/tokens").status_code == 302
@@ -287,8 +296,9 @@ def test_login_without_csrf_token_is_refused(client, member):
 
 def test_token_page_shows_a_new_token_once(forms, member):
     forms.post("/login", {"email": "member@example.com", "password": PASSWORD})
-    page = forms.post("/account/tokens", {"name": "laptop", "expires_in_days": "30"},
-                      page="/account/tokens").get_data(as_text=True)
+    page = forms.post("/account/tokens", {"name": "laptop", "expires_in_days": "30"}, page="/account/tokens").get_data(
+        as_text=True
+    )
     token = db.session.scalars(select(ApiToken)).one()
     assert "bp_" in page and "will not be shown again" in page
     again = forms.get("/account/tokens").get_data(as_text=True)
@@ -304,8 +314,9 @@ def test_only_admins_manage_users(forms, admin, member):
     forms.post("/logout", page="/account/tokens")
     forms.post("/login", {"email": "admin@example.com", "password": PASSWORD})
     assert b"member@example.com" in forms.get("/admin/users").data
-    response = forms.post("/admin/users", {"email": "new@example.com", "password": PASSWORD, "role": "member"},
-                          page="/admin/users")
+    response = forms.post(
+        "/admin/users", {"email": "new@example.com", "password": PASSWORD, "role": "member"}, page="/admin/users"
+    )
     assert response.status_code == 302
     forms.post(f"/admin/users/{member.id}/disable", page="/admin/users")
     db.session.refresh(member)
@@ -350,8 +361,15 @@ def test_session_and_remember_cookies_are_same_site_lax(app, client, member, pro
     from webapp.config import from_env
 
     saved = {key: app.config[key] for key in app.config if "_COOKIE_" in key}
-    app.config.update({key: value for key, value in from_env(app.instance_path, {
-        "APP_ENV": "production" if production else "development", "SECRET_KEY": "x"}).items() if "_COOKIE_" in key})
+    app.config.update(
+        {
+            key: value
+            for key, value in from_env(
+                app.instance_path, {"APP_ENV": "production" if production else "development", "SECRET_KEY": "x"}
+            ).items()
+            if "_COOKIE_" in key
+        }
+    )
     try:
         response = Forms(client).post("/login", {"email": member.email, "password": PASSWORD, "remember": "y"})
     finally:
@@ -370,11 +388,21 @@ def test_signed_in_pages_and_downloads_are_never_stored(client, member):
     job = new_job(count=1, owner_id=member.id)
     Forms(client).post("/login", {"email": member.email, "password": PASSWORD})
     token = {"Authorization": f"Bearer {api_token(member)}"}
-    calls = [(path, {"Accept": "text/html"}) for path in (
-        "/jobs", f"/jobs/{job.id}", f"/jobs/{job.id}/requests", f"/jobs/{job.id}/results.csv",
-        f"/jobs/{job.id}/results.jsonl")]
-    calls += [(f"/jobs/{job.id}", {"HX-Request": "true"}), (f"/api/v1/jobs/{job.id}", token),
-              (f"/api/v1/jobs/{job.id}/results?format=csv", token)]
+    calls = [
+        (path, {"Accept": "text/html"})
+        for path in (
+            "/jobs",
+            f"/jobs/{job.id}",
+            f"/jobs/{job.id}/requests",
+            f"/jobs/{job.id}/results.csv",
+            f"/jobs/{job.id}/results.jsonl",
+        )
+    ]
+    calls += [
+        (f"/jobs/{job.id}", {"HX-Request": "true"}),
+        (f"/api/v1/jobs/{job.id}", token),
+        (f"/api/v1/jobs/{job.id}/results?format=csv", token),
+    ]
     for path, headers in calls:
         response = client.get(path, headers=headers)
         response.get_data()  # downloads are streamed: read each one out before the next request
@@ -385,7 +413,9 @@ def test_signed_in_pages_and_downloads_are_never_stored(client, member):
 
 
 def test_cli_creates_an_admin(app, app_ctx):
-    result = app.test_cli_runner().invoke(args=["users", "create", "cli@example.com", "--admin", "--password", PASSWORD])
+    result = app.test_cli_runner().invoke(
+        args=["users", "create", "cli@example.com", "--admin", "--password", PASSWORD]
+    )
     assert result.exit_code == 0, result.output
     assert db.session.scalar(select(User.role).where(User.email == "cli@example.com")) == "admin"
     bad = app.test_cli_runner().invoke(args=["users", "create", "x", "--password", "short"])

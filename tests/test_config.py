@@ -90,7 +90,11 @@ def _flask(tmp_path, env, *args):
     base = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LOG_FORMAT": "text"}
     return subprocess.run(
         [sys.executable, "-m", "flask", "--app", "webapp:create_app_or_exit()", *args],
-        cwd=tmp_path, env={**base, "PYTHONPATH": str(ROOT), **env}, capture_output=True, text=True, timeout=60,
+        cwd=tmp_path,
+        env={**base, "PYTHONPATH": str(ROOT), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 

@@ -59,7 +59,8 @@ def crash_then_resume(job_id: int) -> BatchJob:
 def assert_exactly_once(job: BatchJob, simulator) -> None:
     assert job.status == JobStatus.COMPLETED
     per_request = db.session.execute(
-        select(BatchResponse.request_id, func.count()).where(BatchResponse.job_id == job.id)
+        select(BatchResponse.request_id, func.count())
+        .where(BatchResponse.job_id == job.id)
         .group_by(BatchResponse.request_id)
     ).all()
     assert len(per_request) == job.total_requests and all(n == 1 for _, n in per_request)
@@ -132,7 +133,7 @@ def test_ingesting_the_same_files_twice_stores_one_response_each(app_ctx, simula
     monkeypatch.setattr(ingest, "ingest_files", capture)
     monkeypatch.setattr(ingest, "temporary_workdir", lambda: _KeepDir())
     job = run_until_done(job.id)
-    (batch_id, copies), = seen.items()
+    ((batch_id, copies),) = seen.items()
     batch = db.session.get(ProviderBatch, batch_id)
     # Replay the same files with the requests put back in flight, as a half-done crash would leave them.
     from webapp.models import RequestStatus, request_states
@@ -140,8 +141,7 @@ def test_ingesting_the_same_files_twice_stores_one_response_each(app_ctx, simula
     set_states(request_states.c.job_id == job.id, status=RequestStatus.IN_FLIGHT)
     original(batch, job, copies, cancelled=False)
     db.session.commit()
-    assert db.session.scalar(select(func.count()).select_from(BatchResponse)
-                             .where(BatchResponse.job_id == job.id)) == 5
+    assert db.session.scalar(select(func.count()).select_from(BatchResponse).where(BatchResponse.job_id == job.id)) == 5
 
 
 class _KeepDir:

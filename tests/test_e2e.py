@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,6 +17,7 @@ import openai
 import pytest
 from sqlalchemy import func, select
 
+from simulator import prompt_tokens, simulated_text
 from tests.conftest import TEST_DATABASE_URL, TEST_REDIS_URL
 from tests.factories import new_job
 from webapp import ROOT, jobs, queue
@@ -32,7 +33,6 @@ from webapp.models import (
     ProviderBatch,
     RequestStatus,
 )
-from simulator import prompt_tokens, simulated_text
 from webapp.services.pricing import PER_TOKENS, price_table
 
 pytestmark = [
@@ -132,11 +132,19 @@ def cluster(app, committed_db, simulator, tmp_path):
     redis.flushdb()  # jobs other tests queued, and any scheduler lock left behind
     env = {key: os.environ[key] for key in PASSED_THROUGH if key in os.environ}
     env.update(
-        DATABASE_URL=TEST_DATABASE_URL, REDIS_URL=TEST_REDIS_URL, SECRET_KEY=app.config["SECRET_KEY"],
-        OPENAI_API_KEY="", SIMULATOR_BASE_URL=f"{simulator.url}/simulator/v1",
+        DATABASE_URL=TEST_DATABASE_URL,
+        REDIS_URL=TEST_REDIS_URL,
+        SECRET_KEY=app.config["SECRET_KEY"],
+        OPENAI_API_KEY="",
+        SIMULATOR_BASE_URL=f"{simulator.url}/simulator/v1",
         SIMULATOR_API_KEY=simulator.app.config["SIMULATOR_API_KEY"],
-        BATCH_MAX_REQUESTS=str(BATCH_MAX_REQUESTS), SYNC_INTERVAL_SECONDS="1", CLAIM_LEASE_SECONDS=str(LEASE_SECONDS),
-        PROVIDER_BACKOFF_SECONDS="0.2", LOG_FORMAT="json", LOG_LEVEL="INFO", PYTHONUNBUFFERED="1",
+        BATCH_MAX_REQUESTS=str(BATCH_MAX_REQUESTS),
+        SYNC_INTERVAL_SECONDS="1",
+        CLAIM_LEASE_SECONDS=str(LEASE_SECONDS),
+        PROVIDER_BACKOFF_SECONDS="0.2",
+        LOG_FORMAT="json",
+        LOG_LEVEL="INFO",
+        PYTHONUNBUFFERED="1",
     )
     processes = Cluster(tmp_path, env)
     yield processes
@@ -170,8 +178,10 @@ def simulator_files(simulator) -> list:
 
 def assert_one_matching_response_per_request(job: BatchJob) -> list[tuple[BatchRequest, BatchResponse]]:
     pairs = db.session.execute(
-        select(BatchRequest, BatchResponse).outerjoin(BatchResponse, BatchResponse.request_id == BatchRequest.id)
-        .where(BatchRequest.job_id == job.id).order_by(BatchRequest.id)
+        select(BatchRequest, BatchResponse)
+        .outerjoin(BatchResponse, BatchResponse.request_id == BatchRequest.id)
+        .where(BatchRequest.job_id == job.id)
+        .order_by(BatchRequest.id)
     ).all()
     assert len(pairs) == job.total_requests
     assert all(response is not None for _, response in pairs), "a request has no response"
@@ -239,8 +249,15 @@ def test_a_large_job_runs_through_real_workers_and_the_scheduler(app_ctx, cluste
     assert all(r.total_tokens == r.prompt_tokens + r.completion_tokens for r in responses)
     table = price_table()
     price = table.price_for(job.model)
-    expected = ((job.prompt_tokens - job.cached_tokens) * price.input + job.cached_tokens * price.cached_input
-                + job.completion_tokens * price.output) * table.batch_discount / PER_TOKENS
+    expected = (
+        (
+            (job.prompt_tokens - job.cached_tokens) * price.input
+            + job.cached_tokens * price.cached_input
+            + job.completion_tokens * price.output
+        )
+        * table.batch_discount
+        / PER_TOKENS
+    )
     assert job.actual_cost == expected.quantize(Decimal("0.00000001")) > 0
 
     kinds = list(db.session.scalars(select(JobEvent.kind).where(JobEvent.job_id == job.id).order_by(JobEvent.id)))
@@ -267,10 +284,15 @@ def hold_a_lease(worker: subprocess.Popen, job_id: int, timeout: float = 30) -> 
 
 
 def claimed_batches(job_id: int) -> list[int]:
-    claimed = list(db.session.scalars(
-        select(ProviderBatch.id).where(ProviderBatch.job_id == job_id, ProviderBatch.claim_token.is_not(None),
-                                       ProviderBatch.claimed_until > datetime.now(timezone.utc))
-    ))
+    claimed = list(
+        db.session.scalars(
+            select(ProviderBatch.id).where(
+                ProviderBatch.job_id == job_id,
+                ProviderBatch.claim_token.is_not(None),
+                ProviderBatch.claimed_until > datetime.now(UTC),
+            )
+        )
+    )
     db.session.rollback()
     return claimed
 

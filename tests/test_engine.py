@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
+from simulator import simulated_text
 from tests.factories import new_job, run_until_done
 from tests.simulated import add_fault
 from webapp.extensions import db
@@ -18,13 +19,13 @@ from webapp.models import (
     ProviderBatch,
     RequestStatus,
 )
-from simulator import simulated_text
 from webapp.services.pricing import price_table
 
 
 def responses(job_id: int) -> list[tuple[BatchRequest, BatchResponse]]:
     return db.session.execute(
-        select(BatchRequest, BatchResponse).join(BatchResponse, BatchResponse.request_id == BatchRequest.id)
+        select(BatchRequest, BatchResponse)
+        .join(BatchResponse, BatchResponse.request_id == BatchRequest.id)
         .where(BatchRequest.job_id == job_id)
     ).all()
 
@@ -183,8 +184,7 @@ def test_provider_errors_back_off_and_recover(app_ctx, simulator, config):
     assert job.status == JobStatus.COMPLETED
     assert len(job.batches) == 1
     assert "provider_error" in event_kinds(job.id)
-    assert db.session.scalar(select(func.count()).select_from(BatchResponse)
-                             .where(BatchResponse.job_id == job.id)) == 4
+    assert db.session.scalar(select(func.count()).select_from(BatchResponse).where(BatchResponse.job_id == job.id)) == 4
 
 
 def test_rejected_create_fails_the_batch_with_a_readable_reason(app_ctx, simulator):

@@ -9,17 +9,18 @@ import json
 import pytest
 from sqlalchemy import String, literal, select
 
+from simulator import simulated_text
 from tests.factories import new_job, run_until_done
 from tests.test_uploads import csv_file
-from simulator import simulated_text
 from webapp.extensions import db
 from webapp.services import csv_import, exports, formulas
 from webapp.services.csv_import import CsvMapping
 
 
 def test_jsonl_export_has_one_output_line_per_request(app_ctx, simulator):
-    job = run_until_done(new_job(["fine", "no [[sim:status=400]]", "dead [[sim:error=invalid_thing]]"],
-                                 submit=True, max_retries=0).id)
+    job = run_until_done(
+        new_job(["fine", "no [[sim:status=400]]", "dead [[sim:error=invalid_thing]]"], submit=True, max_retries=0).id
+    )
     lines = [json.loads(line) for line in b"".join(exports.jsonl_lines(job)).splitlines()]
     assert [line["custom_id"] for line in lines] == ["req-0", "req-1", "req-2"]
     ok, http_error, other_error = lines
@@ -39,20 +40,38 @@ def test_jsonl_export_of_unfinished_requests_says_so(app_ctx):
 
 def test_csv_export_keeps_the_original_columns_and_adds_results(app_ctx, simulator, tmp_path):
     job = new_job([])
-    schema = {"type": "object", "properties": {"sentiment": {"type": "string", "enum": ["pos", "neg"]},
-                                               "score": {"type": "integer"}}}
-    csv_import.import_csv(job, csv_file(tmp_path), CsvMapping("Classify: {{ Text }}", json_schema=schema),
-                          filename="reviews.csv")
+    schema = {
+        "type": "object",
+        "properties": {"sentiment": {"type": "string", "enum": ["pos", "neg"]}, "score": {"type": "integer"}},
+    }
+    csv_import.import_csv(
+        job, csv_file(tmp_path), CsvMapping("Classify: {{ Text }}", json_schema=schema), filename="reviews.csv"
+    )
     from webapp.services import jobs
 
     jobs.submit_job(job)
     job = run_until_done(job.id)
     rows = list(csv.reader(io.StringIO(b"".join(exports.csv_chunks(job)).decode())))
     header = rows[0]
-    assert header == ["Id", "Text", "Stars", "custom_id", "status", "output_text", "output.sentiment", "output.score",
-                      "error", "prompt_tokens", "completion_tokens", "total_tokens"]
-    assert [r[:3] for r in rows[1:]] == [["1", "Great, really great", "5"], ["2", "Zürich café: ok\nsecond line", "3"],
-                                         ["3", "'=cmd|' /C calc'!A0", "1"]]  # the formula is neutralised
+    assert header == [
+        "Id",
+        "Text",
+        "Stars",
+        "custom_id",
+        "status",
+        "output_text",
+        "output.sentiment",
+        "output.score",
+        "error",
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+    ]
+    assert [r[:3] for r in rows[1:]] == [
+        ["1", "Great, really great", "5"],
+        ["2", "Zürich café: ok\nsecond line", "3"],
+        ["3", "'=cmd|' /C calc'!A0", "1"],
+    ]  # the formula is neutralised
     for row in rows[1:]:
         assert row[4] == "succeeded"
         structured = json.loads(row[5])
@@ -79,14 +98,47 @@ def _body(job):
 
 # (cell, as a spreadsheet must get it): numbers and dates stay as they are, formulas get a quote in front.
 CELLS = [
-    ("-12.50", "-12.50"), ("+3", "+3"), ("1e5", "1e5"), ("-0.5", "-0.5"), ("-.5", "-.5"), ("5.", "5."),
-    ("+1.5E-3", "+1.5E-3"), ("-0", "-0"), ("2024-01-05", "2024-01-05"), ("2024-01-05T10:00:00Z", "2024-01-05T10:00:00Z"),
-    ("plain", "plain"), ("a=b", "a=b"), ("1+1", "1+1"), ("\thello", "\thello"), ("", ""), ("'=quoted", "'=quoted"),
-    ("=1+1", "'=1+1"), ("+A1", "'+A1"), ("-2+3", "'-2+3"), ("@SUM(A1:A2)", "'@SUM(A1:A2)"),
-    ("=cmd|' /C calc'!A0", "'=cmd|' /C calc'!A0"), ("\t=cmd", "'\t=cmd"), (" =x", "' =x"), ("\n=x", "'\n=x"),
-    ("\r=x", "'\r=x"), ("\r\n  -x", "'\r\n  -x"), ("\v\f@x", "'\v\f@x"), ("-", "'-"), ("+", "'+"), ("-x", "'-x"), ("+33 6", "'+33 6"),
-    ("-12.50 ", "'-12.50 "), (" -5", "' -5"), ("-5\n", "'-5\n"), ("-1,5", "'-1,5"), ("-5%", "'-5%"),
-    ("-1e5x", "'-1e5x"), ("--5", "'--5"), ("-1e", "'-1e"), ("-.", "'-."), ("-\u0663", "'-\u0663"),
+    ("-12.50", "-12.50"),
+    ("+3", "+3"),
+    ("1e5", "1e5"),
+    ("-0.5", "-0.5"),
+    ("-.5", "-.5"),
+    ("5.", "5."),
+    ("+1.5E-3", "+1.5E-3"),
+    ("-0", "-0"),
+    ("2024-01-05", "2024-01-05"),
+    ("2024-01-05T10:00:00Z", "2024-01-05T10:00:00Z"),
+    ("plain", "plain"),
+    ("a=b", "a=b"),
+    ("1+1", "1+1"),
+    ("\thello", "\thello"),
+    ("", ""),
+    ("'=quoted", "'=quoted"),
+    ("=1+1", "'=1+1"),
+    ("+A1", "'+A1"),
+    ("-2+3", "'-2+3"),
+    ("@SUM(A1:A2)", "'@SUM(A1:A2)"),
+    ("=cmd|' /C calc'!A0", "'=cmd|' /C calc'!A0"),
+    ("\t=cmd", "'\t=cmd"),
+    (" =x", "' =x"),
+    ("\n=x", "'\n=x"),
+    ("\r=x", "'\r=x"),
+    ("\r\n  -x", "'\r\n  -x"),
+    ("\v\f@x", "'\v\f@x"),
+    ("-", "'-"),
+    ("+", "'+"),
+    ("-x", "'-x"),
+    ("+33 6", "'+33 6"),
+    ("-12.50 ", "'-12.50 "),
+    (" -5", "' -5"),
+    ("-5\n", "'-5\n"),
+    ("-1,5", "'-1,5"),
+    ("-5%", "'-5%"),
+    ("-1e5x", "'-1e5x"),
+    ("--5", "'--5"),
+    ("-1e", "'-1e"),
+    ("-.", "'-."),
+    ("-\u0663", "'-\u0663"),
 ]
 
 
@@ -111,8 +163,9 @@ def test_both_writers_neutralise_header_names_and_cells_alike(app_ctx, tmp_path,
     source = io.StringIO()
     csv.writer(source).writerows([["Id", "Text", "=cmd|' /C calc'!A0"], *rows])
     job = new_job([])
-    csv_import.import_csv(job, csv_file(tmp_path, source.getvalue()), CsvMapping("Echo: {{ Text }}"),
-                          filename="cells.csv")
+    csv_import.import_csv(
+        job, csv_file(tmp_path, source.getvalue()), CsvMapping("Echo: {{ Text }}"), filename="cells.csv"
+    )
     by_database = b"".join(exports.csv_chunks(job))
     monkeypatch.setattr(bulk, "is_postgresql", lambda: False)
     by_python = b"".join(exports.csv_chunks(job))
@@ -122,12 +175,14 @@ def test_both_writers_neutralise_header_names_and_cells_alike(app_ctx, tmp_path,
         assert [row[2] for row in exported] == [expected for _, expected in CELLS]
 
 
-TRICKY = ('Id,Text,Note\n'
-          '1,"plain, with a comma",\n'
-          '2,"say ""hi""\non two lines",=SUM(A1)\n'
-          '3,"Zürich café 🙂 tab\there",\\.\n'
-          '4,"fails [[sim:status=400]]",-5\n'
-          '5,"  spaces kept  ",@user\n')
+TRICKY = (
+    "Id,Text,Note\n"
+    '1,"plain, with a comma",\n'
+    '2,"say ""hi""\non two lines",=SUM(A1)\n'
+    '3,"Zürich café 🙂 tab\there",\\.\n'
+    '4,"fails [[sim:status=400]]",-5\n'
+    '5,"  spaces kept  ",@user\n'
+)
 
 
 def test_database_written_csv_reads_as_the_python_written_csv(app_ctx, simulator, tmp_path, monkeypatch):
@@ -151,9 +206,12 @@ def test_database_written_csv_reads_as_the_python_written_csv(app_ctx, simulator
     header, *rows = csv.reader(io.StringIO(exported[False].decode()))
     assert header[:5] == ["Id", "Text", "Note", "custom_id", "status"]
     assert [row[:3] for row in rows] == [
-        ["1", "plain, with a comma", ""], ["2", 'say "hi"\non two lines', "'=SUM(A1)"],
-        ["3", "Zürich café 🙂 tab\there", "\\."], ["4", "fails [[sim:status=400]]", "-5"],
-        ["5", "  spaces kept  ", "'@user"]]
+        ["1", "plain, with a comma", ""],
+        ["2", 'say "hi"\non two lines', "'=SUM(A1)"],
+        ["3", "Zürich café 🙂 tab\there", "\\."],
+        ["4", "fails [[sim:status=400]]", "-5"],
+        ["5", "  spaces kept  ", "'@user"],
+    ]
     assert [row[4] for row in rows] == ["succeeded"] * 3 + ["failed", "succeeded"]
     assert rows[3][5:] == ["", "invalid_request_error: Invalid request (simulated).", "0", "0", "0"]
     assert all(int(row[7]) > 0 for row in rows if row[4] == "succeeded")

@@ -18,18 +18,36 @@ from webapp.models import BatchRequest, BatchResponse, JobStatus, RequestStatus,
 from webapp.services import ingest, jobs, ledger, planning
 from webapp.services.results import parse_result_line
 
-FIELDS = ("succeeded", "status_code", "error_code", "error", "prompt_tokens", "completion_tokens", "total_tokens",
-          "cached_tokens", "reasoning_tokens", "output_text", "provider_request_id", "body")
+FIELDS = (
+    "succeeded",
+    "status_code",
+    "error_code",
+    "error",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+    "output_text",
+    "provider_request_id",
+    "body",
+)
 
 
 def chat(content, **message) -> dict:
-    return {"choices": [{"index": 0, "message": {"role": "assistant", "content": content, **message}}],
-            "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}}
+    return {
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content, **message}}],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15},
+    }
 
 
 def ok(custom_id: str, body: dict, request_id: str = "req_1") -> dict:
-    return {"id": "batch_req_1", "custom_id": custom_id, "error": None,
-            "response": {"status_code": 200, "request_id": request_id, "body": body}}
+    return {
+        "id": "batch_req_1",
+        "custom_id": custom_id,
+        "error": None,
+        "response": {"status_code": 200, "request_id": request_id, "body": body},
+    }
 
 
 def failed(custom_id: str, status, body=None, error=None) -> dict:
@@ -39,34 +57,94 @@ def failed(custom_id: str, status, body=None, error=None) -> dict:
 
 # Every shape of result line the reading has to handle, keyed by custom_id.
 SHAPES = {
-    "chat": ok("chat", {**chat("Positive"), "usage": {
-        "prompt_tokens": 2048, "completion_tokens": 300, "total_tokens": 2348,
-        "prompt_tokens_details": {"cached_tokens": 1024}, "completion_tokens_details": {"reasoning_tokens": 256}}}),
-    "unicode": ok("unicode", chat("Très bien — 好 \"quoted\" \\ back\nslash\ttab")),
-    "tool-calls": ok("tool-calls", chat(None, tool_calls=[
-        {"id": "call_1", "type": "function", "function": {"name": "label", "arguments": "{\"x\": 1}"}}])),
+    "chat": ok(
+        "chat",
+        {
+            **chat("Positive"),
+            "usage": {
+                "prompt_tokens": 2048,
+                "completion_tokens": 300,
+                "total_tokens": 2348,
+                "prompt_tokens_details": {"cached_tokens": 1024},
+                "completion_tokens_details": {"reasoning_tokens": 256},
+            },
+        },
+    ),
+    "unicode": ok("unicode", chat('Très bien — 好 "quoted" \\ back\nslash\ttab')),
+    "tool-calls": ok(
+        "tool-calls",
+        chat(
+            None,
+            tool_calls=[{"id": "call_1", "type": "function", "function": {"name": "label", "arguments": '{"x": 1}'}}],
+        ),
+    ),
     "refusal": ok("refusal", chat(None, refusal="I can't help with that")),
     "content-parts": ok("content-parts", chat([{"type": "text", "text": "a"}])),
-    "legacy-completion": ok("legacy-completion", {"choices": [{"text": "done", "index": 0}],
-                                                  "usage": {"prompt_tokens": 4, "completion_tokens": 1}}),
-    "responses": ok("responses", {"output": [
-        {"type": "reasoning", "summary": []},
-        {"type": "message", "content": [{"type": "output_text", "text": "Hello, "}, {"type": "refusal", "refusal": "no"},
-                                        {"type": "output_text", "text": "world"}]}],
-        "usage": {"input_tokens": 1500, "output_tokens": 400, "total_tokens": 1900,
-                  "input_tokens_details": {"cached_tokens": 1280}, "output_tokens_details": {"reasoning_tokens": 128}}}),
+    "legacy-completion": ok(
+        "legacy-completion",
+        {"choices": [{"text": "done", "index": 0}], "usage": {"prompt_tokens": 4, "completion_tokens": 1}},
+    ),
+    "responses": ok(
+        "responses",
+        {
+            "output": [
+                {"type": "reasoning", "summary": []},
+                {
+                    "type": "message",
+                    "content": [
+                        {"type": "output_text", "text": "Hello, "},
+                        {"type": "refusal", "refusal": "no"},
+                        {"type": "output_text", "text": "world"},
+                    ],
+                },
+            ],
+            "usage": {
+                "input_tokens": 1500,
+                "output_tokens": 400,
+                "total_tokens": 1900,
+                "input_tokens_details": {"cached_tokens": 1280},
+                "output_tokens_details": {"reasoning_tokens": 128},
+            },
+        },
+    ),
     "responses-empty": ok("responses-empty", {"output": [], "usage": {"input_tokens": 3, "output_tokens": 0}}),
-    "embedding": ok("embedding", {"data": [{"embedding": [0.1, 0.2]}], "usage": {"prompt_tokens": 8, "total_tokens": 8}}),
+    "embedding": ok(
+        "embedding", {"data": [{"embedding": [0.1, 0.2]}], "usage": {"prompt_tokens": 8, "total_tokens": 8}}
+    ),
     "flagged": ok("flagged", {"results": [{"flagged": True}]}),
     "not-flagged": ok("not-flagged", {"results": [{"flagged": False}]}),
-    "odd-usage": ok("odd-usage", {**chat("x"), "usage": {
-        "prompt_tokens": True, "completion_tokens": 2.5, "total_tokens": 10**12, "prompt_tokens_details": {},
-        "input_tokens_details": {"cached_tokens": 7}, "completion_tokens_details": None}}),
+    "odd-usage": ok(
+        "odd-usage",
+        {
+            **chat("x"),
+            "usage": {
+                "prompt_tokens": True,
+                "completion_tokens": 2.5,
+                "total_tokens": 10**12,
+                "prompt_tokens_details": {},
+                "input_tokens_details": {"cached_tokens": 7},
+                "completion_tokens_details": None,
+            },
+        },
+    ),
     "empty-error-object": {**ok("empty-error-object", chat("fine")), "error": {}},
-    "error-file": failed("error-file", None, error={"code": "batch_expired", "message": "This request could not be executed before the completion window expired."}),
-    "server-error": failed("server-error", 500, {"error": {"message": "The server had an error", "type": "server_error"}}),
+    "error-file": failed(
+        "error-file",
+        None,
+        error={
+            "code": "batch_expired",
+            "message": "This request could not be executed before the completion window expired.",
+        },
+    ),
+    "server-error": failed(
+        "server-error", 500, {"error": {"message": "The server had an error", "type": "server_error"}}
+    ),
     "rate-limited": failed("rate-limited", 429, {"error": {"message": "Rate limit", "code": "rate_limit_exceeded"}}),
-    "bad-request": failed("bad-request", 400, {"error": {"message": "Invalid 'messages'", "type": "invalid_request_error", "code": "invalid_value"}}),
+    "bad-request": failed(
+        "bad-request",
+        400,
+        {"error": {"message": "Invalid 'messages'", "type": "invalid_request_error", "code": "invalid_value"}},
+    ),
     "bare-404": failed("bare-404", 404),
     "long-code": failed("long-code", 400, {"error": {"code": "c" * 100, "message": "m" * 20_000}}),
     "status-as-text": {"custom_id": "status-as-text", "response": {"status_code": "200", "body": chat("no")}},
@@ -89,22 +167,28 @@ def in_flight_batch(custom_ids, max_retries=2):
 def write_lines(path, lines) -> list:
     with open(path, "wb") as out:
         for line in lines:
-            out.write(line if isinstance(line, bytes) else (line if isinstance(line, str) else json.dumps(line)).encode())
+            out.write(
+                line if isinstance(line, bytes) else (line if isinstance(line, str) else json.dumps(line)).encode()
+            )
             out.write(b"\n")
     return [path]
 
 
 def stored(job) -> dict[str, BatchResponse]:
-    rows = db.session.execute(select(BatchRequest.custom_id, BatchResponse)
-                              .join(BatchResponse, BatchResponse.request_id == BatchRequest.id)
-                              .where(BatchRequest.job_id == job.id)).all()
+    rows = db.session.execute(
+        select(BatchRequest.custom_id, BatchResponse)
+        .join(BatchResponse, BatchResponse.request_id == BatchRequest.id)
+        .where(BatchRequest.job_id == job.id)
+    ).all()
     return dict(rows)
 
 
 def states(job) -> dict[str, tuple]:
     db.session.expire_all()
-    return {r.custom_id: (r.status, r.error_code, r.retry_count) for r in
-            db.session.scalars(select(BatchRequest).where(BatchRequest.job_id == job.id))}
+    return {
+        r.custom_id: (r.status, r.error_code, r.retry_count)
+        for r in db.session.scalars(select(BatchRequest).where(BatchRequest.job_id == job.id))
+    }
 
 
 def test_every_shape_of_result_is_stored_as_parse_result_line_reads_it(app_ctx, tmp_path):
@@ -129,8 +213,13 @@ def test_every_shape_of_result_is_stored_as_parse_result_line_reads_it(app_ctx, 
 def test_retryable_failures_go_back_to_pending_until_the_job_runs_out_of_retries(app_ctx, tmp_path):
     job, batch = in_flight_batch(["ok", "server", "limit", "invalid", "absent", "spent"], max_retries=2)
     set_states(custom_ids=("spent",), job_id=job.id, retry_count=2)
-    lines = [ok("ok", chat("yes")), failed("server", 500), failed("limit", 429),
-             failed("invalid", 400, {"error": {"code": "invalid_value", "message": "bad"}}), failed("spent", 503)]
+    lines = [
+        ok("ok", chat("yes")),
+        failed("server", 500),
+        failed("limit", 429),
+        failed("invalid", 400, {"error": {"code": "invalid_value", "message": "bad"}}),
+        failed("spent", 503),
+    ]
     summary = ingest.ingest_files(batch, job, write_lines(tmp_path / "out.jsonl", lines), cancelled=False)
     assert states(job) == {
         "ok": (RequestStatus.SUCCEEDED, None, 0),
@@ -142,24 +231,37 @@ def test_retryable_failures_go_back_to_pending_until_the_job_runs_out_of_retries
     }
     assert (summary.succeeded, summary.retried, summary.failed, summary.missing) == (1, 3, 2, 1)
     assert summary.error_codes == {"http_500": 1, "http_429": 1, "invalid_value": 1, "missing_result": 1, "http_503": 1}
-    retried = db.session.scalars(select(BatchRequest).where(BatchRequest.job_id == job.id,
-                                                            BatchRequest.status == RequestStatus.PENDING)).all()
+    retried = db.session.scalars(
+        select(BatchRequest).where(BatchRequest.job_id == job.id, BatchRequest.status == RequestStatus.PENDING)
+    ).all()
     assert all(r.provider_batch_id is None for r in retried)  # free for the follow-up batch
 
 
 def test_a_retry_replaces_the_earlier_try_s_response_and_token_counts(app_ctx, tmp_path):
     job, batch = in_flight_batch(["again", "gone", "done"])
-    first = ingest.ingest_files(batch, job, write_lines(tmp_path / "first.jsonl", [
-        failed("again", 500, {"usage": {"prompt_tokens": 7}}), failed("gone", 503, {"usage": {"prompt_tokens": 5}}),
-        ok("done", chat("yes"))]), cancelled=False)
+    first = ingest.ingest_files(
+        batch,
+        job,
+        write_lines(
+            tmp_path / "first.jsonl",
+            [
+                failed("again", 500, {"usage": {"prompt_tokens": 7}}),
+                failed("gone", 503, {"usage": {"prompt_tokens": 5}}),
+                ok("done", chat("yes")),
+            ],
+        ),
+        cancelled=False,
+    )
     assert first.retried == 2
     # The follow-up batch: "again" succeeds, "gone" gets no line at all.
     [retry] = planning.plan_batches(job)
     set_states(request_states.c.provider_batch_id == retry.id, status=RequestStatus.IN_FLIGHT)
-    earlier = ledger.token_sums(BatchResponse.request_id.in_(
-        select(BatchRequest.id).where(BatchRequest.provider_batch_id == retry.id)))
-    second = ingest.ingest_files(retry, job, write_lines(tmp_path / "second.jsonl", [ok("again", chat("now"))]),
-                                 cancelled=False)
+    earlier = ledger.token_sums(
+        BatchResponse.request_id.in_(select(BatchRequest.id).where(BatchRequest.provider_batch_id == retry.id))
+    )
+    second = ingest.ingest_files(
+        retry, job, write_lines(tmp_path / "second.jsonl", [ok("again", chat("now"))]), cancelled=False
+    )
     responses = stored(job)
     assert set(responses) == {"again", "done"}  # "gone" keeps no response of a try that was not the last
     assert responses["again"].output_text == "now" and responses["again"].provider_batch_id == retry.id
@@ -172,13 +274,17 @@ def test_a_cancelled_job_settles_what_did_not_run_as_cancelled_without_retry(app
     job, batch = in_flight_batch(["ran", "never", "broke"])
     lines = [ok("ran", chat("yes")), failed("broke", 500)]
     summary = ingest.ingest_files(batch, job, write_lines(tmp_path / "out.jsonl", lines), cancelled=True)
-    assert states(job) == {"ran": (RequestStatus.SUCCEEDED, None, 0), "never": (RequestStatus.FAILED, "cancelled", 0),
-                           "broke": (RequestStatus.FAILED, "http_500", 0)}
+    assert states(job) == {
+        "ran": (RequestStatus.SUCCEEDED, None, 0),
+        "never": (RequestStatus.FAILED, "cancelled", 0),
+        "broke": (RequestStatus.FAILED, "http_500", 0),
+    }
     assert (summary.succeeded, summary.failed, summary.retried, summary.missing) == (1, 2, 0, 1)
 
 
-@pytest.mark.parametrize("damage", ["not-json", "crlf", "nul-escape", "duplicate", "not-utf8", "control-byte",
-                                    "end-marker"])
+@pytest.mark.parametrize(
+    "damage", ["not-json", "crlf", "nul-escape", "duplicate", "not-utf8", "control-byte", "end-marker"]
+)
 def test_a_damaged_file_keeps_every_good_result(app_ctx, tmp_path, damage):
     """A file PostgreSQL cannot take as it is goes line by line: the good lines are all stored."""
     ids = [f"r{i}" for i in range(6)]
@@ -215,7 +321,13 @@ def test_a_damaged_file_keeps_every_good_result(app_ctx, tmp_path, damage):
 
 def test_lines_for_other_requests_and_lines_without_custom_id_are_counted_not_stored(app_ctx, tmp_path):
     job, batch = in_flight_batch(["a", "b"])
-    lines = [ok("a", chat("x")), ok("stranger", chat("y")), {"custom_id": 7, "response": None}, [1, 2], ok("b", chat("z"))]
+    lines = [
+        ok("a", chat("x")),
+        ok("stranger", chat("y")),
+        {"custom_id": 7, "response": None},
+        [1, 2],
+        ok("b", chat("z")),
+    ]
     summary = ingest.ingest_files(batch, job, write_lines(tmp_path / "out.jsonl", lines), cancelled=False)
     assert set(stored(job)) == {"a", "b"}
     assert (summary.unknown_lines, summary.bad_lines, summary.succeeded) == (1, 2, 2)
@@ -236,25 +348,39 @@ def test_a_large_result_file_is_stored_whole(app_ctx, tmp_path):
     count = 3000
     ids = [f"row-{i}" for i in range(count)]
     job, batch = in_flight_batch(ids)
-    lines = (ok(c, {**chat(f"answer {i}"), "usage": {"prompt_tokens": i, "completion_tokens": 1}})
-             for i, c in enumerate(ids))
+    lines = (
+        ok(c, {**chat(f"answer {i}"), "usage": {"prompt_tokens": i, "completion_tokens": 1}}) for i, c in enumerate(ids)
+    )
     summary = ingest.ingest_files(batch, job, write_lines(tmp_path / "out.jsonl", lines), cancelled=False)
     assert summary.succeeded == count
     responses = stored(job)
     assert len(responses) == count
-    assert all(responses[f"row-{i}"].output_text == f"answer {i}" and responses[f"row-{i}"].total_tokens == i + 1
-               for i in range(count))
+    assert all(
+        responses[f"row-{i}"].output_text == f"answer {i}" and responses[f"row-{i}"].total_tokens == i + 1
+        for i in range(count)
+    )
 
 
 def counters(job) -> tuple:
-    return (job.pending_requests, job.in_flight_requests, job.succeeded_requests, job.failed_requests,
-            job.prompt_tokens, job.completion_tokens, job.cached_tokens, job.reasoning_tokens, job.actual_cost)
+    return (
+        job.pending_requests,
+        job.in_flight_requests,
+        job.succeeded_requests,
+        job.failed_requests,
+        job.prompt_tokens,
+        job.completion_tokens,
+        job.cached_tokens,
+        job.reasoning_tokens,
+        job.actual_cost,
+    )
 
 
 def test_the_job_counters_move_by_what_the_ingest_changed_as_a_full_recount_would_set_them(app_ctx, tmp_path):
     job, batch = in_flight_batch(["ok", "retry", "fail", "absent", "again"])
     # "again" was answered by an earlier try with 7 prompt tokens: its new response replaces that one.
-    again = db.session.scalar(select(BatchRequest).where(BatchRequest.job_id == job.id, BatchRequest.custom_id == "again"))
+    again = db.session.scalar(
+        select(BatchRequest).where(BatchRequest.job_id == job.id, BatchRequest.custom_id == "again")
+    )
     db.session.add(BatchResponse(request_id=again.id, job_id=job.id, succeeded=False, status_code=500, prompt_tokens=7))
     ledger.recount(job)
     lines = [ok("ok", chat("yes")), failed("retry", 500), failed("fail", 400), ok("again", chat("now"))]

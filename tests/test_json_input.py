@@ -13,7 +13,10 @@ from webapp import json_input
 from webapp.json_input import JsonRefused
 
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(alphabet=st.characters(exclude_categories=("Cs",)) | st.sampled_from('"\\[]{},')),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4),
     max_leaves=12,
@@ -24,35 +27,44 @@ def items_of(data: bytes, read_size: int, max_items: int = 1000, max_item_bytes:
     """The array's items as ``array_items`` finds them, read ``read_size`` bytes at a time, parsed."""
     saved, json_input.READ_SIZE = json_input.READ_SIZE, read_size
     try:
-        return [json_input.loads(text) for text in json_input.array_items(
-            io.BytesIO(data), max_items=max_items, max_item_bytes=max_item_bytes)]
+        return [
+            json_input.loads(text)
+            for text in json_input.array_items(io.BytesIO(data), max_items=max_items, max_item_bytes=max_item_bytes)
+        ]
     finally:
         json_input.READ_SIZE = saved
 
 
 @settings(max_examples=150, deadline=None, database=None, derandomize=True)
-@given(items=st.lists(JSON_VALUES, max_size=6), read_size=st.sampled_from([1, 2, 3, 7, 64, 1 << 20]),
-       ensure_ascii=st.booleans(), indent=st.sampled_from([None, 1]))
+@given(
+    items=st.lists(JSON_VALUES, max_size=6),
+    read_size=st.sampled_from([1, 2, 3, 7, 64, 1 << 20]),
+    ensure_ascii=st.booleans(),
+    indent=st.sampled_from([None, 1]),
+)
 def test_array_items_are_found_whatever_the_reads_cut(items, read_size, ensure_ascii, indent):
     """Strings full of brackets, commas, quotes and escapes, cut anywhere by the reads, split where json does."""
     data = json.dumps(items, ensure_ascii=ensure_ascii, indent=indent).encode()
     assert items_of(data, read_size) == items
 
 
-@pytest.mark.parametrize("data, code, index", [
-    (b"", "invalid_json", None),
-    (b"  \n ", "invalid_json", None),
-    (b'{"a": [1]}', "not_an_array", None),
-    (b"[1, 2", "invalid_json", 1),
-    (b"[1,, 2]", "invalid_json", 1),
-    (b"[1, 2,]", "invalid_json", 2),
-    (b"[1} ", "invalid_json", 0),
-    (b"[1] [2]", "invalid_json", 1),
-    (b'["unterminated]', "invalid_json", 0),
-    (b"[1, " + b"[" * 65 + b"]" * 65 + b"]", "too_deep", 1),
-    (b"[" + b"1," * 1000 + b"1]", "too_many_items", 1000),
-    (b'[1, "' + b"x" * 10_000 + b'"]', "too_large", 1),
-])
+@pytest.mark.parametrize(
+    "data, code, index",
+    [
+        (b"", "invalid_json", None),
+        (b"  \n ", "invalid_json", None),
+        (b'{"a": [1]}', "not_an_array", None),
+        (b"[1, 2", "invalid_json", 1),
+        (b"[1,, 2]", "invalid_json", 1),
+        (b"[1, 2,]", "invalid_json", 2),
+        (b"[1} ", "invalid_json", 0),
+        (b"[1] [2]", "invalid_json", 1),
+        (b'["unterminated]', "invalid_json", 0),
+        (b"[1, " + b"[" * 65 + b"]" * 65 + b"]", "too_deep", 1),
+        (b"[" + b"1," * 1000 + b"1]", "too_many_items", 1000),
+        (b'[1, "' + b"x" * 10_000 + b'"]', "too_large", 1),
+    ],
+)
 def test_arrays_that_cannot_be_read_are_refused_naming_the_item(data, code, index):
     with pytest.raises(JsonRefused) as caught:
         items_of(data, 3)
@@ -92,9 +104,16 @@ def test_brackets_in_strings_do_not_count_as_nesting():
     json_input.check_depth("{{ Text }} " * 100)  # a template is no JSON, but balanced
 
 
-@pytest.mark.parametrize("number, fits", [
-    (2**63 - 1, True), (-(2**63), True), (2**63, False), (-(2**63) - 1, False), (10**25, False),
-])
+@pytest.mark.parametrize(
+    "number, fits",
+    [
+        (2**63 - 1, True),
+        (-(2**63), True),
+        (2**63, False),
+        (-(2**63) - 1, False),
+        (10**25, False),
+    ],
+)
 def test_integers_outside_64_bits_are_refused(number, fits):
     text = f'{{"n": {number}, "s": "{number}"}}'
     if fits:

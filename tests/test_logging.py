@@ -54,8 +54,11 @@ def test_a_failed_statement_is_logged_without_its_values(app_ctx, member_user, f
     configure_logging("INFO", fmt, stream)
     try:
         with db.session.begin_nested():
-            db.session.execute(insert(ApiToken).values(user_id=member_user.id, name="copy",
-                                                       token_hash=token.token_hash, prefix=plain[:10]))
+            db.session.execute(
+                insert(ApiToken).values(
+                    user_id=member_user.id, name="copy", token_hash=token.token_hash, prefix=plain[:10]
+                )
+            )
     except IntegrityError:
         logging.getLogger("webapp.test").exception("could not store the token")
     finally:

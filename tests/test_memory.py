@@ -8,15 +8,15 @@ from __future__ import annotations
 import io
 import json
 import tracemalloc
+from functools import partial
 from pathlib import Path
 
-
-from webapp import bulk
-from webapp.extensions import db
+from simulator import simulated_output
 from tests.conftest import api_token
 from tests.factories import set_states
+from webapp import bulk
+from webapp.extensions import db
 from webapp.models import JobStatus, RequestStatus, request_states
-from simulator import simulated_output
 from webapp.services import exports, ingest, jobs, planning, uploads
 
 SMALL = bulk.COPY_CHUNK  # one full write chunk: both sizes hold as many rows at a time
@@ -28,10 +28,22 @@ SLACK = 4 * 1024 * 1024
 
 def request_file(count: int) -> bytes:
     review = "the battery lasts long but the screen is dim " * 6
-    return b"".join(json.dumps({"custom_id": f"review-{i}", "method": "POST", "url": "/v1/chat/completions",
-                                "body": {"model": "gpt-4o-mini", "max_tokens": 20, "messages": [
-                                    {"role": "user", "content": f"Label review {i}: {review}"}]}}).encode() + b"\n"
-                    for i in range(count))
+    return b"".join(
+        json.dumps(
+            {
+                "custom_id": f"review-{i}",
+                "method": "POST",
+                "url": "/v1/chat/completions",
+                "body": {
+                    "model": "gpt-4o-mini",
+                    "max_tokens": 20,
+                    "messages": [{"role": "user", "content": f"Label review {i}: {review}"}],
+                },
+            }
+        ).encode()
+        + b"\n"
+        for i in range(count)
+    )
 
 
 def peak_bytes(step) -> tuple[int, object]:
@@ -59,7 +71,7 @@ def steps_after_upload(job, workdir: Path) -> dict[str, int]:
     peaks = {"input files": 0, "result ingest": 0}
     for batch in batches:
         path = workdir / f"input-{batch.id}.jsonl"
-        peak, (lines, _) = peak_bytes(lambda: planning.write_input_file(batch, path))
+        peak, (lines, _) = peak_bytes(partial(planning.write_input_file, batch, path))
         assert lines == batch.request_count
         peaks["input files"] = max(peaks["input files"], peak)
         output = workdir / f"output-{batch.id}.jsonl"
@@ -68,7 +80,7 @@ def steps_after_upload(job, workdir: Path) -> dict[str, int]:
                 out.write(json.dumps(simulated_output(json.loads(line), batch_id=f"batch_{batch.id}")) + "\n")
         set_states(request_states.c.provider_batch_id == batch.id, status=RequestStatus.IN_FLIGHT)
         job.status = JobStatus.RUNNING
-        peak, summary = peak_bytes(lambda: ingest.ingest_files(batch, job, [output], cancelled=False))
+        peak, summary = peak_bytes(partial(ingest.ingest_files, batch, job, [output], cancelled=False))
         assert summary.succeeded == batch.request_count
         peaks["result ingest"] = max(peaks["result ingest"], peak)
     db.session.commit()
@@ -107,11 +119,19 @@ def test_adding_requests_through_the_api_does_not_grow_with_the_body(app_ctx, cl
         job = jobs.create_job({"name": f"api memory {count}", "model": "gpt-4o-mini"})
         body = request_array(count)
         stream = io.BytesIO(body)  # made before measuring: the server's copies are what counts
-        peak, response = peak_bytes(lambda: client.post(
-            f"/api/v1/jobs/{job.id}/requests", input_stream=stream, content_length=len(body),
-            content_type="application/json", headers=headers))
+        peak, response = peak_bytes(
+            partial(
+                client.post,
+                f"/api/v1/jobs/{job.id}/requests",
+                input_stream=stream,
+                content_length=len(body),
+                content_type="application/json",
+                headers=headers,
+            )
+        )
         assert response.status_code == 201, response.get_data(as_text=True)[:500]
         assert response.get_json()["added"] == count
         peaks[count] = peak
-    assert peaks[LARGE] < peaks[SMALL] + SLACK, f"{SMALL:,} items peaked at {peaks[SMALL]:,} bytes, {LARGE:,} at " \
-                                                f"{peaks[LARGE]:,}"
+    assert peaks[LARGE] < peaks[SMALL] + SLACK, (
+        f"{SMALL:,} items peaked at {peaks[SMALL]:,} bytes, {LARGE:,} at {peaks[LARGE]:,}"
+    )

@@ -72,30 +72,52 @@ def test_request_states_migration_keeps_every_request_state(empty_database, tmp_
         with db.engine.begin() as conn:
             # Jobs and batches are as the models have them today: their own defaults fill every column.
             conn.execute(BatchJob.__table__.insert(), {"id": 1, "name": "j", "provider": "simulator", "model": "m"})
-            conn.execute(ProviderBatch.__table__.insert(), {"id": 7, "job_id": 1, "model": "m",
-                                                            "endpoint": "/v1/chat/completions"})
-            conn.execute(text("INSERT INTO batch_requests (id, job_id, custom_id, body, status, error_code, error, "
-                              "retry_count, provider_batch_id, source_line, estimated_tokens) VALUES "
-                              "(1, 1, 'a', '{\"x\": 1}', 'succeeded', NULL, NULL, 0, 7, 1, 5), "
-                              "(2, 1, 'b', '{\"x\": 2}', 'failed', 'server_error', 'boom', 2, 7, 2, 6)"))
-            conn.execute(text("INSERT INTO batch_responses (request_id, job_id, provider_batch_id, succeeded, "
-                              "status_code, body, prompt_tokens, completion_tokens, total_tokens, cached_tokens, "
-                              "reasoning_tokens, created_at) VALUES (1, 1, 7, true, 200, '{\"ok\": [1, \"ü\"]}', "
-                              "1, 2, 3, 0, 0, '2026-01-01')"))
+            conn.execute(
+                ProviderBatch.__table__.insert(),
+                {"id": 7, "job_id": 1, "model": "m", "endpoint": "/v1/chat/completions"},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO batch_requests (id, job_id, custom_id, body, status, error_code, error, "
+                    "retry_count, provider_batch_id, source_line, estimated_tokens) VALUES "
+                    "(1, 1, 'a', '{\"x\": 1}', 'succeeded', NULL, NULL, 0, 7, 1, 5), "
+                    "(2, 1, 'b', '{\"x\": 2}', 'failed', 'server_error', 'boom', 2, 7, 2, 6)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO batch_responses (request_id, job_id, provider_batch_id, succeeded, "
+                    "status_code, body, prompt_tokens, completion_tokens, total_tokens, cached_tokens, "
+                    'reasoning_tokens, created_at) VALUES (1, 1, 7, true, 200, \'{"ok": [1, "ü"]}\', '
+                    "1, 2, 3, 0, 0, '2026-01-01')"
+                )
+            )
         upgrade()
         with db.engine.connect() as conn:
-            states = conn.execute(text("SELECT request_id, job_id, status, retry_count, provider_batch_id, "
-                                       "error_code, error FROM request_states ORDER BY request_id")).all()
+            states = conn.execute(
+                text(
+                    "SELECT request_id, job_id, status, retry_count, provider_batch_id, "
+                    "error_code, error FROM request_states ORDER BY request_id"
+                )
+            ).all()
             body = conn.execute(text("SELECT body FROM batch_responses")).scalar_one()
-        assert [tuple(s) for s in states] == [(1, 1, "succeeded", 0, 7, None, None),
-                                              (2, 1, "failed", 2, 7, "server_error", "boom")]
+        assert [tuple(s) for s in states] == [
+            (1, 1, "succeeded", 0, 7, None, None),
+            (2, 1, "failed", 2, 7, "server_error", "boom"),
+        ]
         assert (body if isinstance(body, dict) else json.loads(body)) == {"ok": [1, "ü"]}
         downgrade(revision="c4d2e8f1a7b3")
         with db.engine.connect() as conn:
-            rows = conn.execute(text("SELECT id, status, retry_count, provider_batch_id, error_code, error "
-                                     "FROM batch_requests ORDER BY id")).all()
-        assert [tuple(r) for r in rows] == [(1, "succeeded", 0, 7, None, None),
-                                            (2, "failed", 2, 7, "server_error", "boom")]
+            rows = conn.execute(
+                text(
+                    "SELECT id, status, retry_count, provider_batch_id, error_code, error "
+                    "FROM batch_requests ORDER BY id"
+                )
+            ).all()
+        assert [tuple(r) for r in rows] == [
+            (1, "succeeded", 0, 7, None, None),
+            (2, "failed", 2, 7, "server_error", "boom"),
+        ]
         db.engine.dispose()
 
 
@@ -106,17 +128,30 @@ def test_user_sessions_migration_keeps_accounts(empty_database, tmp_path):
     with app.app_context():
         upgrade(revision="e7a1c4d9b8f2")
         with db.engine.begin() as conn:
-            conn.execute(text("INSERT INTO users (id, email, password_hash, role, active, session_version, created_at) "
-                              "VALUES (1, 'a@example.com', 'h', 'admin', true, 3, '2026-01-01')"))
-            conn.execute(text("INSERT INTO api_tokens (user_id, name, token_hash, prefix, created_at) "
-                              "VALUES (1, 't', 'x', 'bp_', '2026-01-01')"))
+            conn.execute(
+                text(
+                    "INSERT INTO users (id, email, password_hash, role, active, session_version, created_at) "
+                    "VALUES (1, 'a@example.com', 'h', 'admin', true, 3, '2026-01-01')"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO api_tokens (user_id, name, token_hash, prefix, created_at) "
+                    "VALUES (1, 't', 'x', 'bp_', '2026-01-01')"
+                )
+            )
         upgrade()
         assert "session_version" not in {c["name"] for c in inspect(db.engine).get_columns("users")}
         with db.engine.begin() as conn:
-            conn.execute(text("INSERT INTO user_sessions (user_id, key_hash, created_at, expires_at) "
-                              "VALUES (1, 'k', '2026-01-01', '2027-01-01')"))
+            conn.execute(
+                text(
+                    "INSERT INTO user_sessions (user_id, key_hash, created_at, expires_at) "
+                    "VALUES (1, 'k', '2026-01-01', '2027-01-01')"
+                )
+            )
             assert conn.execute(text("SELECT email FROM users JOIN api_tokens ON users.id = user_id")).all() == [
-                ("a@example.com",)]
+                ("a@example.com",)
+            ]
         downgrade(revision="e7a1c4d9b8f2")
         with db.engine.connect() as conn:
             assert conn.execute(text("SELECT id, session_version FROM users")).all() == [(1, 1)]

@@ -1,6 +1,6 @@
 """The data model: defaults, aware UTC timestamps, JSON bodies, uniqueness and cascades."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select
@@ -39,12 +39,12 @@ def test_job_defaults(app_ctx):
 
 
 def test_timestamps_are_aware_utc_after_reload(app_ctx):
-    job = make_job(submitted_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc))
+    job = make_job(submitted_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
     db.session.commit()
     db.session.expire_all()
     loaded = db.session.get(BatchJob, job.id)
     assert loaded.created_at.tzinfo is not None
-    assert loaded.submitted_at == datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    assert loaded.submitted_at == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
 def test_naive_datetimes_are_refused(app_ctx):
@@ -72,10 +72,12 @@ def test_request_body_round_trips_as_json(app_ctx):
 
 def test_custom_id_is_unique_per_job(app_ctx):
     job, other = make_job(), make_job()
-    db.session.add_all([
-        BatchRequest(job_id=job.id, custom_id="same", body={}),
-        BatchRequest(job_id=other.id, custom_id="same", body={}),
-    ])
+    db.session.add_all(
+        [
+            BatchRequest(job_id=job.id, custom_id="same", body={}),
+            BatchRequest(job_id=other.id, custom_id="same", body={}),
+        ]
+    )
     db.session.flush()
     db.session.add(BatchRequest(job_id=job.id, custom_id="same", body={}))
     with pytest.raises(IntegrityError):
@@ -117,8 +119,14 @@ def test_deleting_a_job_removes_its_rows(app_ctx, how):
         tables = (request_rows, request_states, BatchResponse.__table__, ProviderBatch.__table__)
     else:
         jobs.discard_draft(job)
-        tables = (request_rows, request_states, BatchResponse.__table__, ProviderBatch.__table__,
-                  JobEvent.__table__, BatchJob.__table__)
+        tables = (
+            request_rows,
+            request_states,
+            BatchResponse.__table__,
+            ProviderBatch.__table__,
+            JobEvent.__table__,
+            BatchJob.__table__,
+        )
     for table in tables:  # the states have no foreign key to cascade along: they must go by the service
         assert db.session.execute(select(func.count()).select_from(table)).scalar_one() == 0, table.name
 
@@ -127,7 +135,8 @@ def test_an_object_request_is_written_as_its_two_rows(app_ctx):
     job = job_with_every_row()
     [(request_id, custom_id)] = db.session.execute(select(request_rows.c.id, request_rows.c.custom_id)).all()
     [(state_id, state_job, batch_id)] = db.session.execute(
-        select(request_states.c.request_id, request_states.c.job_id, request_states.c.provider_batch_id)).all()
+        select(request_states.c.request_id, request_states.c.job_id, request_states.c.provider_batch_id)
+    ).all()
     assert (custom_id, state_id, state_job) == ("r", request_id, job.id) and batch_id is not None
 
 

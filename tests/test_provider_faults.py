@@ -44,8 +44,11 @@ def assert_exactly_once(job: BatchJob, simulator) -> None:
 
 
 def statuses(job_id: int) -> dict[str, str]:
-    return dict(db.session.execute(select(BatchRequest.custom_id, BatchRequest.status)
-                                   .where(BatchRequest.job_id == job_id)).all())
+    return dict(
+        db.session.execute(
+            select(BatchRequest.custom_id, BatchRequest.status).where(BatchRequest.job_id == job_id)
+        ).all()
+    )
 
 
 def events(job_id: int, kind: str) -> list[str]:
@@ -142,8 +145,12 @@ def test_a_refused_cancel_is_read_back_and_the_cancel_sent_again(app_ctx, simula
     ran = remote.request_counts.completed
     assert job.succeeded_requests == ran
     assert job.failed_requests == 5 - ran
-    assert all(r.error_code == "cancelled" for r in db.session.scalars(
-        select(BatchRequest).where(BatchRequest.job_id == job.id, BatchRequest.status == RequestStatus.FAILED)))
+    assert all(
+        r.error_code == "cancelled"
+        for r in db.session.scalars(
+            select(BatchRequest).where(BatchRequest.job_id == job.id, BatchRequest.status == RequestStatus.FAILED)
+        )
+    )
     assert_exactly_once(job, simulator)
 
 
@@ -210,11 +217,16 @@ def test_token_limit_exceeded_is_resubmitted_not_failed_and_leaves_no_file(app_c
 
 def hold_tokens(simulator, text: str) -> str:
     """A batch of someone else's, in progress until cancelled, that holds ``text``'s tokens of the limit."""
-    line = {"custom_id": "blocker", "method": "POST", "url": "/v1/chat/completions",
-            "body": chat_body(f"{text} [[sim:hold]]")}
+    line = {
+        "custom_id": "blocker",
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": chat_body(f"{text} [[sim:hold]]"),
+    }
     sdk = client(simulator)
-    upload = sdk.files.create(file=("blocker.jsonl", io.BytesIO(json.dumps(line).encode()), "application/jsonl"),
-                              purpose="batch")
+    upload = sdk.files.create(
+        file=("blocker.jsonl", io.BytesIO(json.dumps(line).encode()), "application/jsonl"), purpose="batch"
+    )
     batch = sdk.batches.create(input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h")
     deadline = time.monotonic() + 10
     while sdk.batches.retrieve(batch.id).status != "in_progress":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from tests.factories import new_job, run_until_done, set_states
 from webapp.extensions import db
 from webapp.models import BatchStatus, JobStatus, ProviderBatch, request_states

@@ -10,22 +10,23 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import fakeredis
 import pytest
 from rq import SimpleWorker
-from rq.job import Job, JobStatus as RQJobStatus
+from rq.job import Job
+from rq.job import JobStatus as RQJobStatus
 from rq_scheduler import Scheduler
 from sqlalchemy import select
 
+from simulator import simulated_text
 from tests.conftest import PASSWORD, SIMULATOR_KEY, api_token, base_config
 from tests.factories import new_job
 from webapp import ROOT, create_app, jobs, queue, schedule
 from webapp.extensions import db
 from webapp.models import BatchJob, BatchRequest, BatchResponse, BatchStatus, JobStatus
-from simulator import simulated_text
 from webapp.services import accounts
 
 PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
@@ -38,8 +39,13 @@ def sqlite_url(tmp_path: Path, name: str) -> str:
 def command_env(tmp_path: Path, **settings: str) -> dict[str, str]:
     """A clean environment for a CLI process: no REDIS_URL, a SQLite file, nothing from the caller's settings."""
     env = {key: os.environ[key] for key in PASSED_THROUGH if key in os.environ}
-    env.update(DATABASE_URL=sqlite_url(tmp_path, "cli.db"), SECRET_KEY="test-secret", OPENAI_API_KEY="",
-               SIMULATOR_API_KEY=SIMULATOR_KEY, **settings)
+    env.update(
+        DATABASE_URL=sqlite_url(tmp_path, "cli.db"),
+        SECRET_KEY="test-secret",
+        OPENAI_API_KEY="",
+        SIMULATOR_API_KEY=SIMULATOR_KEY,
+        **settings,
+    )
     return env
 
 
@@ -73,10 +79,16 @@ def restore_worker_side_effects():
 @pytest.fixture
 def embedded(monkeypatch, simulator, tmp_path, restore_worker_side_effects):
     """An app on the embedded defaults (no REDIS_URL, a SQLite file); its threads are stopped at the end."""
-    app = create_app(base_config(
-        tmp_path, REDIS_URL=None, EMBEDDED_WORKERS=True, SQLALCHEMY_DATABASE_URI=sqlite_url(tmp_path, "embedded.db"),
-        SIMULATOR_BASE_URL=f"{simulator.url}/simulator/v1", SYNC_INTERVAL_SECONDS=1,
-    ))
+    app = create_app(
+        base_config(
+            tmp_path,
+            REDIS_URL=None,
+            EMBEDDED_WORKERS=True,
+            SQLALCHEMY_DATABASE_URI=sqlite_url(tmp_path, "embedded.db"),
+            SIMULATOR_BASE_URL=f"{simulator.url}/simulator/v1",
+            SYNC_INTERVAL_SECONDS=1,
+        )
+    )
     with app.app_context():
         db.create_all()
     runtime = app.extensions["batches_embedded_runtime"]
@@ -109,7 +121,8 @@ def test_embedded_worker_and_scheduler_start_with_the_first_request_and_finish_a
         job = db.session.get(BatchJob, job_id)
         assert job.succeeded_requests == 20 and job.batches[0].status == BatchStatus.COMPLETED
         pairs = db.session.execute(
-            select(BatchRequest, BatchResponse).join(BatchResponse, BatchResponse.request_id == BatchRequest.id)
+            select(BatchRequest, BatchResponse)
+            .join(BatchResponse, BatchResponse.request_id == BatchRequest.id)
             .where(BatchRequest.job_id == job_id)
         ).all()
         assert len(pairs) == 20
@@ -137,7 +150,7 @@ def test_scheduling_periodic_jobs_again_keeps_one_of_each_with_the_configured_in
     assert (sync.meta["interval"], sync.timeout, sync.origin) == (7, wanted["periodic-sync"].timeout, queue.QUEUE_NAME)
     assert (sweep.meta["interval"], sweep.timeout) == (600, wanted["periodic-sweep"].timeout)
     assert unrelated.id in {job.id for job in list(scheduler.get_jobs())}  # not ours: left alone
-    due = scheduler.get_jobs(until=datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(seconds=1))
+    due = scheduler.get_jobs(until=datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=1))
     assert set(wanted) <= {job.id for job in due}  # each runs at once, then every interval
 
     monkeypatch.setitem(app.config, "SYNC_INTERVAL_SECONDS", 11)  # restarted with a new setting
@@ -151,8 +164,9 @@ def test_scheduling_periodic_jobs_again_keeps_one_of_each_with_the_configured_in
 
 
 def test_worker_py_without_redis_url_exits_2_with_one_clear_line(tmp_path):
-    result = subprocess.run([sys.executable, "worker.py"], cwd=ROOT, env=command_env(tmp_path),
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "worker.py"], cwd=ROOT, env=command_env(tmp_path), capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 2
     assert result.stdout == ""
     lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -170,8 +184,14 @@ def test_flask_batches_sync_runs_one_pass_and_prints_a_json_summary(tmp_path, si
         db.engine.dispose()
     flask = str(Path(sys.executable).with_name("flask"))
     env = command_env(tmp_path, SIMULATOR_BASE_URL=f"{simulator.url}/simulator/v1")
-    result = subprocess.run([flask, "--app", "webapp:create_app_or_exit()", "batches", "sync"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [flask, "--app", "webapp:create_app_or_exit()", "batches", "sync"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"jobs": 1, "files_cleaned": 0}

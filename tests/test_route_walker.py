@@ -36,10 +36,18 @@ DEEP = 100_000  # far past Python's recursion limit, which a recursive parser re
 # What a field gets: every field the first group; a field that takes a number (or a choice) the numbers too.
 TEXT = {"nul": "a\x00b", "crlf": "/jobs\r\nSet-Cookie: a=b", "deep": "[" * 5000 + "]" * 5000}
 TEXT_NUMBERS = {"past_int": str(MAX_ID + 1), "past_bigint": str(MAX_BIG_ID + 1), "huge": "1e23", "negative": "-1"}
-JSON = {"nul": json.dumps("a\x00b"), "crlf": json.dumps("a\r\nb"), "deep_array": "[" * DEEP + "]" * DEEP,
-        "deep_object": '{"a":' * DEEP + "1" + "}" * DEEP, "nested": '{"a":' * 200 + "1" + "}" * 200}
-JSON_NUMBERS = {"past_int": str(MAX_ID + 1), "past_bigint": str(MAX_BIG_ID + 1),
-                "negative_past_bigint": str(-MAX_BIG_ID - 2)}
+JSON = {
+    "nul": json.dumps("a\x00b"),
+    "crlf": json.dumps("a\r\nb"),
+    "deep_array": "[" * DEEP + "]" * DEEP,
+    "deep_object": '{"a":' * DEEP + "1" + "}" * DEEP,
+    "nested": '{"a":' * 200 + "1" + "}" * 200,
+}
+JSON_NUMBERS = {
+    "past_int": str(MAX_ID + 1),
+    "past_bigint": str(MAX_BIG_ID + 1),
+    "negative_past_bigint": str(-MAX_BIG_ID - 2),
+}
 PATH = {  # what a path argument gets, by converter
     "IdConverter": [str(MAX_ID + 1), str(MAX_BIG_ID + 1), "9" * 5000, "0"],
     "BigIdConverter": [str(MAX_BIG_ID + 1), "9" * 5000, "0"],
@@ -49,22 +57,46 @@ PATH = {  # what a path argument gets, by converter
 # decodes as JSON, and the dashboard's JSON schema): the walk covers them, and one test each says so by name.
 NESTED = {("json", "deep_array"), ("json", "deep_object"), ("multipart", "deep"), ("json_schema", "deep")}
 # (endpoint, field): the fields that also get 10 MB, one of each kind of intake.
-LONG_FIELDS = {("dashboard.list_jobs", "q"), ("dashboard.new_job", "name"), ("auth.login", "email"),
-               ("api.create_job", "name"), ("api.upload_file", "template"), ("api.list_requests", "custom_id")}
+LONG_FIELDS = {
+    ("dashboard.list_jobs", "q"),
+    ("dashboard.new_job", "name"),
+    ("auth.login", "email"),
+    ("api.create_job", "name"),
+    ("api.upload_file", "template"),
+    ("api.list_requests", "custom_id"),
+}
 FREE_TEXT = {"StringField", "TextAreaField", "PasswordField", "EmailField", "SearchField"}
 NEW_PASSWORD = "another long password"
-SETTINGS = {"name": "walked", "provider": "simulator", "endpoint": "/v1/chat/completions", "model": "gpt-4o-mini",
-            "max_retries": "1"}
+SETTINGS = {
+    "name": "walked",
+    "provider": "simulator",
+    "endpoint": "/v1/chat/completions",
+    "model": "gpt-4o-mini",
+    "max_retries": "1",
+}
 
 # The forms the dashboard reads query strings (GET) and bodies (POST) with, by endpoint.
 QUERY_FORMS = {"dashboard.list_jobs": JobFilterForm, "dashboard.list_requests": RequestFilterForm}
 BODY_FORMS = {
-    "dashboard.new_job": NewJobForm, "dashboard.preview_csv": NewJobForm, "auth.setup": SetupForm,
-    "auth.login": LoginForm, "auth.change_password": PasswordForm, "auth.tokens": TokenForm,
-    "auth.users": NewUserForm, "auth.change_role": RoleForm, "auth.reset_password": ResetPasswordForm,
+    "dashboard.new_job": NewJobForm,
+    "dashboard.preview_csv": NewJobForm,
+    "auth.setup": SetupForm,
+    "auth.login": LoginForm,
+    "auth.change_password": PasswordForm,
+    "auth.tokens": TokenForm,
+    "auth.users": NewUserForm,
+    "auth.change_role": RoleForm,
+    "auth.reset_password": ResetPasswordForm,
 }
-ACTIONS = {"auth.logout", "auth.revoke_token", "auth.disable_user", "auth.enable_user", "auth.delete_user",
-           "dashboard.change_job", "dashboard.delete_job"}  # buttons: their body is the CSRF token only
+ACTIONS = {
+    "auth.logout",
+    "auth.revoke_token",
+    "auth.disable_user",
+    "auth.enable_user",
+    "auth.delete_user",
+    "dashboard.change_job",
+    "dashboard.delete_job",
+}  # buttons: their body is the CSRF token only
 ARGS = {"auth.login": ["next"], "dashboard.download_results": ["only"]}  # read with request.args directly
 # Valid values for the fields not under attack, by endpoint (forms) or schema (API); FILES add a small file.
 BASELINES = {
@@ -75,10 +107,13 @@ BASELINES = {
     "auth.change_password": {"current_password": PASSWORD, "new_password": NEW_PASSWORD, "confirm": NEW_PASSWORD},
     "auth.tokens": {"name": "walked", "expires_in_days": "7"},
     "auth.users": {"email": "walked@example.com", "password": PASSWORD, "role": "member"},
-    "auth.change_role": {"role": "member"}, "auth.reset_password": {"password": PASSWORD},
-    "JobCreate": {"name": "walked", "model": "gpt-4o-mini"}, "JobUpdate": {},
+    "auth.change_role": {"role": "member"},
+    "auth.reset_password": {"password": PASSWORD},
+    "JobCreate": {"name": "walked", "model": "gpt-4o-mini"},
+    "JobUpdate": {},
     "RequestLine": {"body": {"messages": [{"role": "user", "content": "hi"}]}},
-    "UploadForm": {"format": "jsonl"}, "PreviewForm": {"template": "Echo: {{ Text }}"},
+    "UploadForm": {"format": "jsonl"},
+    "PreviewForm": {"template": "Echo: {{ Text }}"},
 }
 FILES = {"dashboard.new_job": "walked.jsonl", "UploadForm": "walked.jsonl", "PreviewForm": "walked.csv"}
 CSV = b"Id,Text\n1,hello\n"
@@ -104,8 +139,10 @@ class Walk:
 
     def __post_init__(self):
         self.state = snapshot()
-        self.baselines = {**BASELINES, "dashboard.preview_csv": {**BASELINES["dashboard.preview_csv"],
-                                                                  "upload": self.ids["upload"]}}
+        self.baselines = {
+            **BASELINES,
+            "dashboard.preview_csv": {**BASELINES["dashboard.preview_csv"], "upload": self.ids["upload"]},
+        }
 
     def hostile_text(self, endpoint: str, name: str, numeric: bool) -> list[tuple[str, str]]:
         """(kind, value) for a query or form field."""
@@ -151,8 +188,12 @@ class Walk:
         elif response.status_code >= 400 and state != self.state:
             self.failures.append(f"{where}: {response.status_code} but the database changed")
         self.state = state
-        self.turned_away = (response.status_code == 403 or response.status_code == 401 and url.startswith("/api/")
-                            or response.headers.get("Location", "").startswith(("/login", "/setup")))
+        self.turned_away = (
+            response.status_code == 403
+            or response.status_code == 401
+            and url.startswith("/api/")
+            or response.headers.get("Location", "").startswith(("/login", "/setup"))
+        )
 
 
 def snapshot() -> list:
@@ -160,14 +201,19 @@ def snapshot() -> list:
     connection without a session, as one digest per table on PostgreSQL: the walk reads it after each of its
     thousand requests."""
     connection = db.engine  # the connection each test runs in (tests/conftest.py)
-    rows = {table.name: ", ".join(c.name for c in table.columns if c.name != "last_used_at")
-            for table in db.metadata.sorted_tables}
+    rows = {
+        table.name: ", ".join(c.name for c in table.columns if c.name != "last_used_at")
+        for table in db.metadata.sorted_tables
+    }
     if connection.dialect.name == "postgresql":
-        digests = [f"(SELECT md5(string_agg(ROW({columns})::text, ',' ORDER BY ROW({columns})::text)) FROM {name})"
-                   for name, columns in rows.items()]
+        digests = [
+            f"(SELECT md5(string_agg(ROW({columns})::text, ',' ORDER BY ROW({columns})::text)) FROM {name})"
+            for name, columns in rows.items()
+        ]
         return list(connection.exec_driver_sql("SELECT " + ", ".join(digests)).one())
-    return [connection.exec_driver_sql(f"SELECT {columns} FROM {name} ORDER BY 1").all()
-            for name, columns in rows.items()]
+    return [
+        connection.exec_driver_sql(f"SELECT {columns} FROM {name} ORDER BY 1").all() for name, columns in rows.items()
+    ]
 
 
 def walk_everything(walk: Walk) -> None:
@@ -259,6 +305,7 @@ def with_file(key: str, data: dict) -> dict:
 
 def fill(rule, ids: dict, **override: str) -> str:
     """The rule's URL with valid ids (and the first choice of an ``any``), some arguments replaced."""
+
     def argument(match: re.Match) -> str:
         converter, name = match.group(1) or "", match.group(2)
         if name in override:
@@ -266,6 +313,7 @@ def fill(rule, ids: dict, **override: str) -> str:
         if converter.startswith("any("):
             return converter[4:].split(",")[0].strip()
         return quote(str(ids.get(name, "x")))
+
     return re.sub(r"<(?:([^<>]*):)?(\w+)>", argument, rule.rule)
 
 
@@ -285,8 +333,14 @@ def ids_for(user, world: dict) -> dict:
     """Valid values for every path argument: the visitor's job (any job for a visitor), the third account."""
     job = world["jobs"][user.id] if user else next(iter(world["jobs"].values()))
     request_id = db.session.scalar(select(BatchRequest.id).where(BatchRequest.job_id == job.id).limit(1))
-    return {"job_id": job.id, "request_id": request_id, "user_id": world["victim"].id, "filename": "index.css",
-            "token_id": user.tokens[0].id if user else 1, "upload": world["upload"]}
+    return {
+        "job_id": job.id,
+        "request_id": request_id,
+        "user_id": world["victim"].id,
+        "filename": "index.css",
+        "token_id": user.tokens[0].id if user else 1,
+        "upload": world["upload"],
+    }
 
 
 @pytest.mark.parametrize("role", ["visitor", "member", "admin"])
@@ -298,8 +352,15 @@ def test_no_route_answers_hostile_input_with_a_server_error(app, client, world, 
         sign_in(client, user)
     page = client.get("/account/tokens" if user else "/login").text
     spec = client.get("/api/v1/openapi.json").get_json()
-    walk = Walk(app, client, ids_for(user, world), spec, token=token, csrf=CSRF_INPUT.search(page).group(1),
-                with_long=role != "member")
+    walk = Walk(
+        app,
+        client,
+        ids_for(user, world),
+        spec,
+        token=token,
+        csrf=CSRF_INPUT.search(page).group(1),
+        with_long=role != "member",
+    )
     walk_everything(walk)
     assert walk.sent > 150  # the walk did walk
     assert not walk.failures, f"{len(walk.failures)} of {walk.sent}:\n" + "\n".join(walk.failures)
@@ -311,15 +372,20 @@ def send_nested(client, world: dict, carrier: str, kind: str):
     job_id = world["jobs"][admin.id].id
     auth = {"Authorization": f"Bearer {api_token(admin)}"}
     if carrier == "json":
-        body = '{"name": "x", "model": "gpt-4o-mini", "metadata": {"a": %s}}' % JSON[kind]
+        body = '{"name": "x", "model": "gpt-4o-mini", "metadata": {"a": ' + JSON[kind] + "}}"
         return client.post("/api/v1/jobs/", data=body, content_type="application/json", headers=auth)
     if carrier == "multipart":
         data = {"file": (io.BytesIO(CSV), "walked.csv"), "template": TEXT[kind]}
         return client.post(f"/api/v1/jobs/{job_id}/files", data=data, headers=auth)
     sign_in(client, admin)
     token = CSRF_INPUT.search(client.get("/jobs/new").text).group(1)
-    data = {**BASELINES["dashboard.preview_csv"], "upload": world["upload"], "json_schema": TEXT[kind],
-            "csrf_token": token, "name": "nested"}
+    data = {
+        **BASELINES["dashboard.preview_csv"],
+        "upload": world["upload"],
+        "json_schema": TEXT[kind],
+        "csrf_token": token,
+        "name": "nested",
+    }
     preview = client.post("/jobs/new/preview", data=data)  # htmx swaps only a 2xx: the problem is shown in it
     assert preview.status_code == 200 and "nest" in preview.text
     return client.post("/jobs/new", data=data)

@@ -29,18 +29,34 @@ def test_strangers_cannot_read_store_or_cancel_anything(tmp_path):
     app = production_like(tmp_path)
     client, key = app.test_client(), app.config["SIMULATOR_API_KEY"]
     file_id = upload_with(client, key)
-    batch = client.post("/simulator/v1/batches", headers=bearer(key), json={
-        "input_file_id": file_id, "endpoint": "/v1/chat/completions", "completion_window": "24h"}).json
-    for stranger in ({}, bearer("sk-anything"), bearer("simulator"), bearer(key[:-1]), bearer(key + "x"),
-                     {"Authorization": f"Basic {key}"}):
-        for method, path in (("GET", f"/files/{file_id}/content"), ("GET", "/files"), ("GET", "/batches"),
-                             ("POST", f"/batches/{batch['id']}/cancel"), ("DELETE", f"/files/{file_id}"),
-                             ("POST", "/files")):
+    batch = client.post(
+        "/simulator/v1/batches",
+        headers=bearer(key),
+        json={"input_file_id": file_id, "endpoint": "/v1/chat/completions", "completion_window": "24h"},
+    ).json
+    for stranger in (
+        {},
+        bearer("sk-anything"),
+        bearer("simulator"),
+        bearer(key[:-1]),
+        bearer(key + "x"),
+        {"Authorization": f"Basic {key}"},
+    ):
+        for method, path in (
+            ("GET", f"/files/{file_id}/content"),
+            ("GET", "/files"),
+            ("GET", "/batches"),
+            ("POST", f"/batches/{batch['id']}/cancel"),
+            ("DELETE", f"/files/{file_id}"),
+            ("POST", "/files"),
+        ):
             response = client.open(f"/simulator/v1{path}", method=method, headers=stranger)
             assert response.status_code == 401, (stranger, method, path)
     assert client.get(f"/simulator/v1/files/{file_id}/content", headers=bearer(key)).data == LINE
     assert client.get(f"/simulator/v1/batches/{batch['id']}", headers=bearer(key)).json["status"] not in (
-        "cancelling", "cancelled")
+        "cancelling",
+        "cancelled",
+    )
 
 
 def test_the_key_is_derived_from_the_secret_key_and_reveals_nothing_of_it(tmp_path):

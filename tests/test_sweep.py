@@ -26,8 +26,11 @@ def settled_at_once(monkeypatch):
 
 def upload(simulator, name: str, text: str = "hello") -> str:
     line = {"custom_id": "x", "method": "POST", "url": "/v1/chat/completions", "body": chat_body(text)}
-    return client(simulator).files.create(file=(name, io.BytesIO(json.dumps(line).encode()), "application/jsonl"),
-                                          purpose="batch").id
+    return (
+        client(simulator)
+        .files.create(file=(name, io.BytesIO(json.dumps(line).encode()), "application/jsonl"), purpose="batch")
+        .id
+    )
 
 
 def ours(name: str) -> str:
@@ -37,8 +40,13 @@ def ours(name: str) -> str:
 def remote_batch(simulator, local_batch_id: str, text: str = "hello", install: str | None = None) -> str:
     file_id = upload(simulator, ours(f"stray-{local_batch_id}"), text)
     metadata = {"install": install or install_id(), "local_batch_id": local_batch_id}
-    return client(simulator).batches.create(input_file_id=file_id, endpoint="/v1/chat/completions",
-                                            completion_window="24h", metadata=metadata).id
+    return (
+        client(simulator)
+        .batches.create(
+            input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h", metadata=metadata
+        )
+        .id
+    )
 
 
 def wait_until(simulator, batch_id: str, status: str) -> None:
@@ -107,8 +115,11 @@ def test_the_batch_an_uploaded_batch_is_about_to_adopt_is_not_a_stray(app_ctx, s
     batch.input_file_id, batch.status = upload(simulator, ours("job-adopt")), "uploaded"
     db.session.commit()
     remote = client(simulator).batches.create(
-        input_file_id=batch.input_file_id, endpoint="/v1/chat/completions", completion_window="24h",
-        metadata=sync.batch_metadata(batch))  # created, its answer lost: the next step adopts it
+        input_file_id=batch.input_file_id,
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+        metadata=sync.batch_metadata(batch),
+    )  # created, its answer lost: the next step adopts it
     assert reconcile.sweep(get_provider("simulator")).batches_cancelled == 0
     sync.sync_batch(batch.id)
     db.session.expire_all()

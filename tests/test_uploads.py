@@ -21,12 +21,17 @@ from webapp.services.csv_import import CsvMapping
 
 
 def jsonl(*lines) -> io.BytesIO:
-    return io.BytesIO("\n".join(l if isinstance(l, str) else json.dumps(l) for l in lines).encode("utf-8"))
+    return io.BytesIO("\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines).encode("utf-8"))
 
 
 def line(custom_id: str, text: str = "hi", **overrides) -> dict:
-    return {"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions",
-            "body": chat_body(text), **overrides}
+    return {
+        "custom_id": custom_id,
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": chat_body(text),
+        **overrides,
+    }
 
 
 def stored(job_id: int) -> int:
@@ -60,8 +65,16 @@ def test_every_bad_line_is_reported_and_nothing_stored(app_ctx):
     with pytest.raises(uploads.UploadRejected) as caught:
         uploads.import_jsonl(job, jsonl(*bad))
     problems = {p.line: p.code for p in caught.value.report.problems}
-    assert problems == {2: "invalid_json_line", 3: "missing_custom_id", 4: "duplicate_custom_id", 5: "url_mismatch",
-                        6: "model_mismatch", 7: "stream_not_supported", 8: "missing_input", 9: "invalid_request"}
+    assert problems == {
+        2: "invalid_json_line",
+        3: "missing_custom_id",
+        4: "duplicate_custom_id",
+        5: "url_mismatch",
+        6: "model_mismatch",
+        7: "stream_not_supported",
+        8: "missing_input",
+        9: "invalid_request",
+    }
     assert caught.value.status == 422 and len(caught.value.details) == 8
     assert stored(job.id) == 0
     db.session.refresh(job)
@@ -97,11 +110,14 @@ def test_oversized_line_is_refused(app, app_ctx):
     assert caught.value.report.problems[0].code == "line_too_large"
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"", "the file is empty"),
-    (b"  \n\n", "the file is empty"),
-    (b"\x89PNG\r\n\x1a\n\x00\x00\x00", "not a text file"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "the file is empty"),
+        (b"  \n\n", "the file is empty"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00", "not a text file"),
+    ],
+)
 def test_empty_and_binary_files_are_refused(app_ctx, content, message):
     job = new_job([])
     with pytest.raises(ValidationFailed, match=message):
@@ -118,8 +134,12 @@ def test_job_settings_fill_in_what_requests_leave_out(app_ctx):
     job = new_job([], max_tokens=50, temperature=0.2)
     uploads.import_jsonl(job, jsonl({"custom_id": "a", "body": {"messages": [{"role": "user", "content": "x"}]}}))
     body = db.session.scalars(select(BatchRequest.body).where(BatchRequest.job_id == job.id)).one()
-    assert body == {"messages": [{"role": "user", "content": "x"}], "model": "gpt-4o-mini", "max_tokens": 50,
-                    "temperature": 0.2}
+    assert body == {
+        "messages": [{"role": "user", "content": "x"}],
+        "model": "gpt-4o-mini",
+        "max_tokens": 50,
+        "temperature": 0.2,
+    }
 
 
 @pytest.mark.parametrize("chunk", [3, 10_000])
@@ -131,13 +151,18 @@ def test_repeated_custom_ids_are_found_across_chunks_and_in_the_job(app_ctx, mon
     with pytest.raises(uploads.UploadRejected) as caught:
         uploads.import_jsonl(job, jsonl(*(line(i) for i in ids)))
     assert [(p.line, p.message) for p in caught.value.report.problems] == [
-        (5, "custom_id 'a' appears more than once"), (6, "custom_id 'req-0' is already in the job"),
-        (8, "custom_id 'e' appears more than once")]
+        (5, "custom_id 'a' appears more than once"),
+        (6, "custom_id 'req-0' is already in the job"),
+        (8, "custom_id 'e' appears more than once"),
+    ]
     assert stored(job.id) == 1
     report = uploads.import_jsonl(job, jsonl(*(line(i) for i in ids)), skip_invalid=True)
     assert (report.added, report.skipped) == (6, 3)
-    rows = db.session.execute(select(BatchRequest.custom_id, BatchRequest.source_line)
-                              .where(BatchRequest.job_id == job.id).order_by(BatchRequest.id)).all()
+    rows = db.session.execute(
+        select(BatchRequest.custom_id, BatchRequest.source_line)
+        .where(BatchRequest.job_id == job.id)
+        .order_by(BatchRequest.id)
+    ).all()
     assert rows[1:] == [("a", 1), ("b", 2), ("c", 3), ("d", 4), ("e", 7), ("f", 9)]  # the first of each repeat
 
 
@@ -179,13 +204,16 @@ def test_inspect_handles_a_byte_order_mark(tmp_path):
     assert info.columns == ["Text"]
 
 
-@pytest.mark.parametrize("text, message", [
-    ("", "the file is empty"),
-    ("1,2,3\n4,5,6\n", "looks like data"),
-    ("Text,\nx,y\n", "has no name"),
-    ("A,A\n1,2\n", "names these columns twice"),
-    ("Text\n", "no rows"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "the file is empty"),
+        ("1,2,3\n4,5,6\n", "looks like data"),
+        ("Text,\nx,y\n", "has no name"),
+        ("A,A\n1,2\n", "names these columns twice"),
+        ("Text\n", "no rows"),
+    ],
+)
 def test_unusable_csv_files_are_refused(tmp_path, text, message):
     with pytest.raises(ValidationFailed, match=message):
         csv_import.inspect_csv(csv_file(tmp_path, text))
@@ -212,8 +240,10 @@ def test_preview_renders_the_first_requests_and_estimates_cost(app_ctx, tmp_path
     assert result["request_count"] == 3
     first = result["requests"][0]
     assert first["custom_id"] == "row-1"
-    assert first["body"]["messages"] == [{"role": "system", "content": "Be brief."},
-                                         {"role": "user", "content": "Classify: Great, really great"}]
+    assert first["body"]["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Classify: Great, really great"},
+    ]
     assert result["estimated_output_tokens"] == 60
     assert result["estimated_cost"] > 0
     assert stored(job.id) == 0
@@ -239,8 +269,9 @@ def test_import_csv_with_duplicate_ids_is_all_or_nothing(app_ctx, tmp_path):
         csv_import.import_csv(job, path, CsvMapping("{{ Text }}", id_column="Id"), filename="x.csv")
     assert [(p.line, p.code) for p in caught.value.report.problems] == [(2, "duplicate_custom_id")]
     assert stored(job.id) == 0
-    report = csv_import.import_csv(job, path, CsvMapping("{{ Text }}", id_column="Id"), filename="x.csv",
-                                   skip_invalid=True)
+    report = csv_import.import_csv(
+        job, path, CsvMapping("{{ Text }}", id_column="Id"), filename="x.csv", skip_invalid=True
+    )
     assert (report.added, report.skipped) == (2, 1)
 
 
@@ -248,7 +279,9 @@ def test_csv_for_the_responses_and_embeddings_endpoints(app_ctx, tmp_path):
     path = csv_file(tmp_path)
     info = csv_import.inspect_csv(path)
     responses = jobs.create_job({"name": "r", "model": "gpt-4o-mini", "endpoint": "/v1/responses"})
-    body = csv_import.preview(responses, path, info, CsvMapping("{{ Text }}", system_prompt="Sys"))["requests"][0]["body"]
+    body = csv_import.preview(responses, path, info, CsvMapping("{{ Text }}", system_prompt="Sys"))["requests"][0][
+        "body"
+    ]
     assert body == {"model": "gpt-4o-mini", "input": "Great, really great", "instructions": "Sys"}
     embeddings = jobs.create_job({"name": "e", "model": "text-embedding-3-small", "endpoint": "/v1/embeddings"})
     body = csv_import.preview(embeddings, path, info, CsvMapping("{{ Text }}"))["requests"][0]["body"]
@@ -304,9 +337,13 @@ def deep_line(custom_id: str, depth: int) -> dict:
 
 def test_json_lines_nested_past_the_limit_are_refused_by_their_line(app_ctx):
     job = new_job([])
-    lines = [deep_line("at-limit", 64), deep_line("past-limit", 65), deep_line("orjson-writes-no-more", 300),
-             '{"custom_id": "python-recursion", "body": ' + nested(1000) + "}",
-             '{"custom_id": "orjson-recursion", "body": ' + nested(200_000)]
+    lines = [
+        deep_line("at-limit", 64),
+        deep_line("past-limit", 65),
+        deep_line("orjson-writes-no-more", 300),
+        '{"custom_id": "python-recursion", "body": ' + nested(1000) + "}",
+        '{"custom_id": "orjson-recursion", "body": ' + nested(200_000),
+    ]
     with pytest.raises(uploads.UploadRejected) as caught:
         uploads.import_jsonl(job, jsonl(*lines))
     problems = {p.line: (p.code, p.message) for p in caught.value.report.problems}
@@ -322,11 +359,13 @@ def test_integers_past_64_bits_are_refused_rather_than_rounded(app_ctx):
     job = new_job([])
     big = 123456789012345678901234567890
     edge = {"low": -(2**63), "high": 2**63 - 1, "as_text": str(big), "long_float": 0.12345678901234567890123}
-    lines = [line("edges", body={**chat_body("x"), "metadata": edge}),
-             line("big", body={**chat_body("x"), "seed": big}),
-             line("just-past", body={**chat_body("x"), "seed": 2**63}),
-             line("negative", body={**chat_body("x"), "seed": -(2**63) - 1}),
-             json.dumps(line("5000-digits", body={**chat_body("x"), "seed": 0})).replace("0}", "9" * 5000 + "}")]
+    lines = [
+        line("edges", body={**chat_body("x"), "metadata": edge}),
+        line("big", body={**chat_body("x"), "seed": big}),
+        line("just-past", body={**chat_body("x"), "seed": 2**63}),
+        line("negative", body={**chat_body("x"), "seed": -(2**63) - 1}),
+        json.dumps(line("5000-digits", body={**chat_body("x"), "seed": 0})).replace("0}", "9" * 5000 + "}"),
+    ]
     with pytest.raises(uploads.UploadRejected) as caught:
         uploads.import_jsonl(job, jsonl(*lines))
     problems = {p.line: (p.code, p.message) for p in caught.value.report.problems}
@@ -358,10 +397,13 @@ def test_a_line_longer_than_one_request_is_read_past_not_held(app_ctx, request_l
     assert (report.added, report.skipped) == (2, 1)
 
 
-@pytest.mark.parametrize("content", [
-    b'{"custom_id": "a", "body": {}}',  # the limit falls on the last line, which has no line end
-    b'{"custom_id": "a", "body": {}}\r\n',
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"custom_id": "a", "body": {}}',  # the limit falls on the last line, which has no line end
+        b'{"custom_id": "a", "body": {}}\r\n',
+    ],
+)
 def test_a_line_exactly_at_the_limit_is_read_whole(app_ctx, request_limit, content):
     request_limit(len(content.rstrip(b"\r\n")))
     with pytest.raises(uploads.UploadRejected) as caught:
@@ -380,7 +422,7 @@ def test_a_csv_wider_than_the_column_limit_is_refused(app_ctx, tmp_path):
 
 def test_a_csv_row_longer_than_one_request_is_refused_naming_its_line(app_ctx, tmp_path, request_limit):
     request_limit(1000)
-    long_cell = "Id,Text\n1,short\n2,\"" + "x" * 600 + "\n" + "y" * 600 + "\"\n3,short\n"
+    long_cell = 'Id,Text\n1,short\n2,"' + "x" * 600 + "\n" + "y" * 600 + '"\n3,short\n'
     with pytest.raises(ValidationFailed, match="cannot be read at line 4: a row is longer than 1,000 characters"):
         csv_import.inspect_csv(csv_file(tmp_path, long_cell))
     wide_row = "Id,Text\n1,short\n" + "a," * 600 + "\n"
@@ -397,11 +439,16 @@ def test_a_csv_row_that_would_make_a_request_too_large_is_reported(app_ctx, tmp_
     assert [(p.line, p.code) for p in caught.value.report.problems] == [(2, "request_too_large")]
 
 
-@pytest.mark.parametrize("schema, message", [
-    (nested(300, "{}"), "the JSON schema is refused: nested deeper than 64 levels"),
-    ('{"type": "object", "properties": {"n": {"type": "integer", "maximum": 123456789012345678901}}}',
-     "the JSON schema is refused: the integer 123456789012345678901 does not fit in 64 bits"),
-])
+@pytest.mark.parametrize(
+    "schema, message",
+    [
+        (nested(300, "{}"), "the JSON schema is refused: nested deeper than 64 levels"),
+        (
+            '{"type": "object", "properties": {"n": {"type": "integer", "maximum": 123456789012345678901}}}',
+            "the JSON schema is refused: the integer 123456789012345678901 does not fit in 64 bits",
+        ),
+    ],
+)
 def test_a_json_schema_past_the_limits_is_a_field_error(schema, message):
     with pytest.raises(ValidationFailed, match=message) as caught:
         csv_import.parse_schema(schema)

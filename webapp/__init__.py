@@ -24,8 +24,11 @@ def create_app(config: dict | None = None) -> Flask:
     from webapp.api import openapi_options
 
     app = OpenAPI(
-        __name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"),
-        instance_path=(config or {}).get("INSTANCE_PATH"), **openapi_options(),
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+        instance_path=(config or {}).get("INSTANCE_PATH"),
+        **openapi_options(),
     )
     configure(app, config)
     register_extensions(app)
@@ -62,8 +65,12 @@ def configure(app: Flask, overrides: dict | None) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    from webapp import embedded, inputs, queue
-    from webapp import models  # noqa: F401  (registers the tables)
+    from webapp import (
+        embedded,
+        inputs,
+        models,  # noqa: F401  (registers the tables)
+        queue,
+    )
     from webapp.extensions import csrf, db, htmx, migrate
     from webapp.logs import init_request_logging
 
@@ -81,12 +88,11 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from webapp.dashboard import bp as dashboard_bp
-    from webapp.main import bp as main_bp
     from simulator import URL_PREFIX as SIMULATOR_PREFIX
     from simulator import openai_blueprint as simulator_bp
-
     from webapp.auth import bp as auth_bp
+    from webapp.dashboard import bp as dashboard_bp
+    from webapp.main import bp as main_bp
 
     app.register_blueprint(main_bp)
     app.register_blueprint(auth_bp)

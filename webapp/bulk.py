@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import gc
 import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import orjson
 from psycopg.types.json import Jsonb, set_json_dumps
@@ -21,8 +22,14 @@ def is_postgresql() -> bool:
     return db.session.get_bind().dialect.name == "postgresql"
 
 
-def copy_rows(table: Table, columns: Sequence[str], rows: Iterable[Sequence], json_columns: Sequence[str] = (), *,
-              queries_while_producing: bool = True) -> int:
+def copy_rows(
+    table: Table,
+    columns: Sequence[str],
+    rows: Iterable[Sequence],
+    json_columns: Sequence[str] = (),
+    *,
+    queries_while_producing: bool = True,
+) -> int:
     """Write ``rows`` (tuples in ``columns`` order) into ``table`` inside the session's transaction.
 
     Streams: rows are consumed one at a time, so memory does not grow with their number. On PostgreSQL a
@@ -36,8 +43,9 @@ def copy_rows(table: Table, columns: Sequence[str], rows: Iterable[Sequence], js
         return _insert_chunks(table, columns, rows)
 
 
-def insert_with_ids(table: Table, columns: Sequence[str], rows: list[Sequence],
-                    json_columns: Sequence[str] = ()) -> list[int]:
+def insert_with_ids(
+    table: Table, columns: Sequence[str], rows: list[Sequence], json_columns: Sequence[str] = ()
+) -> list[int]:
     """Write ``rows`` like ``copy_rows`` into a table keyed by ``id``; return the new ids in the rows' order.
 
     PostgreSQL: the ids are drawn from the table's sequence first and written with the rows by one ``COPY``.
@@ -48,14 +56,23 @@ def insert_with_ids(table: Table, columns: Sequence[str], rows: list[Sequence],
     if is_postgresql():
         sequence = db.session.scalar(text("SELECT pg_get_serial_sequence(:table, 'id')"), {"table": table.name})
         # The sequence is named once: asking for it in the same query would look it up again for every id.
-        ids = db.session.execute(text("SELECT nextval(CAST(:sequence AS regclass)) FROM generate_series(1, :n)"),
-                                 {"sequence": sequence, "n": len(rows)}).scalars().all()
-        copy_rows(table, ("id", *columns), [(key, *row) for key, row in zip(ids, rows)], json_columns)
+        ids = (
+            db.session.execute(
+                text("SELECT nextval(CAST(:sequence AS regclass)) FROM generate_series(1, :n)"),
+                {"sequence": sequence, "n": len(rows)},
+            )
+            .scalars()
+            .all()
+        )
+        copy_rows(table, ("id", *columns), [(key, *row) for key, row in zip(ids, rows, strict=True)], json_columns)
         return ids
     with gc_paused():
-        return list(db.session.execute(
-            insert(table).returning(table.c.id, sort_by_parameter_order=True),
-            [dict(zip(columns, row)) for row in rows]).scalars())
+        return list(
+            db.session.execute(
+                insert(table).returning(table.c.id, sort_by_parameter_order=True),
+                [dict(zip(columns, row, strict=True)) for row in rows],
+            ).scalars()
+        )
 
 
 class _CollectorPause:
@@ -96,15 +113,16 @@ def gc_paused() -> Iterator[None]:
         _pause.leave()
 
 
-def _copy(name: str, columns: Sequence[str], rows: Iterable[Sequence], json_positions: set[int],
-          size: int | None) -> int:
+def _copy(
+    name: str, columns: Sequence[str], rows: Iterable[Sequence], json_positions: set[int], size: int | None
+) -> int:
     """One COPY per chunk of ``size`` rows, or one for all with no size: producing the rows may query the
     database, which a COPY in progress would block, so then each chunk is gathered first."""
     raw = db.session.connection().connection.driver_connection  # psycopg 3, same transaction
     set_json_dumps(orjson.dumps, raw)  # JSON columns are serialised several times faster than by json.dumps
     statement = f"COPY {name} ({', '.join(columns)}) FROM STDIN"
     count = 0
-    for chunk in (chunks(rows, size) if size else [rows]):
+    for chunk in chunks(rows, size) if size else [rows]:
         with raw.cursor() as cursor, cursor.copy(statement) as copy:
             for row in chunk:
                 if json_positions:
@@ -144,8 +162,9 @@ def copy_csv(stmt: Select) -> Iterator[bytes]:
             yield bytes(row)
 
 
-def chunks(rows: Iterable, size: int, weight: Callable[[Any], int] | None = None, max_weight: int = 0
-           ) -> Iterator[list]:
+def chunks(
+    rows: Iterable, size: int, weight: Callable[[Any], int] | None = None, max_weight: int = 0
+) -> Iterator[list]:
     """Lists of up to ``size`` items from ``rows``, consumed lazily; with ``weight``, a list also ends as soon as
     its items weigh ``max_weight`` together."""
     chunk: list = []
@@ -164,7 +183,7 @@ def chunks(rows: Iterable, size: int, weight: Callable[[Any], int] | None = None
 def _insert_chunks(table: Table, columns: Sequence[str], rows: Iterable[Sequence]) -> int:
     count = 0
     for chunk in chunks(rows, CHUNK):
-        db.session.execute(insert(table), [dict(zip(columns, row)) for row in chunk])
+        db.session.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in chunk])
         count += len(chunk)
         chunk.clear()
     return count

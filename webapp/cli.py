@@ -1,4 +1,4 @@
-"""Flask CLI commands: ``flask batches sync`` (one pass, for cron), ``flask batches sweep`` and helpers for operators."""
+"""Flask CLI commands: ``flask batches sync`` (one pass, for cron), ``flask batches sweep``, account helpers."""
 
 from __future__ import annotations
 

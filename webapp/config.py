@@ -6,9 +6,9 @@ import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Mapping
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -102,8 +102,11 @@ def _cookies(secure: bool) -> dict:
 
     Set here, not with ``setdefault``: Flask defines SESSION_COOKIE_SAMESITE (as None), so a default would not stick.
     """
-    return {f"{cookie}_COOKIE_{name}": value for cookie in ("SESSION", "REMEMBER")
-            for name, value in (("HTTPONLY", True), ("SAMESITE", "Lax"), ("SECURE", secure))}
+    return {
+        f"{cookie}_COOKIE_{name}": value
+        for cookie in ("SESSION", "REMEMBER")
+        for name, value in (("HTTPONLY", True), ("SAMESITE", "Lax"), ("SECURE", secure))
+    }
 
 
 def _simulator_tunables(env) -> dict:
@@ -125,7 +128,7 @@ def database_url(raw: str | None, instance_path: str) -> str:
     url = raw.strip()
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            url = "postgresql+psycopg://" + url[len(prefix):]
+            url = "postgresql+psycopg://" + url[len(prefix) :]
     try:
         parsed = make_url(url)
     except ArgumentError:

@@ -68,8 +68,10 @@ class EmbeddedRuntime:
             self.scheduler = new_scheduler(self.app, ThreadScheduler, interval=1)
             schedule_periodic_jobs(self.app, self.scheduler)
             self.worker = new_worker(self.app, ThreadWorker)
-            self.threads = [threading.Thread(target=self.worker.work, name="embedded-worker", daemon=True),
-                            threading.Thread(target=self.scheduler.run, name="embedded-scheduler", daemon=True)]
+            self.threads = [
+                threading.Thread(target=self.worker.work, name="embedded-worker", daemon=True),
+                threading.Thread(target=self.scheduler.run, name="embedded-scheduler", daemon=True),
+            ]
             for thread in self.threads:
                 thread.start()
             self.started = True

@@ -45,8 +45,10 @@ def refuse_nul() -> None:
     for name, value in values:
         if "\x00" in (name or "") or "\x00" in (value or ""):
             field = (name or "").replace("\x00", "")
-            raise ValidationFailed(f"the field {field!r} contains a NUL character, which cannot be stored",
-                                   details=[{"field": field, "message": "contains a NUL character"}])
+            raise ValidationFailed(
+                f"the field {field!r} contains a NUL character, which cannot be stored",
+                details=[{"field": field, "message": "contains a NUL character"}],
+            )
 
 
 def init_app(app: Flask) -> None:

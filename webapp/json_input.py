@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import IO, Any, Iterator
+from collections.abc import Iterator
+from typing import IO, Any
 
 import orjson
 
@@ -16,12 +17,15 @@ MAX_DEPTH = 64
 SMALLEST_INT, LARGEST_INT = -(2**63), 2**63 - 1
 READ_SIZE = 1024 * 1024
 # Text up to the next bracket (or comma, where commas split items) outside strings, whole strings included.
-_SKIP = {(kind, commas): re.compile(pattern) for kind, commas, pattern in (
-    (bytes, True, rb'(?:[^\[\]{}",]++|"(?:[^"\\]++|\\.)*+")*+'),
-    (bytes, False, rb'(?:[^\[\]{}"]++|"(?:[^"\\]++|\\.)*+")*+'),
-    (str, True, r'(?:[^\[\]{}",]++|"(?:[^"\\]++|\\.)*+")*+'),
-    (str, False, r'(?:[^\[\]{}"]++|"(?:[^"\\]++|\\.)*+")*+'),
-)}
+_SKIP = {
+    (kind, commas): re.compile(pattern)
+    for kind, commas, pattern in (
+        (bytes, True, rb'(?:[^\[\]{}",]++|"(?:[^"\\]++|\\.)*+")*+'),
+        (bytes, False, rb'(?:[^\[\]{}"]++|"(?:[^"\\]++|\\.)*+")*+'),
+        (str, True, r'(?:[^\[\]{}",]++|"(?:[^"\\]++|\\.)*+")*+'),
+        (str, False, r'(?:[^\[\]{}"]++|"(?:[^"\\]++|\\.)*+")*+'),
+    )
+}
 # The rest of a string cut by the end of the text read so far: up to its closing quote, or again to the end
 # (possessive: an escape cut in two is left for the next read).
 _STRING_REST = {bytes: re.compile(rb'(?:[^"\\]++|\\.)*+', re.S), str: re.compile(r'(?:[^"\\]++|\\.)*+', re.S)}
@@ -79,8 +83,10 @@ def _int64(digits: str) -> int:
     if size < 19 or size == 19 and SMALLEST_INT <= int(digits) <= LARGEST_INT:
         return 0
     shown = digits if len(digits) <= 30 else f"{digits[:24]}..."
-    raise JsonRefused("integer_out_of_range", f"the integer {shown} does not fit in 64 bits "
-                                              f"({SMALLEST_INT:,} to {LARGEST_INT:,}); send it as a string")
+    raise JsonRefused(
+        "integer_out_of_range",
+        f"the integer {shown} does not fit in 64 bits ({SMALLEST_INT:,} to {LARGEST_INT:,}); send it as a string",
+    )
 
 
 def check_depth(text: str | bytes) -> None:
@@ -142,12 +148,12 @@ class _Scanner:
         while True:
             if self.in_string:
                 self.pos = self.string_rest.match(text, self.pos).end()
-                if text[self.pos:self.pos + 1] != self.quote:
+                if text[self.pos : self.pos + 1] != self.quote:
                     return  # the string goes on in the next read
                 self.pos += 1
                 self.in_string = False
             self.pos = self.skip[self.depth <= 1].match(text, self.pos).end()
-            char = text[self.pos:self.pos + 1]
+            char = text[self.pos : self.pos + 1]
             if not char:
                 return
             self.pos += 1
@@ -205,21 +211,23 @@ class _ArrayReader:
             if not self._read():
                 raise JsonRefused("invalid_json", "the body is empty")
         opening = len(self.buffer) - len(self.buffer.lstrip(_WHITESPACE))
-        if self.buffer[opening:opening + 1] != b"[":
+        if self.buffer[opening : opening + 1] != b"[":
             raise JsonRefused("not_an_array", "not a JSON array of requests")
         self.scanner.pos = self.start = opening + 1
         self.scanner.depth = 1
 
     def _item(self, end: int) -> bytes:
-        text = bytes(self.buffer[self.start:end]).strip(_WHITESPACE)
+        text = bytes(self.buffer[self.start : end]).strip(_WHITESPACE)
         if not text:
-            raise JsonRefused("invalid_json", "a value is missing (two commas in a row, or one before ']')",
-                              self.count)
+            raise JsonRefused("invalid_json", "a value is missing (two commas in a row, or one before ']')", self.count)
         if len(text) > self.max_item_bytes:
             raise self._too_large()
         if self.count == self.max_items:
-            raise JsonRefused("too_many_items", f"at most {self.max_items:,} requests can be added at once; "
-                                                "send the rest in another call", self.count)
+            raise JsonRefused(
+                "too_many_items",
+                f"at most {self.max_items:,} requests can be added at once; send the rest in another call",
+                self.count,
+            )
         self.count += 1
         self.start = end + 1
         return text
@@ -228,9 +236,9 @@ class _ArrayReader:
         """The last item, if any, once the array's closing bracket is found; then only whitespace may follow."""
         if char != b"]":
             raise JsonRefused("invalid_json", f"'{char.decode()}' closes the array", self.count)
-        if self.count or self.buffer[self.start:position].strip(_WHITESPACE):
+        if self.count or self.buffer[self.start : position].strip(_WHITESPACE):
             yield self._item(position)
-        rest = self.buffer[position + 1:]
+        rest = self.buffer[position + 1 :]
         while True:
             if rest.strip(_WHITESPACE):
                 raise JsonRefused("invalid_json", "there is more after the array", self.count)
@@ -240,7 +248,7 @@ class _ArrayReader:
 
     def _read(self) -> bool:
         """Append the next piece of the stream, first dropping the items already handed out."""
-        del self.buffer[:self.start]  # cheap: a bytearray drops its head without moving the rest
+        del self.buffer[: self.start]  # cheap: a bytearray drops its head without moving the rest
         self.scanner.pos -= self.start
         self.start = 0
         chunk = self.stream.read(READ_SIZE)
@@ -248,5 +256,6 @@ class _ArrayReader:
         return bool(chunk)
 
     def _too_large(self) -> JsonRefused:
-        return JsonRefused("too_large", f"larger than {self.max_item_bytes:,} bytes, the most one request may be",
-                           self.count)
+        return JsonRefused(
+            "too_large", f"larger than {self.max_item_bytes:,} bytes, the most one request may be", self.count
+        )

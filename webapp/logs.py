@@ -6,12 +6,13 @@ import contextvars
 import logging
 import re
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from pythonjsonlogger.json import JsonFormatter
 
-_context: contextvars.ContextVar[dict] = contextvars.ContextVar("log_context", default={})
+# Never mutated in place (each binding sets a new dict), so one shared empty default is safe.
+_context: contextvars.ContextVar[dict] = contextvars.ContextVar("log_context", default={})  # noqa: B039
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s%(context)s"
 JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"
 # PostgreSQL's DETAIL line quotes the key or the whole row a constraint refused (a token hash, an email).
@@ -69,8 +70,11 @@ def configure_logging(level: str, fmt: str, stream=None) -> None:
     handler.addFilter(ContextFilter())
     if fmt == "json":
         handler.setFormatter(
-            JsonLinesFormatter(JSON_FIELDS, rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-                          reserved_attrs=[*_RESERVED, "context"])
+            JsonLinesFormatter(
+                JSON_FIELDS,
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+                reserved_attrs=[*_RESERVED, "context"],
+            )
         )
     else:
         handler.setFormatter(RedactingFormatter(TEXT_FORMAT))
@@ -87,9 +91,26 @@ def configure_logging(level: str, fmt: str, stream=None) -> None:
 
 
 _RESERVED = [
-    "args", "asctime", "created", "exc_info", "exc_text", "filename", "funcName", "levelno", "lineno",
-    "module", "msecs", "msg", "pathname", "process", "processName", "relativeCreated", "stack_info",
-    "thread", "threadName", "taskName",
+    "args",
+    "asctime",
+    "created",
+    "exc_info",
+    "exc_text",
+    "filename",
+    "funcName",
+    "levelno",
+    "lineno",
+    "module",
+    "msecs",
+    "msg",
+    "pathname",
+    "process",
+    "processName",
+    "relativeCreated",
+    "stack_info",
+    "thread",
+    "threadName",
+    "taskName",
 ]
 
 
@@ -121,9 +142,17 @@ def init_request_logging(app) -> None:
             response.headers[REQUEST_ID_HEADER] = request_id
             elapsed_ms = round((time.perf_counter() - g.request_started) * 1000, 1)
             access.info(
-                "%s %s %s", request.method, request.path, response.status_code,
-                extra={"method": request.method, "path": request.path, "status": response.status_code,
-                       "duration_ms": elapsed_ms, "remote_addr": request.remote_addr},
+                "%s %s %s",
+                request.method,
+                request.path,
+                response.status_code,
+                extra={
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status_code,
+                    "duration_ms": elapsed_ms,
+                    "remote_addr": request.remote_addr,
+                },
             )
         return response
 

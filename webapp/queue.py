@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 import fakeredis
@@ -45,7 +45,9 @@ def init_app(app: Flask) -> None:
         try:
             conn.ping()
         except redis.RedisError as exc:
-            raise ConfigError(f"REDIS_URL: cannot reach Redis at {_redacted(url)} ({exc}); start it or fix the URL")
+            raise ConfigError(
+                f"REDIS_URL: cannot reach Redis at {_redacted(url)} ({exc}); start it or fix the URL"
+            ) from None
     else:
         conn = fakeredis.FakeRedis(server=fakeredis.FakeServer())
     app.extensions[EXTENSION_KEY] = conn
@@ -72,7 +74,12 @@ def get_queue(app: Flask | None = None) -> Queue:
 def enqueue(func: Callable, *args, timeout: int = 600, **kwargs) -> Job:
     """Queue ``func(*args, **kwargs)``. Jobs are idempotent, so a duplicate costs a pass, never a wrong result."""
     return get_queue().enqueue_call(
-        func, args=args, kwargs=kwargs, timeout=timeout, result_ttl=3600, failure_ttl=7 * 86400,
+        func,
+        args=args,
+        kwargs=kwargs,
+        timeout=timeout,
+        result_ttl=3600,
+        failure_ttl=7 * 86400,
     )
 
 

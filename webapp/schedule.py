@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Callable
+from datetime import UTC, datetime
 
 from flask import Flask
 from rq_scheduler import Scheduler
@@ -40,15 +40,22 @@ def schedule_periodic_jobs(app: Flask, scheduler: Scheduler) -> None:
             scheduler.cancel(scheduled)
     for job in wanted.values():
         scheduler.schedule(
-            scheduled_time=datetime.now(timezone.utc).replace(tzinfo=None),
-            func=job.func, interval=app.config[job.interval_setting], repeat=None,
-            id=job.id, timeout=job.timeout, result_ttl=600, queue_name=QUEUE_NAME,
+            scheduled_time=datetime.now(UTC).replace(tzinfo=None),
+            func=job.func,
+            interval=app.config[job.interval_setting],
+            repeat=None,
+            id=job.id,
+            timeout=job.timeout,
+            result_ttl=600,
+            queue_name=QUEUE_NAME,
         )
         log.info("periodic job scheduled", extra={"periodic_job": job.id, "interval": app.config[job.interval_setting]})
 
 
 def new_scheduler(app: Flask, scheduler_class: type[Scheduler] = Scheduler, interval: float | None = None) -> Scheduler:
     return scheduler_class(
-        queue_name=QUEUE_NAME, connection=connection(app), job_class=job_class_for(app),
+        queue_name=QUEUE_NAME,
+        connection=connection(app),
+        job_class=job_class_for(app),
         interval=interval if interval is not None else min(5, app.config["SYNC_INTERVAL_SECONDS"]),
     )

@@ -11,18 +11,20 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from webapp.errors import AppError, wants_json
 from webapp.extensions import limiter, login_manager
 
-CONTENT_SECURITY_POLICY = "; ".join([
-    "default-src 'self'",
-    "script-src 'self'",
-    "style-src 'self'",
-    "img-src 'self' data:",
-    "font-src 'self'",
-    "connect-src 'self'",
-    "object-src 'none'",
-    "base-uri 'self'",
-    "form-action 'self'",
-    "frame-ancestors 'none'",
-])
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
@@ -123,10 +125,18 @@ def _refused(response) -> bool:
 # Only refusals count: a success never uses up a limit, and a client over one is refused before its
 # password or token is even checked, so guessing learns nothing more.
 _FAILED_SIGN_INS = [
-    limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], key_func=get_remote_address,
-                  methods=["POST"], deduct_when=_refused),
-    limiter.limit(lambda: current_app.config["LOGIN_ACCOUNT_RATE_LIMIT"], key_func=account_key,
-                  methods=["POST"], deduct_when=_refused),
+    limiter.limit(
+        lambda: current_app.config["LOGIN_RATE_LIMIT"],
+        key_func=get_remote_address,
+        methods=["POST"],
+        deduct_when=_refused,
+    ),
+    limiter.limit(
+        lambda: current_app.config["LOGIN_ACCOUNT_RATE_LIMIT"],
+        key_func=account_key,
+        methods=["POST"],
+        deduct_when=_refused,
+    ),
 ]
 
 
@@ -136,6 +146,11 @@ def limit_failed_sign_ins(view):
         view = limit(view)
     return view
 
+
 # One bucket per address for every place a token is checked (the API and /health).
-refused_tokens = limiter.shared_limit(lambda: current_app.config["API_AUTH_FAILURE_LIMIT"], scope="refused-tokens",
-                                      key_func=get_remote_address, deduct_when=_refused)
+refused_tokens = limiter.shared_limit(
+    lambda: current_app.config["API_AUTH_FAILURE_LIMIT"],
+    scope="refused-tokens",
+    key_func=get_remote_address,
+    deduct_when=_refused,
+)

@@ -1,4 +1,4 @@
-"""The OpenAI dialect: the Files and Batches HTTP API as the real service speaks it, with its errors and result files."""
+"""The OpenAI dialect: the Files and Batches API as the real service speaks it, with its errors and result files."""
 
 from . import batches, control, files  # noqa: F401  (attach their routes to bp)
 from .blueprint import bp

@@ -6,10 +6,10 @@ import time
 
 from flask import jsonify, request
 
+from ..settings import current_store, load_settings
 from . import lifecycle
 from .blueprint import bp
 from .params import create_params, page_params
-from ..settings import current_store, load_settings
 
 
 @bp.post("/batches")

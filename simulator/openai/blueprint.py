@@ -31,7 +31,7 @@ def _remember_prefix(state) -> None:
 def api_path() -> str:
     """Return the request path below the blueprint's mount point, e.g. ``/batches/batch_abc``."""
     prefix = current_app.extensions.get("simulator_prefixes", {}).get(request.blueprint, "")
-    return request.path[len(prefix):] if request.path.startswith(prefix) else request.path
+    return request.path[len(prefix) :] if request.path.startswith(prefix) else request.path
 
 
 @bp.before_request
@@ -59,11 +59,17 @@ def _authenticate_and_inject_faults() -> None:
 def _authenticate() -> None:
     token = bearer_token(request.headers.get("Authorization", ""))
     if token is None:
-        raise APIError(401, "You didn't provide an API key. You need to provide your API key in an "
-                       "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
+        raise APIError(
+            401,
+            "You didn't provide an API key. You need to provide your API key in an "
+            "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+        )
     if not key_matches(token, current_app.config.get("SIMULATOR_API_KEY")):
-        raise APIError(401, "Incorrect API key provided. The simulator answers only this installation's own "
-                       "workers.", code="invalid_api_key")
+        raise APIError(
+            401,
+            "Incorrect API key provided. The simulator answers only this installation's own workers.",
+            code="invalid_api_key",
+        )
 
 
 @bp.after_request
@@ -96,8 +102,14 @@ def _unexpected_error(exc: Exception):
     # A bug here must still reach the SDK as a retryable OpenAI-shaped 500, not the host app's HTML page;
     # the traceback goes to the log, so nothing is hidden.
     current_app.logger.exception("simulator: unhandled error on %s %s", request.method, request.path)
-    return to_response(APIError(500, "The simulator failed unexpectedly; its log has the traceback.",
-                                type="server_error", code="server_error"))
+    return to_response(
+        APIError(
+            500,
+            "The simulator failed unexpectedly; its log has the traceback.",
+            type="server_error",
+            code="server_error",
+        )
+    )
 
 
 @bp.route("/", defaults={"anything": ""}, methods=ALL_METHODS)

@@ -30,5 +30,6 @@ def delete_faults():
 def state():
     store = current_store()
     batches = store.list_batches()
-    return jsonify({"dir": store_dir(), "files": len(store.list_files()), "batches": len(batches),
-                    "faults": list_faults(store)})
+    return jsonify(
+        {"dir": store_dir(), "files": len(store.list_files()), "batches": len(batches), "faults": list_faults(store)}
+    )

@@ -13,8 +13,11 @@ STANDARD_ERRORS = {
     408: ("server_error", "timeout", "Request timed out (simulated)."),
     409: ("invalid_request_error", "conflict", "Conflict (simulated)."),
     429: ("requests", "rate_limit_exceeded", "Rate limit reached for requests (simulated)."),
-    500: ("server_error", "server_error",
-          "The server had an error while processing your request. Sorry about that! (simulated)"),
+    500: (
+        "server_error",
+        "server_error",
+        "The server had an error while processing your request. Sorry about that! (simulated)",
+    ),
     502: ("server_error", None, "Bad gateway (simulated)."),
     503: ("server_error", None, "The engine is currently overloaded, please try again later. (simulated)"),
     504: ("server_error", None, "Gateway timeout (simulated)."),
@@ -24,8 +27,16 @@ STANDARD_ERRORS = {
 class APIError(Exception):
     """A request the simulated API refuses; rendered as ``{"error": {...}}`` with ``status``."""
 
-    def __init__(self, status: int, message: str, *, code: str | None = None, param: str | None = None,
-                 type: str = "invalid_request_error", headers: dict | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        type: str = "invalid_request_error",
+        headers: dict | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.message = message
@@ -35,18 +46,26 @@ class APIError(Exception):
         self.headers = headers or {}
 
 
-def error_body(status: int, message: str | None = None, *, code: str | None = None,
-               param: str | None = None, type: str | None = None) -> dict:
+def error_body(
+    status: int,
+    message: str | None = None,
+    *,
+    code: str | None = None,
+    param: str | None = None,
+    type: str | None = None,
+) -> dict:
     """Return the ``{"error": {message, type, param, code}}`` object for ``status``, filling blanks from the table."""
     default_type, default_code, default_message = STANDARD_ERRORS.get(
         status, ("server_error" if status >= 500 else "invalid_request_error", None, f"HTTP {status} (simulated).")
     )
-    return {"error": {
-        "message": message or default_message,
-        "type": type or default_type,
-        "param": param,
-        "code": code if code is not None else default_code,
-    }}
+    return {
+        "error": {
+            "message": message or default_message,
+            "type": type or default_type,
+            "param": param,
+            "code": code if code is not None else default_code,
+        }
+    }
 
 
 def standard_error(status: int) -> APIError:

@@ -6,10 +6,10 @@ import os
 
 from flask import jsonify, request, send_file
 
+from ..settings import current_store, load_settings
 from .blueprint import bp
 from .errors import APIError, invalid_value, missing_parameter, not_found
 from .params import page_params
-from ..settings import current_store, load_settings
 
 PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
 
@@ -22,8 +22,10 @@ def upload_file():
     if not purpose:
         raise missing_parameter("purpose")
     if purpose not in PURPOSES:
-        raise invalid_value("purpose", f"Invalid value: '{purpose}'. Supported values are: "
-                            + ", ".join(f"'{p}'" for p in PURPOSES) + ".")
+        raise invalid_value(
+            "purpose",
+            f"Invalid value: '{purpose}'. Supported values are: " + ", ".join(f"'{p}'" for p in PURPOSES) + ".",
+        )
     filename = upload.filename or "upload.jsonl"
     if purpose == "batch" and not filename.endswith(".jsonl"):
         raise APIError(400, "Invalid file format for Batch API. Must be .jsonl", param="file")
@@ -32,8 +34,7 @@ def upload_file():
     def write(path: str) -> None:
         upload.save(path)  # chunked copy from Werkzeug's spooled temp file: never the whole file in memory
         if limit is not None and os.path.getsize(path) > limit:
-            raise APIError(400, f"File is too large: batch input files may be at most {limit} bytes.",
-                           param="file")
+            raise APIError(400, f"File is too large: batch input files may be at most {limit} bytes.", param="file")
 
     return jsonify(current_store().add_file(filename, purpose, write))
 
@@ -48,9 +49,16 @@ def list_files():
     metas.sort(key=lambda m: (m["created_at"], m["id"]), reverse=order == "desc")
     ids = [m["id"] for m in metas]
     start = ids.index(after) + 1 if after in ids else (len(ids) if after else 0)
-    page = metas[start:start + limit]
-    return jsonify({"object": "list", "data": page, "first_id": page[0]["id"] if page else None,
-                    "last_id": page[-1]["id"] if page else None, "has_more": start + limit < len(metas)})
+    page = metas[start : start + limit]
+    return jsonify(
+        {
+            "object": "list",
+            "data": page,
+            "first_id": page[0]["id"] if page else None,
+            "last_id": page[-1]["id"] if page else None,
+            "has_more": start + limit < len(metas),
+        }
+    )
 
 
 @bp.get("/files/<file_id>")
@@ -62,8 +70,12 @@ def retrieve_file(file_id: str):
 def file_content(file_id: str):
     meta = _meta(file_id)
     try:
-        return send_file(current_store().file_path(file_id), mimetype="application/octet-stream",
-                         download_name=meta["filename"], conditional=False)
+        return send_file(
+            current_store().file_path(file_id),
+            mimetype="application/octet-stream",
+            download_name=meta["filename"],
+            conditional=False,
+        )
     except FileNotFoundError:
         raise not_found("File", file_id) from None  # deleted between the lookup and the read
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 
+from ..settings import Settings
+from ..store import Store
 from .errors import APIError, not_found
 from .progress import ACTIVE, CANCELLABLE, ENDS_WITH_RESULTS, Phase, phase_at, render
 from .results import write_results
-from ..settings import Settings
-from ..store import Store
 from .validation import inspect_input
 
 ORGANIZATION = "org-sim"
@@ -21,11 +21,27 @@ def create_batch(store: Store, params: dict, now: float, settings: Settings) -> 
     if meta is None:
         raise not_found("File", params["input_file_id"], param="input_file_id")
     if meta["purpose"] != "batch":
-        raise APIError(400, f"The input file {meta['id']} was uploaded with purpose '{meta['purpose']}'; "
-                       "batch input files must have purpose 'batch'.", param="input_file_id")
-    record = {**params, "id": f"batch_{uuid.uuid4().hex}", "created": now, "validation": None, "errors": [],
-              "model": None, "total": 0, "prompt_tokens": 0, "failing": [], "markers": [],
-              "failure_rate": settings.failure_rate, "cancel_at": None, "results": None}
+        raise APIError(
+            400,
+            f"The input file {meta['id']} was uploaded with purpose '{meta['purpose']}'; "
+            "batch input files must have purpose 'batch'.",
+            param="input_file_id",
+        )
+    record = {
+        **params,
+        "id": f"batch_{uuid.uuid4().hex}",
+        "created": now,
+        "validation": None,
+        "errors": [],
+        "model": None,
+        "total": 0,
+        "prompt_tokens": 0,
+        "failing": [],
+        "markers": [],
+        "failure_rate": settings.failure_rate,
+        "cancel_at": None,
+        "results": None,
+    }
     try:
         store.snapshot_input(record["id"], meta["id"])
     except FileNotFoundError:
@@ -44,9 +60,14 @@ def list_batches(store: Store, limit: int, after: str | None, now: float, settin
     records = sorted(store.list_batches(), key=lambda r: (r["created"], r["id"]), reverse=True)
     ids = [record["id"] for record in records]
     start = ids.index(after) + 1 if after in ids else (len(ids) if after else 0)
-    page = [render(*refresh(store, record, now, settings)) for record in records[start:start + limit]]
-    return {"object": "list", "data": page, "first_id": page[0]["id"] if page else None,
-            "last_id": page[-1]["id"] if page else None, "has_more": start + limit < len(records)}
+    page = [render(*refresh(store, record, now, settings)) for record in records[start : start + limit]]
+    return {
+        "object": "list",
+        "data": page,
+        "first_id": page[0]["id"] if page else None,
+        "last_id": page[-1]["id"] if page else None,
+        "has_more": start + limit < len(records),
+    }
 
 
 def cancel_batch(store: Store, batch_id: str, now: float, settings: Settings) -> dict:
@@ -84,8 +105,9 @@ def refresh(store: Store, record: dict, now: float, settings: Settings) -> tuple
         phase = phase_at(record, now, settings)
         if phase.status in ENDS_WITH_RESULTS and record["results"] is None:
             started = phase.times.get("in_progress_at", record["created"])
-            record["results"] = write_results(store, record, phase.processed, phase.status == "expired",
-                                              started, settings.in_progress)
+            record["results"] = write_results(
+                store, record, phase.processed, phase.status == "expired", started, settings.in_progress
+            )
         store.save_batch(record)
     return record, phase
 
@@ -103,11 +125,21 @@ def _work_due(record: dict, now: float, settings: Settings) -> bool:
 
 
 def _validate(store: Store, record: dict, now: float, settings: Settings) -> None:
-    report = inspect_input(store.batch_input_path(record["id"]), record["endpoint"],
-                           max_requests=settings.max_requests, failure_rate=settings.failure_rate)
-    record.update(model=report.model or DEFAULT_MODELS.get(record["endpoint"]), total=report.total,
-                  prompt_tokens=report.prompt_tokens, failing=report.failing, markers=sorted(report.markers),
-                  failure_rate=settings.failure_rate, errors=report.errors)
+    report = inspect_input(
+        store.batch_input_path(record["id"]),
+        record["endpoint"],
+        max_requests=settings.max_requests,
+        failure_rate=settings.failure_rate,
+    )
+    record.update(
+        model=report.model or DEFAULT_MODELS.get(record["endpoint"]),
+        total=report.total,
+        prompt_tokens=report.prompt_tokens,
+        failing=report.failing,
+        markers=sorted(report.markers),
+        failure_rate=settings.failure_rate,
+        errors=report.errors,
+    )
     if report.errors:
         record["validation"] = "failed"
         return
@@ -122,13 +154,22 @@ def _validate(store: Store, record: dict, now: float, settings: Settings) -> Non
 
 def _enqueued_tokens(store: Store, record: dict, now: float, settings: Settings) -> int:
     """Sum the prompt tokens of the other validated, still-running batches of the same model."""
-    return sum(other["prompt_tokens"] for other in store.list_batches()
-               if other["id"] != record["id"] and other.get("validation") == "ok"
-               and other.get("model") == record["model"] and phase_at(other, now, settings).status in ACTIVE)
+    return sum(
+        other["prompt_tokens"]
+        for other in store.list_batches()
+        if other["id"] != record["id"]
+        and other.get("validation") == "ok"
+        and other.get("model") == record["model"]
+        and phase_at(other, now, settings).status in ACTIVE
+    )
 
 
 def token_limit_error(model: str | None, limit: int) -> dict:
-    return {"code": "token_limit_exceeded", "param": None, "line": None,
-            "message": f"Enqueued token limit reached for {model} in organization {ORGANIZATION}. "
-                       f"Limit: {limit:,} enqueued tokens. Please try again once some in_progress batches "
-                       "have been completed."}
+    return {
+        "code": "token_limit_exceeded",
+        "param": None,
+        "line": None,
+        "message": f"Enqueued token limit reached for {model} in organization {ORGANIZATION}. "
+        f"Limit: {limit:,} enqueued tokens. Please try again once some in_progress batches "
+        "have been completed.",
+    }

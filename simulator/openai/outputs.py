@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from .errors import error_body
 from ..markers import drawn_to_fail, find_markers, requested_status
-from .responses import simulated_response
 from ..texts import prompt_texts
+from .errors import error_body
+from .responses import simulated_response
 
 ERROR_MESSAGES = {
     "batch_expired": "This request could not be executed before the completion window expired.",
@@ -69,8 +69,12 @@ def request_fails(request: dict, failure_rate: float) -> bool:
 def error_output(batch_id: str, custom_id: str, code: str, message: str | None = None) -> dict:
     """Return a non-HTTP failure line (``response`` null, ``error`` set), e.g. ``batch_expired``."""
     line_id, _ = line_ids(batch_id, custom_id)
-    return {"id": line_id, "custom_id": custom_id, "response": None,
-            "error": {"code": code, "message": message or ERROR_MESSAGES.get(code, f"Simulated failure: {code}.")}}
+    return {
+        "id": line_id,
+        "custom_id": custom_id,
+        "response": None,
+        "error": {"code": code, "message": message or ERROR_MESSAGES.get(code, f"Simulated failure: {code}.")},
+    }
 
 
 def simulated_output(request: dict, *, batch_id: str, failure_rate: float = 0.0, created: int = 0) -> dict:
@@ -88,10 +92,15 @@ def simulated_output(request: dict, *, batch_id: str, failure_rate: float = 0.0,
         body = error_body(status, failure.message, code=failure.code, param=failure.param)
     else:
         status = 200
-        body = simulated_response(request["url"], request["body"], key=_digest(batch_id, custom_id, "body"),
-                                  created=created)
-    return {"id": line_id, "custom_id": custom_id,
-            "response": {"status_code": status, "request_id": request_id, "body": body}, "error": None}
+        body = simulated_response(
+            request["url"], request["body"], key=_digest(batch_id, custom_id, "body"), created=created
+        )
+    return {
+        "id": line_id,
+        "custom_id": custom_id,
+        "response": {"status_code": status, "request_id": request_id, "body": body},
+        "error": None,
+    }
 
 
 def is_success(line: dict) -> bool:

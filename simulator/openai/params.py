@@ -13,8 +13,11 @@ METADATA_MAX_VALUE = 512
 def json_object(data: object) -> dict:
     """Return ``data`` when the request carried a JSON object, else raise the API's 400."""
     if not isinstance(data, dict):
-        raise APIError(400, "We could not parse the JSON body of your request. (HINT: This likely means you "
-                       "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload.)")
+        raise APIError(
+            400,
+            "We could not parse the JSON body of your request. (HINT: This likely means you "
+            "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload.)",
+        )
     return data
 
 
@@ -30,10 +33,15 @@ def create_params(data: object) -> dict:
         supported = ", ".join(f"'{endpoint}'" for endpoint in ENDPOINTS)
         raise invalid_value("endpoint", f"Invalid value: '{data['endpoint']}'. Supported values are: {supported}.")
     if data["completion_window"] != "24h":
-        raise invalid_value("completion_window",
-                            f"Invalid value: '{data['completion_window']}'. Supported values are: '24h'.")
-    return {"input_file_id": data["input_file_id"], "endpoint": data["endpoint"],
-            "completion_window": "24h", "metadata": check_metadata(data.get("metadata"))}
+        raise invalid_value(
+            "completion_window", f"Invalid value: '{data['completion_window']}'. Supported values are: '24h'."
+        )
+    return {
+        "input_file_id": data["input_file_id"],
+        "endpoint": data["endpoint"],
+        "completion_window": "24h",
+        "metadata": check_metadata(data.get("metadata")),
+    }
 
 
 def check_metadata(metadata: object) -> dict | None:
@@ -43,17 +51,30 @@ def check_metadata(metadata: object) -> dict | None:
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
         raise invalid_value("metadata", "Invalid type for 'metadata': expected an object of string values.")
     if len(metadata) > METADATA_MAX_PAIRS:
-        raise APIError(400, f"Invalid 'metadata': too many properties. Expected an object with at most "
-                       f"{METADATA_MAX_PAIRS} properties, but got an object with {len(metadata)} properties "
-                       "instead.", code="object_above_max_properties", param="metadata")
+        raise APIError(
+            400,
+            f"Invalid 'metadata': too many properties. Expected an object with at most "
+            f"{METADATA_MAX_PAIRS} properties, but got an object with {len(metadata)} properties "
+            "instead.",
+            code="object_above_max_properties",
+            param="metadata",
+        )
     for key, value in metadata.items():
         if len(key) > METADATA_MAX_KEY:
-            raise APIError(400, f"Invalid 'metadata': key '{key[:20]}...' is longer than {METADATA_MAX_KEY} "
-                           "characters.", code="string_above_max_length", param="metadata")
+            raise APIError(
+                400,
+                f"Invalid 'metadata': key '{key[:20]}...' is longer than {METADATA_MAX_KEY} characters.",
+                code="string_above_max_length",
+                param="metadata",
+            )
         if len(value) > METADATA_MAX_VALUE:
-            raise APIError(400, f"Invalid 'metadata.{key}': string too long. Expected a string with maximum "
-                           f"length {METADATA_MAX_VALUE}, but got a string with length {len(value)} instead.",
-                           code="string_above_max_length", param=f"metadata.{key}")
+            raise APIError(
+                400,
+                f"Invalid 'metadata.{key}': string too long. Expected a string with maximum "
+                f"length {METADATA_MAX_VALUE}, but got a string with length {len(value)} instead.",
+                code="string_above_max_length",
+                param=f"metadata.{key}",
+            )
     return metadata
 
 

@@ -13,8 +13,15 @@ ACTIVE = ("validating", "in_progress", "finalizing")
 CANCELLABLE = ("validating", "in_progress")
 # Statuses that end with result files; their contents depend on how many requests ran.
 ENDS_WITH_RESULTS = ("completed", "expired", "cancelled")
-TIMESTAMPS = ("in_progress_at", "finalizing_at", "completed_at", "failed_at", "expired_at", "cancelling_at",
-              "cancelled_at")
+TIMESTAMPS = (
+    "in_progress_at",
+    "finalizing_at",
+    "completed_at",
+    "failed_at",
+    "expired_at",
+    "cancelling_at",
+    "cancelled_at",
+)
 
 
 @dataclass(frozen=True)
@@ -86,8 +93,13 @@ def request_counts(record: dict, phase: Phase) -> dict:
 
 
 def empty_usage() -> dict:
-    return {"input_tokens": 0, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 0,
-            "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 0}
+    return {
+        "input_tokens": 0,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": 0,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": 0,
+    }
 
 
 def render(record: dict, phase: Phase) -> dict:
@@ -95,13 +107,20 @@ def render(record: dict, phase: Phase) -> dict:
     results = record.get("results") or {}
     errors = record.get("errors") or []
     batch = {
-        "id": record["id"], "object": "batch", "endpoint": record["endpoint"], "model": record.get("model"),
+        "id": record["id"],
+        "object": "batch",
+        "endpoint": record["endpoint"],
+        "model": record.get("model"),
         "errors": {"object": "list", "data": errors} if errors else None,
-        "input_file_id": record["input_file_id"], "completion_window": record["completion_window"],
-        "status": phase.status, "output_file_id": results.get("output_file_id"),
+        "input_file_id": record["input_file_id"],
+        "completion_window": record["completion_window"],
+        "status": phase.status,
+        "output_file_id": results.get("output_file_id"),
         "error_file_id": results.get("error_file_id"),
-        "created_at": int(record["created"]), "expires_at": int(record["created"]) + COMPLETION_WINDOW_SECONDS,
-        "request_counts": request_counts(record, phase), "metadata": record.get("metadata"),
+        "created_at": int(record["created"]),
+        "expires_at": int(record["created"]) + COMPLETION_WINDOW_SECONDS,
+        "request_counts": request_counts(record, phase),
+        "metadata": record.get("metadata"),
         "usage": results.get("usage") or empty_usage(),
     }
     batch.update({name: None for name in TIMESTAMPS})

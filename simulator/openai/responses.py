@@ -10,13 +10,30 @@ import struct
 from dataclasses import dataclass
 
 from ..schema import instance_for
-from ..texts import (body_hash, canonical_json, is_reasoning_model, prompt_tokens, simulated_text,
-                    text_tokens, token_ids_count)
+from ..texts import (
+    body_hash,
+    canonical_json,
+    is_reasoning_model,
+    prompt_tokens,
+    simulated_text,
+    text_tokens,
+    token_ids_count,
+)
 
 DEFAULT_EMBEDDING_DIMENSIONS = 8
 MODERATION_CATEGORIES = (
-    "harassment", "harassment/threatening", "hate", "hate/threatening", "illicit", "illicit/violent",
-    "self-harm", "self-harm/instructions", "self-harm/intent", "sexual", "sexual/minors", "violence",
+    "harassment",
+    "harassment/threatening",
+    "hate",
+    "hate/threatening",
+    "illicit",
+    "illicit/violent",
+    "self-harm",
+    "self-harm/instructions",
+    "self-harm/intent",
+    "sexual",
+    "sexual/minors",
+    "violence",
     "violence/graphic",
 )
 
@@ -74,21 +91,37 @@ def chat_completion(body: dict, key: str, created: int) -> dict:
     choices = max(int(body.get("n") or 1), 1)
     completion_tokens = result.completion_tokens * choices
     return {
-        "id": f"chatcmpl-{key[:29]}", "object": "chat.completion", "created": created,
+        "id": f"chatcmpl-{key[:29]}",
+        "object": "chat.completion",
+        "created": created,
         "model": body.get("model"),
-        "choices": [{
-            "index": index, "logprobs": None, "finish_reason": "length" if result.truncated else "stop",
-            "message": {"role": "assistant", "content": result.text, "refusal": None, "annotations": []},
-        } for index in range(choices)],
+        "choices": [
+            {
+                "index": index,
+                "logprobs": None,
+                "finish_reason": "length" if result.truncated else "stop",
+                "message": {"role": "assistant", "content": result.text, "refusal": None, "annotations": []},
+            }
+            for index in range(choices)
+        ],
         "usage": {
-            "prompt_tokens": result.prompt_tokens, "completion_tokens": completion_tokens,
+            "prompt_tokens": result.prompt_tokens,
+            "completion_tokens": completion_tokens,
             "total_tokens": result.prompt_tokens + completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": result.cached_tokens, "audio_tokens": 0,
-                                      "cache_write_tokens": 0},
-            "completion_tokens_details": {"reasoning_tokens": result.reasoning_tokens * choices, "audio_tokens": 0,
-                                          "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
+            "prompt_tokens_details": {
+                "cached_tokens": result.cached_tokens,
+                "audio_tokens": 0,
+                "cache_write_tokens": 0,
+            },
+            "completion_tokens_details": {
+                "reasoning_tokens": result.reasoning_tokens * choices,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
         },
-        "service_tier": "default", "system_fingerprint": "fp_simulated",
+        "service_tier": "default",
+        "system_fingerprint": "fp_simulated",
     }
 
 
@@ -96,19 +129,34 @@ def response(body: dict, key: str, created: int) -> dict:
     text_format = (body.get("text") or {}).get("format")
     result = complete(body, structured_text(body, text_format), body.get("max_output_tokens"))
     return {
-        "id": f"resp_{key[:48]}", "object": "response", "created_at": created,
+        "id": f"resp_{key[:48]}",
+        "object": "response",
+        "created_at": created,
         "status": "incomplete" if result.truncated else "completed",
         "incomplete_details": {"reason": "max_output_tokens"} if result.truncated else None,
-        "error": None, "model": body.get("model"), "instructions": body.get("instructions"),
-        "metadata": body.get("metadata") or {}, "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
-        "temperature": body.get("temperature", 1.0), "top_p": body.get("top_p", 1.0),
-        "text": {"format": text_format or {"type": "text"}}, "reasoning": {"effort": None, "summary": None},
-        "output": [{
-            "type": "message", "id": f"msg_{key[:48]}", "status": "completed", "role": "assistant",
-            "content": [{"type": "output_text", "text": result.text, "annotations": []}],
-        }],
+        "error": None,
+        "model": body.get("model"),
+        "instructions": body.get("instructions"),
+        "metadata": body.get("metadata") or {},
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+        "temperature": body.get("temperature", 1.0),
+        "top_p": body.get("top_p", 1.0),
+        "text": {"format": text_format or {"type": "text"}},
+        "reasoning": {"effort": None, "summary": None},
+        "output": [
+            {
+                "type": "message",
+                "id": f"msg_{key[:48]}",
+                "status": "completed",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": result.text, "annotations": []}],
+            }
+        ],
         "usage": {
-            "input_tokens": result.prompt_tokens, "output_tokens": result.completion_tokens,
+            "input_tokens": result.prompt_tokens,
+            "output_tokens": result.completion_tokens,
             "total_tokens": result.prompt_tokens + result.completion_tokens,
             "input_tokens_details": {"cached_tokens": result.cached_tokens, "cache_write_tokens": 0},
             "output_tokens_details": {"reasoning_tokens": result.reasoning_tokens},
@@ -120,12 +168,24 @@ def text_completion(body: dict, key: str, created: int) -> dict:
     # The legacy endpoint's max_tokens defaults to 16, which surprises people exactly as the real one does.
     result = complete(body, simulated_text(body), body.get("max_tokens", 16))
     return {
-        "id": f"cmpl-{key[:29]}", "object": "text_completion", "created": created, "model": body.get("model"),
+        "id": f"cmpl-{key[:29]}",
+        "object": "text_completion",
+        "created": created,
+        "model": body.get("model"),
         "system_fingerprint": "fp_simulated",
-        "choices": [{"text": result.text, "index": 0, "logprobs": None,
-                     "finish_reason": "length" if result.truncated else "stop"}],
-        "usage": {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
-                  "total_tokens": result.prompt_tokens + result.completion_tokens},
+        "choices": [
+            {
+                "text": result.text,
+                "index": 0,
+                "logprobs": None,
+                "finish_reason": "length" if result.truncated else "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": result.prompt_tokens,
+            "completion_tokens": result.completion_tokens,
+            "total_tokens": result.prompt_tokens + result.completion_tokens,
+        },
     }
 
 
@@ -142,7 +202,7 @@ def embedding_vector(item: object, dimensions: int) -> list[float]:
     raw = []
     for block in range(math.ceil(dimensions / 8)):
         digest = hashlib.sha256(seed + block.to_bytes(4, "big")).digest()
-        raw.extend(int.from_bytes(digest[i:i + 4], "big") / 2**31 - 1.0 for i in range(0, 32, 4))
+        raw.extend(int.from_bytes(digest[i : i + 4], "big") / 2**31 - 1.0 for i in range(0, 32, 4))
     raw = raw[:dimensions]
     norm = math.sqrt(sum(v * v for v in raw)) or 1.0
     return [round(v / norm, 6) for v in raw]
@@ -162,8 +222,12 @@ def embedding_list(body: dict, key: str, created: int) -> dict:
             vector = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
         data.append({"object": "embedding", "index": index, "embedding": vector})
     tokens = sum(_item_tokens(item) for item in items)
-    return {"object": "list", "data": data, "model": body.get("model"),
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+    return {
+        "object": "list",
+        "data": data,
+        "model": body.get("model"),
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
 
 
 def moderation(body: dict, key: str, created: int) -> dict:
@@ -174,11 +238,14 @@ def moderation(body: dict, key: str, created: int) -> dict:
     for item in items:
         digest = hashlib.sha256(canonical_json(item).encode("utf-8")).digest()
         scores = {name: round(digest[i] / 255 / 1000, 6) for i, name in enumerate(MODERATION_CATEGORIES)}
-        results.append({
-            "flagged": False, "categories": {name: False for name in MODERATION_CATEGORIES},
-            "category_scores": scores,
-            "category_applied_input_types": {name: ["text"] for name in MODERATION_CATEGORIES},
-        })
+        results.append(
+            {
+                "flagged": False,
+                "categories": {name: False for name in MODERATION_CATEGORIES},
+                "category_scores": scores,
+                "category_applied_input_types": {name: ["text"] for name in MODERATION_CATEGORIES},
+            }
+        )
     return {"id": f"modr-{key[:29]}", "model": body.get("model") or "omni-moderation-latest", "results": results}
 
 
@@ -204,9 +271,15 @@ def response_usage(url: str, payload: dict) -> dict:
     """Return one response's usage in the batch object's vocabulary (input/output/cached/reasoning)."""
     usage = payload.get("usage") or {}
     if url == "/v1/responses":
-        return {"input": usage.get("input_tokens", 0), "output": usage.get("output_tokens", 0),
-                "cached": usage.get("input_tokens_details", {}).get("cached_tokens", 0),
-                "reasoning": usage.get("output_tokens_details", {}).get("reasoning_tokens", 0)}
-    return {"input": usage.get("prompt_tokens", 0), "output": usage.get("completion_tokens", 0),
-            "cached": (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0),
-            "reasoning": (usage.get("completion_tokens_details") or {}).get("reasoning_tokens", 0)}
+        return {
+            "input": usage.get("input_tokens", 0),
+            "output": usage.get("output_tokens", 0),
+            "cached": usage.get("input_tokens_details", {}).get("cached_tokens", 0),
+            "reasoning": usage.get("output_tokens_details", {}).get("reasoning_tokens", 0),
+        }
+    return {
+        "input": usage.get("prompt_tokens", 0),
+        "output": usage.get("completion_tokens", 0),
+        "cached": (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0),
+        "reasoning": (usage.get("completion_tokens_details") or {}).get("reasoning_tokens", 0),
+    }

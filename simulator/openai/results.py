@@ -8,20 +8,21 @@ import os
 import random
 from contextlib import ExitStack
 
+from ..store import Store
 from .outputs import error_output, is_success, simulated_output
 from .progress import empty_usage
 from .responses import response_usage
-from ..store import Store
 from .validation import iter_requests, parse_line
 
 
 def result_file_id(batch_id: str, kind: str) -> str:
     """Derive the file id from the batch id, so two processes finishing one batch cannot make two files."""
-    return "file-" + hashlib.sha256(f"{batch_id}:{kind}".encode("utf-8")).hexdigest()[:24]
+    return "file-" + hashlib.sha256(f"{batch_id}:{kind}".encode()).hexdigest()[:24]
 
 
-def write_results(store: Store, record: dict, processed: int, expired: bool, started: float,
-                  in_progress_seconds: float) -> dict:
+def write_results(
+    store: Store, record: dict, processed: int, expired: bool, started: float, in_progress_seconds: float
+) -> dict:
     """Run the first ``processed`` requests into result files and return the record's ``results``.
 
     Requests past ``processed`` land in the error file as ``batch_expired`` when ``expired``; otherwise
@@ -30,13 +31,13 @@ def write_results(store: Store, record: dict, processed: int, expired: bool, sta
     batch_id = record["id"]
     paths = {"output": store.temp_path(), "error": store.temp_path()}
     try:
-        offsets, counts, usage = _run_requests(store, record, paths, processed, expired, started,
-                                               in_progress_seconds)
+        offsets, counts, usage = _run_requests(store, record, paths, processed, expired, started, in_progress_seconds)
         error_file_id = _publish(store, batch_id, "error", paths["error"], offsets["error"])
         return {
             "output_file_id": _publish(store, batch_id, "output", paths["output"], offsets["output"]),
             "error_file_id": error_file_id or ("" if "empty_error_file_id" in record["markers"] else None),
-            "request_counts": counts, "usage": usage.as_dict(),
+            "request_counts": counts,
+            "usage": usage.as_dict(),
         }
     finally:
         for path in paths.values():
@@ -113,8 +114,11 @@ class _Usage:
 
     def as_dict(self) -> dict:
         usage = empty_usage()
-        usage.update(input_tokens=self.sums["input"], output_tokens=self.sums["output"],
-                     total_tokens=self.sums["input"] + self.sums["output"])
+        usage.update(
+            input_tokens=self.sums["input"],
+            output_tokens=self.sums["output"],
+            total_tokens=self.sums["input"] + self.sums["output"],
+        )
         usage["input_tokens_details"]["cached_tokens"] = self.sums["cached"]
         usage["output_tokens_details"]["reasoning_tokens"] = self.sums["reasoning"]
         return usage

@@ -6,8 +6,8 @@ import json
 from dataclasses import dataclass, field
 
 from ..markers import batch_markers
-from .outputs import request_fails
 from ..texts import prompt_tokens
+from .outputs import request_fails
 
 MAX_REPORTED_ERRORS = 1000
 REQUIRED_FIELDS = ("custom_id", "method", "url", "body")
@@ -79,8 +79,12 @@ def _check_file(report: InputReport, max_requests: int) -> None:
     if report.total == 0:
         report.add("empty_file", "The batch input file is empty.", None)
     elif report.total > max_requests:
-        report.add("too_many_tasks", f"The batch input file contains {report.total} requests, more than the "
-                   f"limit of {max_requests} requests per batch.", None)
+        report.add(
+            "too_many_tasks",
+            f"The batch input file contains {report.total} requests, more than the "
+            f"limit of {max_requests} requests per batch.",
+            None,
+        )
 
 
 def _check_request(report: InputReport, request: dict, endpoint: str, number: int, seen: set[str]) -> bool:
@@ -102,15 +106,21 @@ def _check_envelope(report: InputReport, request: dict, endpoint: str, number: i
     if not isinstance(custom_id, str) or not custom_id:
         report.add("invalid_value", "custom_id must be a non-empty string.", number, "custom_id")
     elif custom_id in seen:
-        report.add("duplicate_custom_id", f"The custom_id '{custom_id}' appears more than once in the batch "
-                   "input file; custom_id values must be unique.", number, "custom_id")
+        report.add(
+            "duplicate_custom_id",
+            f"The custom_id '{custom_id}' appears more than once in the batch "
+            "input file; custom_id values must be unique.",
+            number,
+            "custom_id",
+        )
     else:
         seen.add(custom_id)
     if request["method"] != "POST":
         report.add("invalid_value", "Only the POST method is supported in the Batch API.", number, "method")
     if request["url"] != endpoint:
-        report.add("url_mismatch", f"The url '{request['url']}' does not match the batch endpoint "
-                   f"'{endpoint}'.", number, "url")
+        report.add(
+            "url_mismatch", f"The url '{request['url']}' does not match the batch endpoint '{endpoint}'.", number, "url"
+        )
     if not isinstance(request["body"], dict):
         report.add("invalid_value", "body must be a JSON object.", number, "body")
 
@@ -122,8 +132,17 @@ def _check_body(report: InputReport, body: dict, endpoint: str, number: int) -> 
     elif model is not None and report.model is None:
         report.model = model
     elif model is not None and model != report.model:
-        report.add("model_mismatch", f"The model '{model}' differs from the model '{report.model}' used earlier "
-                   "in the file; all requests in a batch must use the same model.", number, "body.model")
+        report.add(
+            "model_mismatch",
+            f"The model '{model}' differs from the model '{report.model}' used earlier "
+            "in the file; all requests in a batch must use the same model.",
+            number,
+            "body.model",
+        )
     if body.get("stream") is True:
-        report.add("unsupported_value", "Streaming is not supported in the Batch API ('stream' must not be "
-                   "true).", number, "body.stream")
+        report.add(
+            "unsupported_value",
+            "Streaming is not supported in the Batch API ('stream' must not be true).",
+            number,
+            "body.stream",
+        )

@@ -27,9 +27,12 @@ def script_token(app) -> str:
 
 def run_script(app, args: list[str], timeout: float = 90) -> subprocess.CompletedProcess:
     """Run the script (with a fresh token) while this thread plays the worker: sync passes until it exits."""
-    process = subprocess.Popen([sys.executable, str(SCRIPT), "--token", script_token(app), *args],
-                               stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, str(SCRIPT), "--token", script_token(app), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + timeout
     with app.app_context():
         while process.poll() is None and time.monotonic() < deadline:
@@ -46,8 +49,10 @@ def test_example_runs_a_jsonl_file_to_results(app, simulator, committed_db, tmp_
     server = Server(app)
     try:
         output = tmp_path / "results.jsonl"
-        done = run_script(app, ["--base-url", server.url, "--poll-interval", "0.2", "-o", str(output),
-                                str(EXAMPLES / "requests.jsonl")])
+        done = run_script(
+            app,
+            ["--base-url", server.url, "--poll-interval", "0.2", "-o", str(output), str(EXAMPLES / "requests.jsonl")],
+        )
     finally:
         server.stop()
     assert done.returncode == 0, done.stderr
@@ -61,9 +66,24 @@ def test_example_runs_a_csv_file_with_a_template(app, simulator, committed_db, t
     server = Server(app)
     try:
         output = tmp_path / "reviews-results.csv"
-        done = run_script(app, ["--base-url", server.url, "--poll-interval", "0.2", "-o", str(output),
-                                "--template", "Classify the sentiment of this review: {{ review }}",
-                                "--id-column", "review_id", "--format", "csv", str(EXAMPLES / "reviews.csv")])
+        done = run_script(
+            app,
+            [
+                "--base-url",
+                server.url,
+                "--poll-interval",
+                "0.2",
+                "-o",
+                str(output),
+                "--template",
+                "Classify the sentiment of this review: {{ review }}",
+                "--id-column",
+                "review_id",
+                "--format",
+                "csv",
+                str(EXAMPLES / "reviews.csv"),
+            ],
+        )
     finally:
         server.stop()
     assert done.returncode == 0, done.stderr
@@ -84,6 +104,7 @@ def test_example_exits_non_zero_with_the_api_error(app, committed_db):
     assert "HTTP 422 validation_error: invalid job settings" in refused.stderr
     assert "provider: provider 'openai' is not available here" in refused.stderr
     assert bad_csv.returncode == 1 and "a CSV file needs a prompt template" in bad_csv.stderr
-    unreachable = subprocess.run([sys.executable, str(SCRIPT), "--base-url", "http://127.0.0.1:9"],
-                                 capture_output=True, text=True, timeout=60)
+    unreachable = subprocess.run(
+        [sys.executable, str(SCRIPT), "--base-url", "http://127.0.0.1:9"], capture_output=True, text=True, timeout=60
+    )
     assert unreachable.returncode == 1 and "cannot reach" in unreachable.stderr

@@ -12,7 +12,7 @@ from tests.api.helpers import error_of
 from tests.factories import chat_body
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-REVIEWS = "id,review,stars\nr1,\"Great, really great\",5\nr2,\"Broke after\na week\",1\nr3,Très bien — günstig,4\n"
+REVIEWS = 'id,review,stars\nr1,"Great, really great",5\nr2,"Broke after\na week",1\nr3,Très bien — günstig,4\n'
 
 
 def jsonl(*items) -> bytes:
@@ -35,13 +35,19 @@ def test_jsonl_upload_returns_the_report(api):
     shown = api.get(f"/jobs/{job['id']}").get_json()
     assert shown["counts"]["total"] == 2
     assert shown["source"] == {"format": "jsonl", "filename": "requests.jsonl"}
-    assert [e["actor"] for e in api.get(f"/jobs/{job['id']}/events").get_json()["data"]] == ["admin@example.com (api)"] * 2
+    assert [e["actor"] for e in api.get(f"/jobs/{job['id']}/events").get_json()["data"]] == [
+        "admin@example.com (api)"
+    ] * 2
 
 
 def test_bad_lines_reject_the_whole_file_with_line_numbers(api):
     job = api.create_job()
-    content = jsonl(line("a"), "{oops", line("a"), '{"custom_id": "n", "body": {"messages": [{"role": "user", '
-                                                   '"content": "\\u0000"}]}}')
+    content = jsonl(
+        line("a"),
+        "{oops",
+        line("a"),
+        '{"custom_id": "n", "body": {"messages": [{"role": "user", "content": "\\u0000"}]}}',
+    )
     error = error_of(upload(api, job["id"], content, expect=422))
     assert error["message"] == "3 line(s) of the file are invalid; nothing was stored"
     assert [d["field"] for d in error["details"]] == ["line 2", "line 3", "line 4"]
@@ -54,17 +60,30 @@ def test_skip_invalid_stores_the_good_lines_and_reports_the_rest(api):
     job = api.create_job()
     report = upload(api, job["id"], jsonl(line("a"), "{oops", line("b")), expect=201, skip_invalid="true").get_json()
     assert (report["added"], report["skipped"], report["problem_count"]) == (2, 1, 1)
-    assert report["problems"] == [{"line": 2, "code": "invalid_json_line", "custom_id": None,
-                                   "message": "not valid JSON (unexpected character, expected a string key "
-                                              "at column 2)"}]
+    assert report["problems"] == [
+        {
+            "line": 2,
+            "code": "invalid_json_line",
+            "custom_id": None,
+            "message": "not valid JSON (unexpected character, expected a string key at column 2)",
+        }
+    ]
 
 
 def test_csv_upload_renders_the_template(api):
     job = api.create_job()
     schema = json.dumps({"type": "object", "properties": {"sentiment": {"type": "string"}}})
-    report = upload(api, job["id"], REVIEWS.encode("utf-8"), filename="reviews.csv", expect=201,
-                    template="Classify: {{ review }}", system_prompt="Be brief.", id_column="id",
-                    json_schema=schema).get_json()
+    report = upload(
+        api,
+        job["id"],
+        REVIEWS.encode("utf-8"),
+        filename="reviews.csv",
+        expect=201,
+        template="Classify: {{ review }}",
+        system_prompt="Be brief.",
+        id_column="id",
+        json_schema=schema,
+    ).get_json()
     assert report["added"] == 3
     rows = api.get(f"/jobs/{job['id']}/requests").get_json()["data"]
     assert [r["custom_id"] for r in rows] == ["r1", "r2", "r3"]
@@ -83,14 +102,20 @@ def test_csv_text_fields_are_taken_exactly_as_sent(api):
     assert body["messages"][0]["content"] == '"42"'
 
 
-@pytest.mark.parametrize("fields, field, message", [
-    ({}, "template", "a CSV file needs a prompt template"),
-    ({"template": "{{ nope }}"}, "template", "the mapping has problems"),
-    ({"template": "{{ review }}", "id_column": "missing"}, "id_column", "the mapping has problems"),
-    ({"template": "{{ review }}", "json_schema": "{bad"}, "json_schema",
-     "the JSON schema is refused: not valid JSON"),
-    ({"template": "{{ review }}", "json_schema": '{"type": "string"}'}, "json_schema", "the mapping has problems"),
-])
+@pytest.mark.parametrize(
+    "fields, field, message",
+    [
+        ({}, "template", "a CSV file needs a prompt template"),
+        ({"template": "{{ nope }}"}, "template", "the mapping has problems"),
+        ({"template": "{{ review }}", "id_column": "missing"}, "id_column", "the mapping has problems"),
+        (
+            {"template": "{{ review }}", "json_schema": "{bad"},
+            "json_schema",
+            "the JSON schema is refused: not valid JSON",
+        ),
+        ({"template": "{{ review }}", "json_schema": '{"type": "string"}'}, "json_schema", "the mapping has problems"),
+    ],
+)
 def test_csv_mapping_problems_are_422(api, fields, field, message):
     job = api.create_job()
     error = error_of(upload(api, job["id"], REVIEWS.encode(), filename="reviews.csv", expect=422, **fields))
@@ -108,12 +133,15 @@ def test_format_comes_from_the_field_the_name_or_the_content_type(api):
     assert upload(api, job["id"], b"x\n1\n", filename="data.bin", expect=201, format="csv", template="{{ x }}")
 
 
-@pytest.mark.parametrize("data, field", [
-    ({}, "file"),
-    ({"file": "not a file"}, "file"),
-    ({"format": "xml"}, "format"),
-    ({"skip_invalid": "maybe"}, "skip_invalid"),
-])
+@pytest.mark.parametrize(
+    "data, field",
+    [
+        ({}, "file"),
+        ({"file": "not a file"}, "file"),
+        ({"format": "xml"}, "format"),
+        ({"skip_invalid": "maybe"}, "skip_invalid"),
+    ],
+)
 def test_upload_form_fields_are_validated(api, data, field):
     job = api.create_job()
     form = {"file": (io.BytesIO(jsonl(line("a"))), "r.jsonl"), **data} if field != "file" else data
@@ -133,8 +161,12 @@ def test_uploads_need_multipart_a_draft_and_a_known_job(api):
     assert "multipart/form-data" in error["message"]
     api.post(f"/jobs/{job['id']}/submit", 200)
     assert "only drafts" in error_of(upload(api, job["id"], jsonl(line("z")), expect=409))["message"]
-    assert "only drafts" in error_of(upload(api, job["id"], REVIEWS.encode(), filename="r.csv", expect=409,
-                                            template="{{ review }}"))["message"]
+    assert (
+        "only drafts"
+        in error_of(upload(api, job["id"], REVIEWS.encode(), filename="r.csv", expect=409, template="{{ review }}"))[
+            "message"
+        ]
+    )
     upload(api, 999999, jsonl(line("z")), expect=404)
 
 
@@ -159,12 +191,20 @@ def test_uploaded_csv_files_are_not_kept(api, app):
 def test_preview_shows_the_file_and_the_first_requests_without_storing(api):
     job = api.create_job(max_tokens=20)
     data = {"file": (io.BytesIO(REVIEWS.encode()), "reviews.csv"), "template": "Rate: {{ review }}", "limit": "2"}
-    preview = api.post(f"/jobs/{job['id']}/files/preview", 200, data=data,
-                       content_type="multipart/form-data").get_json()
+    preview = api.post(
+        f"/jobs/{job['id']}/files/preview", 200, data=data, content_type="multipart/form-data"
+    ).get_json()
     assert preview["file"] == {
-        "encoding": "utf-8", "delimiter": ",", "columns": ["id", "review", "stars"], "row_count": 3,
-        "rows": [["r1", "Great, really great", "5"], ["r2", "Broke after\na week", "1"],
-                 ["r3", "Très bien — günstig", "4"]]}
+        "encoding": "utf-8",
+        "delimiter": ",",
+        "columns": ["id", "review", "stars"],
+        "row_count": 3,
+        "rows": [
+            ["r1", "Great, really great", "5"],
+            ["r2", "Broke after\na week", "1"],
+            ["r3", "Très bien — günstig", "4"],
+        ],
+    }
     assert [r["custom_id"] for r in preview["requests"]] == ["row-1", "row-2"]
     assert preview["request_count"] == 3 and preview["estimated_output_tokens"] == 60
     assert preview["estimated_cost"] is not None and preview["report"]["problem_count"] == 0
@@ -174,8 +214,9 @@ def test_preview_shows_the_file_and_the_first_requests_without_storing(api):
 def test_preview_without_template_only_inspects(api):
     job = api.create_job()
     data = {"file": (io.BytesIO(b"a;b\n1;2\n"), "x.csv")}
-    preview = api.post(f"/jobs/{job['id']}/files/preview", 200, data=data,
-                       content_type="multipart/form-data").get_json()
+    preview = api.post(
+        f"/jobs/{job['id']}/files/preview", 200, data=data, content_type="multipart/form-data"
+    ).get_json()
     assert preview["file"]["delimiter"] == ";" and preview["requests"] == [] and preview["report"] is None
     data = {"file": (io.BytesIO(b"1,2\n3,4\n"), "x.csv")}
     error = error_of(api.post(f"/jobs/{job['id']}/files/preview", 422, data=data, content_type="multipart/form-data"))
@@ -188,8 +229,15 @@ def test_example_files_import_cleanly(api):
         assert upload(api, job["id"], fh.read(), expect=201).get_json()["problem_count"] == 0
     other = api.create_job()
     with open(EXAMPLES / "reviews.csv", "rb") as fh:
-        report = upload(api, other["id"], fh.read(), filename="reviews.csv", expect=201, id_column="review_id",
-                        template="Classify the sentiment of this review: {{ review }}").get_json()
+        report = upload(
+            api,
+            other["id"],
+            fh.read(),
+            filename="reviews.csv",
+            expect=201,
+            id_column="review_id",
+            template="Classify the sentiment of this review: {{ review }}",
+        ).get_json()
     assert report["added"] >= 5 and report["problem_count"] == 0
 
 
@@ -206,7 +254,8 @@ def test_form_fields_nested_past_the_limit_are_refused(api, field):
 def test_a_json_schema_nested_past_the_limit_is_a_field_error(api):
     job = api.create_job()
     schema = '{"type": "object", "properties": {"a": ' + "[" * 300 + "]" * 300 + "}}"
-    error = error_of(upload(api, job["id"], REVIEWS.encode(), "reviews.csv", 422, template="{{ review }}",
-                            json_schema=schema))
+    error = error_of(
+        upload(api, job["id"], REVIEWS.encode(), "reviews.csv", 422, template="{{ review }}", json_schema=schema)
+    )
     assert error["details"][0]["field"] == "json_schema"
     assert api.get(f"/jobs/{job['id']}").get_json()["counts"]["total"] == 0

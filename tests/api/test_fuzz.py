@@ -22,13 +22,22 @@ from tests.factories import new_job
 
 EXAMPLES_PER_OPERATION = 40
 OPERATIONS = [
-    ("GET", "/api/v1/jobs/"), ("POST", "/api/v1/jobs/"), ("GET", "/api/v1/jobs/stats/overview"),
-    ("GET", "/api/v1/jobs/{job_id}"), ("PUT", "/api/v1/jobs/{job_id}"), ("DELETE", "/api/v1/jobs/{job_id}"),
-    ("POST", "/api/v1/jobs/{job_id}/requests"), ("GET", "/api/v1/jobs/{job_id}/requests"),
-    ("GET", "/api/v1/jobs/{job_id}/requests/{request_id}"), ("GET", "/api/v1/jobs/{job_id}/responses"),
-    ("GET", "/api/v1/jobs/{job_id}/events"), ("GET", "/api/v1/jobs/{job_id}/results"),
-    ("POST", "/api/v1/jobs/{job_id}/files"), ("POST", "/api/v1/jobs/{job_id}/files/preview"),
-    ("POST", "/api/v1/jobs/{job_id}/submit"), ("POST", "/api/v1/jobs/{job_id}/cancel"),
+    ("GET", "/api/v1/jobs/"),
+    ("POST", "/api/v1/jobs/"),
+    ("GET", "/api/v1/jobs/stats/overview"),
+    ("GET", "/api/v1/jobs/{job_id}"),
+    ("PUT", "/api/v1/jobs/{job_id}"),
+    ("DELETE", "/api/v1/jobs/{job_id}"),
+    ("POST", "/api/v1/jobs/{job_id}/requests"),
+    ("GET", "/api/v1/jobs/{job_id}/requests"),
+    ("GET", "/api/v1/jobs/{job_id}/requests/{request_id}"),
+    ("GET", "/api/v1/jobs/{job_id}/responses"),
+    ("GET", "/api/v1/jobs/{job_id}/events"),
+    ("GET", "/api/v1/jobs/{job_id}/results"),
+    ("POST", "/api/v1/jobs/{job_id}/files"),
+    ("POST", "/api/v1/jobs/{job_id}/files/preview"),
+    ("POST", "/api/v1/jobs/{job_id}/submit"),
+    ("POST", "/api/v1/jobs/{job_id}/cancel"),
     ("POST", "/api/v1/jobs/{job_id}/retry"),
 ]
 
@@ -53,8 +62,13 @@ def test_operation_keeps_to_the_document(app_ctx, api_schema, method, path):
     if "{job_id}" in path:
         strategies.append(operation.as_strategy(GenerationMode.POSITIVE, path_parameters={"job_id": job.id}))
 
-    @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES_PER_OPERATION,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=st.one_of(strategies))
     def fuzz(case):
         case.call_and_validate(excluded_checks=[positive_data_acceptance])

@@ -12,8 +12,9 @@ from tests.api.helpers import API, error_of
 
 
 def test_create_job_returns_201_with_location_and_defaults(api):
-    response = api.post("/jobs/", 201, json={"name": " Reviews ", "model": "gpt-4o-mini",
-                                             "metadata": {"team": "search", "tags": ["a"]}})
+    response = api.post(
+        "/jobs/", 201, json={"name": " Reviews ", "model": "gpt-4o-mini", "metadata": {"team": "search", "tags": ["a"]}}
+    )
     job = response.get_json()
     assert response.headers["Location"] == f"{API}/jobs/{job['id']}"
     assert job["name"] == "Reviews"
@@ -32,21 +33,24 @@ def test_create_job_records_the_api_as_actor(api):
     assert [(e["kind"], e["actor"]) for e in events] == [("created", "admin@example.com (api)")]
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"model": "gpt-4o-mini"}, "name"),
-    ({"name": "", "model": "gpt-4o-mini"}, "name"),
-    ({"name": "x" * 201, "model": "gpt-4o-mini"}, "name"),
-    ({"name": "x"}, "model"),
-    ({"name": "x", "model": "m", "temperature": 3}, "temperature"),
-    ({"name": "x", "model": "m", "max_tokens": 0}, "max_tokens"),
-    ({"name": "x", "model": "m", "max_tokens": 2**40}, "max_tokens"),
-    ({"name": "x", "model": "m", "endpoint": "/v1/images"}, "endpoint"),
-    ({"name": "x", "model": "m", "provider": "anthropic"}, "provider"),
-    ({"name": "x", "model": "m", "metadata": []}, "metadata"),
-    ({"name": "x", "model": "m", "metadata": {"a": {"b": "nul\u0000"}}}, "metadata"),
-    ({"name": "nul\u0000", "model": "m"}, "name"),
-    ({"name": "x", "model": "m", "max_token": 5}, "max_token"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"model": "gpt-4o-mini"}, "name"),
+        ({"name": "", "model": "gpt-4o-mini"}, "name"),
+        ({"name": "x" * 201, "model": "gpt-4o-mini"}, "name"),
+        ({"name": "x"}, "model"),
+        ({"name": "x", "model": "m", "temperature": 3}, "temperature"),
+        ({"name": "x", "model": "m", "max_tokens": 0}, "max_tokens"),
+        ({"name": "x", "model": "m", "max_tokens": 2**40}, "max_tokens"),
+        ({"name": "x", "model": "m", "endpoint": "/v1/images"}, "endpoint"),
+        ({"name": "x", "model": "m", "provider": "anthropic"}, "provider"),
+        ({"name": "x", "model": "m", "metadata": []}, "metadata"),
+        ({"name": "x", "model": "m", "metadata": {"a": {"b": "nul\u0000"}}}, "metadata"),
+        ({"name": "nul\u0000", "model": "m"}, "name"),
+        ({"name": "x", "model": "m", "max_token": 5}, "max_token"),
+    ],
+)
 def test_invalid_fields_are_422_with_dotted_field_paths(api, body, field):
     error = error_of(api.post("/jobs/", 422, json=body))
     assert error["code"] == "validation_error"
@@ -56,8 +60,9 @@ def test_invalid_fields_are_422_with_dotted_field_paths(api, body, field):
 
 def test_nested_field_errors_have_dotted_paths(api):
     job = api.create_job()
-    error = error_of(api.post(f"/jobs/{job['id']}/requests", 422, json=[{"custom_id": "a", "body": {}},
-                                                                         {"custom_id": 5}]))
+    error = error_of(
+        api.post(f"/jobs/{job['id']}/requests", 422, json=[{"custom_id": "a", "body": {}}, {"custom_id": 5}])
+    )
     fields = {d["field"] for d in error["details"]}
     assert {"[1].custom_id", "[1].body"} <= fields
 
@@ -67,17 +72,20 @@ def test_openai_provider_is_refused_without_an_api_key(api):
     assert error["details"] == [{"field": "provider", "message": "provider 'openai' is not available here"}]
 
 
-@pytest.mark.parametrize("data, content_type, status, code", [
-    ("{not json", "application/json", 400, "bad_request"),
-    ('{"name": "x", "model": "m", "temperature": NaN}', "application/json", 400, "bad_request"),
-    (b"\xff\xfe\x00", "application/json", 400, "bad_request"),
-    ("name=x&model=m", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
-    ('{"name": "x", "model": "m"}', "text/plain", 415, "unsupported_media_type"),
-    ('{"name": "x", "model": "m"}', None, 415, "unsupported_media_type"),
-    ("[1, 2]", "application/json", 422, "validation_error"),
-    ('"text"', "application/json", 422, "validation_error"),
-    ("", "application/json", 400, "bad_request"),
-])
+@pytest.mark.parametrize(
+    "data, content_type, status, code",
+    [
+        ("{not json", "application/json", 400, "bad_request"),
+        ('{"name": "x", "model": "m", "temperature": NaN}', "application/json", 400, "bad_request"),
+        (b"\xff\xfe\x00", "application/json", 400, "bad_request"),
+        ("name=x&model=m", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
+        ('{"name": "x", "model": "m"}', "text/plain", 415, "unsupported_media_type"),
+        ('{"name": "x", "model": "m"}', None, 415, "unsupported_media_type"),
+        ("[1, 2]", "application/json", 422, "validation_error"),
+        ('"text"', "application/json", 422, "validation_error"),
+        ("", "application/json", 400, "bad_request"),
+    ],
+)
 def test_malformed_bodies_and_wrong_content_types(api, data, content_type, status, code):
     headers = {"Content-Type": content_type} if content_type else {}
     assert error_of(api.post("/jobs/", status, data=data, headers=headers))["code"] == code
@@ -95,8 +103,12 @@ def test_json_bodies_nested_past_the_limit_are_refused_and_nothing_is_stored(api
     assert error["message"] == "the request body is refused: nested deeper than 64 levels, the most accepted"
     assert api.get("/jobs/").get_json()["total"] == 0
     job = api.create_job()
-    api.put(f"/jobs/{job['id']}", 422, data=body.replace('"name": "deep", "model": "m", ', ""),
-            content_type="application/json")
+    api.put(
+        f"/jobs/{job['id']}",
+        422,
+        data=body.replace('"name": "deep", "model": "m", ', ""),
+        content_type="application/json",
+    )
     assert api.get(f"/jobs/{job['id']}").get_json()["metadata"] == {}
 
 
@@ -119,8 +131,9 @@ def test_a_job_body_is_refused_unread_past_one_megabyte(api):
     stream = io.BytesIO(body)
     tracemalloc.start()
     try:
-        response = api.post("/jobs/", 413, input_stream=stream, content_length=len(body),
-                            content_type="application/json")
+        response = api.post(
+            "/jobs/", 413, input_stream=stream, content_length=len(body), content_type="application/json"
+        )
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -164,10 +177,16 @@ def test_list_jobs_filters_by_status_and_searches_names(api):
     assert api.get("/jobs/?status=draft&search=x&per_page=1").status_code == 200
 
 
-@pytest.mark.parametrize("query, field", [
-    ("page=0", "page"), ("per_page=101", "per_page"), ("status=done", "status"), ("page=abc", "page"),
-    ("search=%00", "search"),
-])
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ("page=0", "page"),
+        ("per_page=101", "per_page"),
+        ("status=done", "status"),
+        ("page=abc", "page"),
+        ("search=%00", "search"),
+    ],
+)
 def test_list_jobs_rejects_bad_parameters(api, query, field):
     error = error_of(api.get(f"/jobs/?{query}", 422))
     assert [d["field"] for d in error["details"]] == [field]
@@ -195,8 +214,9 @@ def test_paths_work_with_and_without_trailing_slash(api):
 def test_update_changes_details_any_time_and_settings_only_in_draft(api):
     job = api.job_with_requests(1)
     path = f"/jobs/{job['id']}"
-    updated = api.put(path, 200, json={"name": "Renamed", "metadata": {"v": 2}, "max_tokens": 50,
-                                       "temperature": None}).get_json()
+    updated = api.put(
+        path, 200, json={"name": "Renamed", "metadata": {"v": 2}, "max_tokens": 50, "temperature": None}
+    ).get_json()
     assert (updated["name"], updated["metadata"], updated["max_tokens"]) == ("Renamed", {"v": 2}, 50)
     assert "model" in error_of(api.put(path, 409, json={"model": "gpt-4o"}))["message"]
     api.post(f"{path}/submit", 200)
@@ -207,10 +227,16 @@ def test_update_changes_details_any_time_and_settings_only_in_draft(api):
     assert "updated" in [e["kind"] for e in events]
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"name": None}, "name"), ({"name": ""}, "name"), ({"metadata": None}, "metadata"), ({"foo": 1}, "foo"),
-    ({"model": None}, "model"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"name": None}, "name"),
+        ({"name": ""}, "name"),
+        ({"metadata": None}, "metadata"),
+        ({"foo": 1}, "foo"),
+        ({"model": None}, "model"),
+    ],
+)
 def test_update_rejects_nulls_and_unknown_fields(api, body, field):
     job = api.create_job()
     error = error_of(api.put(f"/jobs/{job['id']}", 422, json=body))
@@ -274,7 +300,15 @@ def test_overview_counts_jobs_and_usage(api):
     stats = api.get("/jobs/stats/overview").get_json()
     assert stats["jobs"] == 1 and stats["jobs_by_status"]["draft"] == 1
     assert stats["requests"] == {"total": 2, "succeeded": 0, "failed": 0, "success_rate": None}
-    assert stats["by_model"] == [{"key": "gpt-4o-mini", "jobs": 1, "requests": 2, "prompt_tokens": 0,
-                                  "completion_tokens": 0, "cost": "0.00000000"}]
+    assert stats["by_model"] == [
+        {
+            "key": "gpt-4o-mini",
+            "jobs": 1,
+            "requests": 2,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "cost": "0.00000000",
+        }
+    ]
     assert len(stats["by_day"]) == 1
     assert error_of(api.get("/jobs/stats/overview?days=0", 422))["details"][0]["field"] == "days"

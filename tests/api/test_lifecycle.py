@@ -50,8 +50,7 @@ def test_results_stream_as_jsonl_and_csv_with_a_filename(api, simulator):
     assert response.mimetype == "application/x-ndjson"
     assert response.headers["Content-Disposition"] == f'attachment; filename="job-{job["id"]}-results.jsonl"'
     lines = [json.loads(line) for line in response.get_data(as_text=True).splitlines()]
-    assert [(line["custom_id"], line["response"]["status_code"]) for line in lines] == [("req-0", 200),
-                                                                                       ("req-1", 400)]
+    assert [(line["custom_id"], line["response"]["status_code"]) for line in lines] == [("req-0", 200), ("req-1", 400)]
     failed = api.get(f"/jobs/{job['id']}/results?format=csv&failed_only=true")
     assert failed.mimetype == "text/csv"
     assert failed.headers["Content-Disposition"].endswith('-results-failed.csv"')
@@ -63,7 +62,8 @@ def test_results_stream_as_jsonl_and_csv_with_a_filename(api, simulator):
 def test_submit_needs_a_draft_with_requests(api):
     empty = api.create_job()
     assert error_of(api.post(f"/jobs/{empty['id']}/submit", 409))["message"] == (
-        "the job has no requests; add some before submitting")
+        "the job has no requests; add some before submitting"
+    )
     job = api.job_with_requests(1)
     api.post(f"/jobs/{job['id']}/submit", 200)
     assert "only drafts can" in error_of(api.post(f"/jobs/{job['id']}/submit", 409))["message"]

@@ -16,8 +16,13 @@ from webapp.models import BatchJob
 
 HTMX = {"HX-Request": "true"}
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
-SETTINGS = {"name": "Reviews", "provider": "simulator", "endpoint": "/v1/chat/completions", "model": "gpt-4o-mini",
-            "max_retries": "3"}
+SETTINGS = {
+    "name": "Reviews",
+    "provider": "simulator",
+    "endpoint": "/v1/chat/completions",
+    "model": "gpt-4o-mini",
+    "max_retries": "3",
+}
 CSRF_INPUT = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 
 
@@ -40,8 +45,9 @@ class Browser:
         return self.client.get(url, headers=self.headers(htmx), **kwargs)
 
     def post(self, url: str, data: dict | None = None, *, htmx: bool = False, **kwargs):
-        return self.client.post(url, data={"csrf_token": self.token, **(data or {})},
-                                headers=self.headers(htmx), **kwargs)
+        return self.client.post(
+            url, data={"csrf_token": self.token, **(data or {})}, headers=self.headers(htmx), **kwargs
+        )
 
     @staticmethod
     def headers(htmx: bool) -> dict:
@@ -75,8 +81,9 @@ def job_count() -> int:
     return db.session.scalar(select(func.count()).select_from(BatchJob))
 
 
-def csv_file(rows: list[list[str]], header=("Id", "Text", "Stars"), delimiter: str = ",",
-             encoding: str = "utf-8") -> bytes:
+def csv_file(
+    rows: list[list[str]], header=("Id", "Text", "Stars"), delimiter: str = ",", encoding: str = "utf-8"
+) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, delimiter=delimiter)
     if header:
@@ -88,13 +95,17 @@ def csv_file(rows: list[list[str]], header=("Id", "Text", "Stars"), delimiter: s
 REVIEWS = [
     ["r1", "Great, really great: would buy again", "5"],
     ["r2", "Très bien — mais un peu cher.\nSecond line of the review", "4"],
-    ["r3", "Broke after a week; \"quality\" my foot", "1"],
+    ["r3", 'Broke after a week; "quality" my foot', "1"],
 ]
 
 
 def chat_line(custom_id: str, text: str, **overrides) -> str:
-    line = {"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions",
-            "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]}}
+    line = {
+        "custom_id": custom_id,
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]},
+    }
     line.update(overrides)
     return json.dumps(line, ensure_ascii=False)
 

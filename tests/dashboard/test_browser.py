@@ -24,12 +24,21 @@ from webapp.extensions import db
 
 pytestmark = pytest.mark.browser
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 SCREENSHOT = ROOT / "docs" / "screenshots" / "job.png"
 if not CHROMIUM.exists():
-    pytest.skip("Debian's chromium is not installed at /usr/bin/chromium; `make test` installs it when run as root "
-                "(apt-get install -y chromium)", allow_module_level=True)
+    pytest.skip(
+        "Debian's chromium is not installed at /usr/bin/chromium; `make test` installs it when run as root "
+        "(apt-get install -y chromium)",
+        allow_module_level=True,
+    )
 sync_api = pytest.importorskip("playwright.sync_api", reason="Python playwright is not installed (requirements-dev)")
 expect = sync_api.expect
 
@@ -40,11 +49,17 @@ class LiveApp:
     def __init__(self, tmp: Path):
         self.httpd = make_server("127.0.0.1", 0, lambda environ, start: [], threaded=True)
         self.url = f"http://127.0.0.1:{self.httpd.server_port}"
-        self.app = create_app(base_config(
-            tmp, REDIS_URL=None, EMBEDDED_WORKERS=True, SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp / 'live.db'}",
-            SYNC_INTERVAL_SECONDS=1, SIMULATOR_BASE_URL=f"{self.url}/simulator/v1",
-            SIMULATOR_IN_PROGRESS_SECONDS=1.0,
-        ))
+        self.app = create_app(
+            base_config(
+                tmp,
+                REDIS_URL=None,
+                EMBEDDED_WORKERS=True,
+                SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp / 'live.db'}",
+                SYNC_INTERVAL_SECONDS=1,
+                SIMULATOR_BASE_URL=f"{self.url}/simulator/v1",
+                SIMULATOR_IN_PROGRESS_SECONDS=1.0,
+            )
+        )
         with self.app.app_context():
             db.create_all()
         self.httpd.app = self.app
@@ -82,8 +97,12 @@ def page(chromium, live):
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     # A 4xx page (422 for a rejected file) is logged as "Failed to load resource"; that is no script error.
-    page.on("console", lambda msg: errors.append(msg.text)
-            if msg.type == "error" and not msg.text.startswith("Failed to load resource") else None)
+    page.on(
+        "console",
+        lambda msg: errors.append(msg.text)
+        if msg.type == "error" and not msg.text.startswith("Failed to load resource")
+        else None,
+    )
     sign_in(page)
     yield page
     context.close()
@@ -135,8 +154,9 @@ def test_csv_job_from_upload_to_download(page, tmp_path):
     page.goto("/jobs")
     page.get_by_role("link", name="New job").first.click()
     page.get_by_label("Name").fill("Product reviews")
-    page.get_by_label("Requests file").set_input_files(files=[{
-        "name": "reviews.csv", "mimeType": "text/csv", "buffer": csv_file(REVIEWS)}])
+    page.get_by_label("Requests file").set_input_files(
+        files=[{"name": "reviews.csv", "mimeType": "text/csv", "buffer": csv_file(REVIEWS)}]
+    )
     page.get_by_role("button", name="Continue").click()
 
     expect(page.locator(".mapping")).to_contain_text("Found 3 rows and 3 columns")
@@ -196,8 +216,9 @@ def test_jsonl_with_bad_lines_shows_each_line_and_can_skip_them(page, settings):
     ]
     page.goto("/jobs/new")
     page.get_by_label("Name").fill("Tickets")
-    page.get_by_label("Requests file").set_input_files(files=[{
-        "name": "tickets.jsonl", "mimeType": "application/jsonl", "buffer": jsonl_file(lines)}])
+    page.get_by_label("Requests file").set_input_files(
+        files=[{"name": "tickets.jsonl", "mimeType": "application/jsonl", "buffer": jsonl_file(lines)}]
+    )
     page.get_by_role("button", name="Continue").click()
 
     problems = page.locator(".upload-problems")
@@ -205,8 +226,14 @@ def test_jsonl_with_bad_lines_shows_each_line_and_can_skip_them(page, settings):
     rows = problems.locator("tbody tr")
     expect(rows).to_have_count(6)
     found = [(row.locator("td").nth(0).inner_text(), row.locator("td").nth(2).inner_text()) for row in rows.all()]
-    assert found == [("2", "invalid_json_line"), ("3", "missing_custom_id"), ("4", "duplicate_custom_id"),
-                     ("5", "url_mismatch"), ("6", "model_mismatch"), ("7", "line_too_large")]
+    assert found == [
+        ("2", "invalid_json_line"),
+        ("3", "missing_custom_id"),
+        ("4", "duplicate_custom_id"),
+        ("5", "url_mismatch"),
+        ("6", "model_mismatch"),
+        ("7", "line_too_large"),
+    ]
     expect(page.get_by_label("Name")).to_have_value("Tickets")
 
     page.get_by_role("button", name="Skip the 6 invalid line(s) and create the job").click()
@@ -217,9 +244,15 @@ def test_cancel_a_running_job(page, live, settings):
     settings(SIMULATOR_IN_PROGRESS_SECONDS=120, SIMULATOR_CANCELLING_SECONDS=3)
     page.goto("/jobs/new")
     page.get_by_label("Name").fill("Long job")
-    page.get_by_label("Requests file").set_input_files(files=[{
-        "name": "long.jsonl", "mimeType": "application/jsonl",
-        "buffer": jsonl_file([chat_line(f"n-{i}", f"item {i}") for i in range(5)])}])
+    page.get_by_label("Requests file").set_input_files(
+        files=[
+            {
+                "name": "long.jsonl",
+                "mimeType": "application/jsonl",
+                "buffer": jsonl_file([chat_line(f"n-{i}", f"item {i}") for i in range(5)]),
+            }
+        ]
+    )
     page.get_by_role("button", name="Continue").click()
     page.get_by_role("button", name="Submit 5 request(s)").click()
     expect(page.locator(".flash-success")).to_contain_text("Submitted")  # the job page has loaded
@@ -248,13 +281,19 @@ HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "tra
 def test_the_api_documentation_shows_every_operation(page):
     """Swagger UI renders under the site's CSP (a blocked script or style would be a console error)."""
     document = page.request.get("/api/v1/openapi.json").json()
-    operations = {(method.upper(), path) for path, item in document["paths"].items()
-                  for method in item if method in HTTP_METHODS}
+    operations = {
+        (method.upper(), path) for path, item in document["paths"].items() for method in item if method in HTTP_METHODS
+    }
     page.goto("/api/v1/swagger")
     summaries = page.locator(".opblock-summary")
     expect(summaries).to_have_count(len(operations))
-    shown = {(summary.locator(".opblock-summary-method").inner_text(),
-              summary.locator(".opblock-summary-path").get_attribute("data-path")) for summary in summaries.all()}
+    shown = {
+        (
+            summary.locator(".opblock-summary-method").inner_text(),
+            summary.locator(".opblock-summary-path").get_attribute("data-path"),
+        )
+        for summary in summaries.all()
+    }
     assert shown == operations
     expect(page.locator(".swagger-ui .info .title")).to_contain_text(document["info"]["title"])
     page.locator(".opblock-summary", has_text="/api/v1/jobs/{job_id}/requests").first.click()

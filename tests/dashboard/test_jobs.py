@@ -125,7 +125,7 @@ def test_status_block_polls_while_the_job_runs_and_stops_with_286(browser, app_c
 
     running = browser.get(f"/jobs/{job.id}", htmx=True)
     assert running.status_code == 200
-    assert running.text.lstrip().startswith("<section id=\"job-status\"") and "<html" not in running.text
+    assert running.text.lstrip().startswith('<section id="job-status"') and "<html" not in running.text
     assert "HX-Request" in running.headers["Vary"]
 
     run_until_done(job.id)
@@ -146,8 +146,12 @@ def test_finished_job_page_shows_costs_batches_timeline_and_downloads(browser, a
     assert "Estimated cost" in text and "Actual cost" in text and "Took" in text
     assert "Provider batches" in text and job.batches[0].provider_batch_id in text
     assert "Timeline" in text and "Submitted 2 request(s)" in text
-    for href in (f"/jobs/{job.id}/results.csv", f"/jobs/{job.id}/results.jsonl",
-                 f"/jobs/{job.id}/results.csv?only=failed", f"/jobs/{job.id}/results.jsonl?only=failed"):
+    for href in (
+        f"/jobs/{job.id}/results.csv",
+        f"/jobs/{job.id}/results.jsonl",
+        f"/jobs/{job.id}/results.csv?only=failed",
+        f"/jobs/{job.id}/results.jsonl?only=failed",
+    ):
         assert f'href="{href}"' in text
 
 
@@ -185,16 +189,19 @@ def test_delete_removes_the_job_and_returns_to_the_list(browser, app_ctx):
     assert deleted.deleted_at is not None and deleted.events[-1].kind == "deleted"  # kept for the audit trail
     assert deleted.events[-1].actor == "admin@example.com"
     page = browser.get("/jobs").text
-    assert "Deleted the job “Old job”" in page and f"/jobs/{job.id}\"" not in page
+    assert "Deleted the job “Old job”" in page and f'/jobs/{job.id}"' not in page
     assert browser.get(f"/jobs/{job.id}").status_code == 404
 
 
-@pytest.mark.parametrize("action, submit, message", [
-    ("cancel", False, "Could not cancel the job: a draft job cannot be cancelled"),
-    ("submit", True, "Could not submit the job: cannot submit a job that is queued"),
-    ("retry", False, "Could not retry the job: only a finished job can be retried"),
-    ("delete", True, "Could not delete the job: a queued job cannot be deleted; cancel it first"),
-])
+@pytest.mark.parametrize(
+    "action, submit, message",
+    [
+        ("cancel", False, "Could not cancel the job: a draft job cannot be cancelled"),
+        ("submit", True, "Could not submit the job: cannot submit a job that is queued"),
+        ("retry", False, "Could not retry the job: only a finished job can be retried"),
+        ("delete", True, "Could not delete the job: a queued job cannot be deleted; cancel it first"),
+    ],
+)
 def test_an_action_that_does_not_apply_is_refused_with_a_message(browser, app_ctx, action, submit, message):
     job = new_job(count=1, submit=submit)
     status = job.status
@@ -239,8 +246,9 @@ def test_htmx_requests_carry_the_csrf_token_in_a_header(csrf_on, browser, app_ct
     page = browser.get("/jobs")
     token = re.search(r'<body hx-headers=\'\{"X-CSRFToken": "([^"]+)"\}\'>', page.text).group(1)
     without = browser.client.post("/jobs/new/preview", data={"upload": "0" * 32}, headers={"HX-Request": "true"})
-    with_header = browser.client.post("/jobs/new/preview", data={"upload": "0" * 32},
-                                      headers={"HX-Request": "true", "X-CSRFToken": token})
+    with_header = browser.client.post(
+        "/jobs/new/preview", data={"upload": "0" * 32}, headers={"HX-Request": "true", "X-CSRFToken": token}
+    )
     assert without.status_code == 400
     assert with_header.status_code == 200 and "expired" in with_header.text
 
@@ -253,8 +261,12 @@ def test_layout_shows_the_provider_and_loads_no_inline_script(browser):
     assert scripts and all('src="/static/' in attrs and not body.strip() for attrs, body in scripts)
     assert not re.search(r"\son[a-z]+=|hx-on|javascript:", page)
     assert "/static/vendor/htmx-2.0.11/htmx.min.js" in page and "/static/vendor/pico-2.1.1/pico.min.css" in page
-    for asset in ("vendor/htmx-2.0.11/htmx.min.js", "vendor/pico-2.1.1/pico.min.css", "css/dashboard.css",
-                  "js/dashboard.js"):
+    for asset in (
+        "vendor/htmx-2.0.11/htmx.min.js",
+        "vendor/pico-2.1.1/pico.min.css",
+        "css/dashboard.css",
+        "js/dashboard.js",
+    ):
         assert browser.get(f"/static/{asset}").status_code == 200
 
 

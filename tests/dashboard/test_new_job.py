@@ -22,8 +22,11 @@ def only_job() -> BatchJob:
 
 
 def custom_ids(job: BatchJob) -> list[str]:
-    return list(db.session.scalars(select(BatchRequest.custom_id).where(BatchRequest.job_id == job.id)
-                                   .order_by(BatchRequest.id)))
+    return list(
+        db.session.scalars(
+            select(BatchRequest.custom_id).where(BatchRequest.job_id == job.id).order_by(BatchRequest.id)
+        )
+    )
 
 
 def test_form_offers_the_providers_endpoints_and_file_types(browser):
@@ -50,16 +53,18 @@ def test_valid_jsonl_becomes_a_draft_job_that_is_not_submitted(browser, app_ctx)
 
 
 def bad_jsonl() -> bytes:
-    return jsonl_file([
-        chat_line("ok-1", "fine"),
-        '{"custom_id": "broken", "body": ',
-        json.dumps({"method": "POST", "url": "/v1/chat/completions", "body": {"messages": []}}),
-        chat_line("ok-1", "same id again"),
-        chat_line("wrong-url", "hi", url="/v1/embeddings"),
-        chat_line("other-model", "hi", body={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}),
-        chat_line("huge", "x" * 3000),
-        chat_line("ok-2", "also fine"),
-    ])
+    return jsonl_file(
+        [
+            chat_line("ok-1", "fine"),
+            '{"custom_id": "broken", "body": ',
+            json.dumps({"method": "POST", "url": "/v1/chat/completions", "body": {"messages": []}}),
+            chat_line("ok-1", "same id again"),
+            chat_line("wrong-url", "hi", url="/v1/embeddings"),
+            chat_line("other-model", "hi", body={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}),
+            chat_line("huge", "x" * 3000),
+            chat_line("ok-2", "also fine"),
+        ]
+    )
 
 
 def test_jsonl_with_bad_lines_lists_every_line_and_stores_nothing(browser, app_ctx, config):
@@ -69,10 +74,20 @@ def test_jsonl_with_bad_lines_lists_every_line_and_stores_nothing(browser, app_c
     assert response.status_code == 422
     text = html.unescape(response.text)
     assert "6 line(s) of mixed.jsonl cannot be used. Nothing was stored." in text
-    rows = {int(line): code for line, code in
-            __import__("re").findall(r'<td class="num">(\d+)</td>\s*<td>[^<]*</td>\s*<td><code>(\w+)</code>', text)}
-    assert rows == {2: "invalid_json_line", 3: "missing_custom_id", 4: "duplicate_custom_id", 5: "url_mismatch",
-                    6: "model_mismatch", 7: "line_too_large"}
+    rows = {
+        int(line): code
+        for line, code in __import__("re").findall(
+            r'<td class="num">(\d+)</td>\s*<td>[^<]*</td>\s*<td><code>(\w+)</code>', text
+        )
+    }
+    assert rows == {
+        2: "invalid_json_line",
+        3: "missing_custom_id",
+        4: "duplicate_custom_id",
+        5: "url_mismatch",
+        6: "model_mismatch",
+        7: "line_too_large",
+    }
     assert job_count() == 0
     assert 'value="Mixed bag"' in response.text and "keep me" in response.text  # what was typed stays
     assert hidden(response.text, "upload")  # the file is kept for the second submit
@@ -82,8 +97,13 @@ def test_jsonl_with_bad_lines_lists_every_line_and_stores_nothing(browser, app_c
 def test_second_submit_skips_the_bad_lines(browser, app_ctx, config):
     config(BATCH_MAX_BYTES=2000)
     rejected = browser.new_job((bad_jsonl(), "mixed.jsonl"), name="Mixed bag")
-    response = browser.new_job(None, name="Mixed bag", upload=hidden(rejected.text, "upload"),
-                               filename=hidden(rejected.text, "filename"), skip_invalid="y")
+    response = browser.new_job(
+        None,
+        name="Mixed bag",
+        upload=hidden(rejected.text, "upload"),
+        filename=hidden(rejected.text, "filename"),
+        skip_invalid="y",
+    )
 
     assert response.status_code == 302
     job = only_job()
@@ -101,8 +121,11 @@ def test_skip_checkbox_creates_the_job_at_the_first_submit(browser, app_ctx, con
 def test_a_fixed_file_replaces_the_rejected_one(browser, app_ctx):
     rejected = browser.new_job((jsonl_file(["not json"]), "bad.jsonl"))
     assert rejected.status_code == 422 and job_count() == 0
-    response = browser.new_job((jsonl_file([chat_line("a", "hello")]), "fixed.jsonl"),
-                               upload=hidden(rejected.text, "upload"), filename="bad.jsonl")
+    response = browser.new_job(
+        (jsonl_file([chat_line("a", "hello")]), "fixed.jsonl"),
+        upload=hidden(rejected.text, "upload"),
+        filename="bad.jsonl",
+    )
     assert response.status_code == 302
     assert only_job().source["filename"] == "fixed.jsonl"
 
@@ -134,8 +157,13 @@ def test_csv_detection_of_delimiter_and_encoding(browser, app_ctx):
 def mapping_step(browser, rows=REVIEWS, **fields) -> dict:
     """Upload a CSV; return the form data of the mapping step, ready to post again."""
     page = browser.new_job((csv_file(rows), "reviews.csv"))
-    return {**SETTINGS, "upload": hidden(page.text, "upload"), "filename": "reviews.csv", "template": TEMPLATE,
-            **fields}
+    return {
+        **SETTINGS,
+        "upload": hidden(page.text, "upload"),
+        "filename": "reviews.csv",
+        "template": TEMPLATE,
+        **fields,
+    }
 
 
 def test_live_preview_renders_the_first_requests_and_the_estimate(browser, app_ctx):
@@ -212,14 +240,17 @@ def test_csv_rows_that_cannot_become_requests_are_listed(browser, app_ctx):
     assert only_job().total_requests == 3
 
 
-@pytest.mark.parametrize("content, filename, message", [
-    (b"", "empty.jsonl", "the file is empty"),
-    (b"   \n\n", "blank.csv", "the file is empty"),
-    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00", "picture.csv", "binary files cannot be read"),
-    (b"\x00\x01\x02{", "data.jsonl", "binary files cannot be read"),
-    (b"1,2,3\n4,5,6\n", "numbers.csv", "the first row looks like data, not column names"),
-    (b"Id,Text\n", "header-only.csv", "the CSV file has a header but no rows"),
-])
+@pytest.mark.parametrize(
+    "content, filename, message",
+    [
+        (b"", "empty.jsonl", "the file is empty"),
+        (b"   \n\n", "blank.csv", "the file is empty"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00", "picture.csv", "binary files cannot be read"),
+        (b"\x00\x01\x02{", "data.jsonl", "binary files cannot be read"),
+        (b"1,2,3\n4,5,6\n", "numbers.csv", "the first row looks like data, not column names"),
+        (b"Id,Text\n", "header-only.csv", "the CSV file has a header but no rows"),
+    ],
+)
 def test_unusable_files_get_a_message_next_to_the_file_field(browser, app_ctx, content, filename, message):
     response = browser.new_job((content, filename), name="Keep this name")
     assert response.status_code == 422
@@ -231,26 +262,31 @@ def test_unusable_files_get_a_message_next_to_the_file_field(browser, app_ctx, c
 def test_a_file_over_the_upload_limit_gets_a_friendly_page(browser, app_ctx, config):
     token = browser.token
     config(MAX_CONTENT_LENGTH=2048)
-    response = browser.client.post("/jobs/new", data={**SETTINGS, "csrf_token": token,
-                                                      "file": (__import__("io").BytesIO(b"x" * 5000), "big.csv")},
-                                   content_type="multipart/form-data")
+    response = browser.client.post(
+        "/jobs/new",
+        data={**SETTINGS, "csrf_token": token, "file": (__import__("io").BytesIO(b"x" * 5000), "big.csv")},
+        content_type="multipart/form-data",
+    )
     assert response.status_code == 413
     assert "larger than the upload limit" in field_error(response.text, "file")
     assert "<form" in response.text  # the form, to try again with a smaller file
     assert job_count() == 0
 
 
-@pytest.mark.parametrize("fields, field, message", [
-    ({"name": ""}, "name", "Give the job a name"),
-    ({"name": "   "}, "name", "Give the job a name"),
-    ({"name": "x" * 201}, "name", "The name can be at most 200 characters"),
-    ({"temperature": "warm"}, "temperature", "Temperature must be a number, e.g. 0.7"),
-    ({"temperature": "3"}, "temperature", "Temperature must be between 0 and 2"),
-    ({"max_tokens": "lots"}, "max_tokens", "Max output tokens must be a number"),
-    ({"max_retries": "-1"}, "max_retries", "Retries must be between 0 and 10"),
-    ({"model": ""}, "model", "Name the model"),
-    ({"provider": "openai"}, "provider", "Not a valid choice"),
-])
+@pytest.mark.parametrize(
+    "fields, field, message",
+    [
+        ({"name": ""}, "name", "Give the job a name"),
+        ({"name": "   "}, "name", "Give the job a name"),
+        ({"name": "x" * 201}, "name", "The name can be at most 200 characters"),
+        ({"temperature": "warm"}, "temperature", "Temperature must be a number, e.g. 0.7"),
+        ({"temperature": "3"}, "temperature", "Temperature must be between 0 and 2"),
+        ({"max_tokens": "lots"}, "max_tokens", "Max output tokens must be a number"),
+        ({"max_retries": "-1"}, "max_retries", "Retries must be between 0 and 10"),
+        ({"model": ""}, "model", "Name the model"),
+        ({"provider": "openai"}, "provider", "Not a valid choice"),
+    ],
+)
 def test_bad_settings_are_shown_next_to_their_field_and_nothing_is_created(browser, app_ctx, fields, field, message):
     lines = jsonl_file([chat_line("a", "hello")])
     response = browser.new_job((lines, "ok.jsonl"), description="typed by hand", **fields)

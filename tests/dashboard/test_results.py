@@ -55,7 +55,8 @@ def test_requests_are_key_paged(browser, app_ctx):
 def test_request_detail_shows_request_response_tokens(browser, app_ctx, simulator):
     job = run_until_done(new_job(["How is the weather?"], submit=True).id)
     req, response = db.session.execute(
-        select(BatchRequest, BatchResponse).join(BatchRequest.response).where(BatchRequest.job_id == job.id)).one()
+        select(BatchRequest, BatchResponse).join(BatchRequest.response).where(BatchRequest.job_id == job.id)
+    ).one()
     url = f"/jobs/{job.id}/requests/{req.id}"
 
     fragment = browser.get(url, htmx=True)
@@ -74,8 +75,16 @@ def test_hostile_model_output_is_escaped_everywhere(browser, app_ctx):
     job = new_job([HOSTILE], submit=True)
     req = db.session.scalars(select(BatchRequest).where(BatchRequest.job_id == job.id)).one()
     req.status = RequestStatus.SUCCEEDED
-    db.session.add(BatchResponse(request_id=req.id, job_id=job.id, succeeded=True, status_code=200,
-                                 output_text=HOSTILE, body={"choices": [{"message": {"content": HOSTILE}}]}))
+    db.session.add(
+        BatchResponse(
+            request_id=req.id,
+            job_id=job.id,
+            succeeded=True,
+            status_code=200,
+            output_text=HOSTILE,
+            body={"choices": [{"message": {"content": HOSTILE}}]},
+        )
+    )
     db.session.commit()
 
     for url in (f"/jobs/{job.id}/requests", f"/jobs/{job.id}/requests/{req.id}"):
@@ -86,8 +95,13 @@ def test_hostile_model_output_is_escaped_everywhere(browser, app_ctx):
 
 def make_csv_job(browser, rows, **fields) -> BatchJob:
     page = browser.new_job((csv_file(rows), "reviews.csv"))
-    data = {**SETTINGS, "upload": hidden(page.text, "upload"), "filename": "reviews.csv",
-            "template": "Classify this review: {{ Text }}", **fields}
+    data = {
+        **SETTINGS,
+        "upload": hidden(page.text, "upload"),
+        "filename": "reviews.csv",
+        "template": "Classify this review: {{ Text }}",
+        **fields,
+    }
     assert browser.post("/jobs/new", data).status_code == 302
     return db.session.scalars(select(BatchJob).order_by(BatchJob.id.desc())).first()
 
@@ -99,7 +113,7 @@ def read_csv(response) -> list[list[str]]:
 
 
 def test_csv_download_has_the_original_columns_then_the_results(browser, app_ctx, simulator):
-    rows = [*REVIEWS, ["r4", "=HYPERLINK(\"http://evil\")", "2"], ["r5", "bad one [[sim:status=400]]", "1"]]
+    rows = [*REVIEWS, ["r4", '=HYPERLINK("http://evil")', "2"], ["r5", "bad one [[sim:status=400]]", "1"]]
     schema = {"type": "object", "properties": {"sentiment": {"type": "string"}, "score": {"type": "integer"}}}
     job = make_csv_job(browser, rows, id_column="Id", json_schema=json.dumps(schema))
     browser.post(f"/jobs/{job.id}/submit")
@@ -111,10 +125,17 @@ def test_csv_download_has_the_original_columns_then_the_results(browser, app_ctx
     assert response.headers["Content-Disposition"] == f'attachment; filename="job-{job.id}-results.csv"'
     header, *data = read_csv(response)
     assert header[:5] == ["Id", "Text", "Stars", "custom_id", "status"]
-    assert header[5:] == ["output_text", "output.sentiment", "output.score", "error", "prompt_tokens",
-                          "completion_tokens", "total_tokens"]
+    assert header[5:] == [
+        "output_text",
+        "output.sentiment",
+        "output.score",
+        "error",
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+    ]
     assert [row[:3] for row in data[:3]] == REVIEWS  # quoted commas, newlines and accents come back intact
-    assert data[3][1] == "'=HYPERLINK(\"http://evil\")"  # a formula is neutralised
+    assert data[3][1] == '\'=HYPERLINK("http://evil")'  # a formula is neutralised
     assert [row[4] for row in data] == ["succeeded"] * 4 + ["failed"]
     assert all(json.loads(row[5]) and row[6] for row in data[:4])
 

@@ -28,8 +28,12 @@ def sim_client_for(url: str, max_retries: int = 0) -> openai.OpenAI:
 
 
 def chat_line(custom_id: str, text: str, model: str = "gpt-4o-mini", **body) -> dict:
-    return {"custom_id": custom_id, "method": "POST", "url": CHAT,
-            "body": {"model": model, "messages": [{"role": "user", "content": text}], **body}}
+    return {
+        "custom_id": custom_id,
+        "method": "POST",
+        "url": CHAT,
+        "body": {"model": model, "messages": [{"role": "user", "content": text}], **body},
+    }
 
 
 def upload(client: openai.OpenAI, lines: list, name: str = "input.jsonl") -> str:
@@ -38,8 +42,9 @@ def upload(client: openai.OpenAI, lines: list, name: str = "input.jsonl") -> str
 
 
 def start(client: openai.OpenAI, lines: list, endpoint: str = CHAT, **kwargs):
-    return client.batches.create(input_file_id=upload(client, lines), endpoint=endpoint,
-                                 completion_window="24h", **kwargs)
+    return client.batches.create(
+        input_file_id=upload(client, lines), endpoint=endpoint, completion_window="24h", **kwargs
+    )
 
 
 def wait(client: openai.OpenAI, batch_id: str, until=TERMINAL, timeout: float = 5.0, seen: list | None = None):
@@ -68,8 +73,9 @@ def read_lines(client: openai.OpenAI, file_id: str | None) -> list[dict]:
 def raw(url: str, method: str = "GET", body: bytes | None = None, headers: dict | None = None):
     """Return (status, headers, parsed JSON) of a plain HTTP call, errors included."""
     headers = {"Authorization": "Bearer sim", "Content-Type": "application/json", **(headers or {})}
-    request = urllib.request.Request(url, data=body, method=method,
-                                     headers={k: v for k, v in headers.items() if v is not None})
+    request = urllib.request.Request(
+        url, data=body, method=method, headers={k: v for k, v in headers.items() if v is not None}
+    )
     try:
         with urllib.request.urlopen(request) as response:
             return response.status, response.headers, json.loads(response.read())
@@ -94,7 +100,8 @@ def bearer(key: str) -> dict:
 
 def upload_with(test_client, key: str) -> str:
     """Upload a one-line batch input file through a Flask test client; return its id."""
-    response = test_client.post("/simulator/v1/files", headers=bearer(key),
-                                data={"purpose": "batch", "file": (io.BytesIO(LINE), "in.jsonl")})
+    response = test_client.post(
+        "/simulator/v1/files", headers=bearer(key), data={"purpose": "batch", "file": (io.BytesIO(LINE), "in.jsonl")}
+    )
     assert response.status_code == 200, response.json
     return response.json["id"]

@@ -40,7 +40,8 @@ def test_the_scheme_is_any_case_and_the_key_exact(tmp_path):
 def test_control_exists_only_when_switched_on(tmp_path):
     off = create_simulator_app({"SIMULATOR_DIR": str(tmp_path / "off"), "SIMULATOR_API_KEY": "k"}).test_client()
     assert off.post("/simulator/v1/_control/faults", headers=bearer("k"), json={"status": 500}).status_code == 404
-    on = create_simulator_app({"SIMULATOR_DIR": str(tmp_path / "on"), "SIMULATOR_API_KEY": "k",
-                               "SIMULATOR_CONTROL": True}).test_client()
+    on = create_simulator_app(
+        {"SIMULATOR_DIR": str(tmp_path / "on"), "SIMULATOR_API_KEY": "k", "SIMULATOR_CONTROL": True}
+    ).test_client()
     assert on.post("/simulator/v1/_control/faults", json={"status": 500}).status_code == 401
     assert on.post("/simulator/v1/_control/faults", headers=bearer("k"), json={"status": 500}).status_code == 200

@@ -45,8 +45,7 @@ def test_injected_faults_answer_the_next_matching_calls(sim_url, sim_client):
 def test_sdk_retries_through_one_injected_failure(sim_url):
     add_fault(sim_url, status=500, count=1, path_prefix="/files")
     client = sim_client_for(sim_url, max_retries=2)
-    assert client.files.create(file=("in.jsonl", io.BytesIO(b"{}\n"), "application/jsonl"),
-                               purpose="batch").bytes == 3
+    assert client.files.create(file=("in.jsonl", io.BytesIO(b"{}\n"), "application/jsonl"), purpose="batch").bytes == 3
 
     add_fault(sim_url, status=503, count=1)
     with pytest.raises(openai.InternalServerError) as info:
@@ -92,11 +91,18 @@ def test_faults_match_a_path_pattern_and_fire_at_a_rate(sim_url, sim_client):
     assert 50 < failed < 150  # about half (binomial: a miss is over seven standard deviations away)
 
 
-@pytest.mark.parametrize("fault, field", [
-    ({"status": 200}, "status"), ({"status": 500, "rate": 0}, "rate"), ({"status": 500, "rate": 1.5}, "rate"),
-    ({"status": 500, "after": "yes"}, "after"), ({"status": 500, "path": "files"}, "path"),
-    ({"after": True}, "status"), ({"status": 500, "count": 0}, "count"),
-])
+@pytest.mark.parametrize(
+    "fault, field",
+    [
+        ({"status": 200}, "status"),
+        ({"status": 500, "rate": 0}, "rate"),
+        ({"status": 500, "rate": 1.5}, "rate"),
+        ({"status": 500, "after": "yes"}, "after"),
+        ({"status": 500, "path": "files"}, "path"),
+        ({"after": True}, "status"),
+        ({"status": 500, "count": 0}, "count"),
+    ],
+)
 def test_control_names_the_bad_field_of_a_fault(sim_url, fault, field):
     status, _, body = raw(f"{sim_url}/_control/faults", "POST", json.dumps(fault).encode())
     assert status == 400 and assert_openai_error(body)["param"] == field

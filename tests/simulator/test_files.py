@@ -52,18 +52,27 @@ def test_large_upload_is_streamed_to_disk(sim_url, sim_client):
     line = (json.dumps(chat_line("0" * 12, "y" * 4000)) + "\n").encode()
     count = 12_000  # ~49 MB
     boundary = "simboundary"
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n"
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.jsonl\"\r\n"
-            "Content-Type: application/jsonl\r\n\r\n").encode()
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.jsonl"\r\n'
+        "Content-Type: application/jsonl\r\n\r\n"
+    ).encode()
     tail = f"\r\n--{boundary}--\r\n".encode()
     host, port = sim_url.split("//")[1].split("/")[0].split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=60)
 
     tracemalloc.start()
     try:
-        connection.request("POST", "/simulator/v1/files", body=iter([head, *([line] * count), tail]), headers={
-            "Authorization": "Bearer sim", "Content-Type": f"multipart/form-data; boundary={boundary}",
-            "Content-Length": str(len(head) + len(line) * count + len(tail))})
+        connection.request(
+            "POST",
+            "/simulator/v1/files",
+            body=iter([head, *([line] * count), tail]),
+            headers={
+                "Authorization": "Bearer sim",
+                "Content-Type": f"multipart/form-data; boundary={boundary}",
+                "Content-Length": str(len(head) + len(line) * count + len(tail)),
+            },
+        )
         response = connection.getresponse()
         meta = json.loads(response.read())
         peak = tracemalloc.get_traced_memory()[1]
@@ -87,9 +96,13 @@ def test_create_rejects_what_the_real_api_rejects_synchronously(sim_client):
 
     with pytest.raises(openai.NotFoundError):
         create(input_file_id="file-doesnotexist")
-    for bad in ({"endpoint": "/v1/nope"}, {"completion_window": "48h"},
-                {"metadata": {f"k{i}": "v" for i in range(17)}},
-                {"metadata": {"k" * 65: "v"}}, {"metadata": {"k": "v" * 513}}):
+    for bad in (
+        {"endpoint": "/v1/nope"},
+        {"completion_window": "48h"},
+        {"metadata": {f"k{i}": "v" for i in range(17)}},
+        {"metadata": {"k" * 65: "v"}},
+        {"metadata": {"k": "v" * 513}},
+    ):
         with pytest.raises(openai.BadRequestError) as info:
             create(**bad)
         assert info.value.body["param"] and info.value.body["type"] == "invalid_request_error"

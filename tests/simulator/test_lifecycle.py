@@ -24,7 +24,11 @@ def test_batch_runs_through_every_status_to_completed(sim_serve):
     statuses = [b.status for b in seen]
     assert statuses[-1] == "completed"
     assert [s for i, s in enumerate(statuses) if i == 0 or statuses[i - 1] != s] == [
-        "validating", "in_progress", "finalizing", "completed"]
+        "validating",
+        "in_progress",
+        "finalizing",
+        "completed",
+    ]
     progress = [b.request_counts.completed for b in seen if b.status == "in_progress"]
     assert progress == sorted(progress) and 0 < max(progress) < 8
     assert batch.request_counts.model_dump() == {"total": 8, "completed": 8, "failed": 0}
@@ -60,6 +64,7 @@ def test_results_are_written_once_and_are_stable(sim_client):
     again = sim_client.batches.retrieve(batch.id)
     assert again.output_file_id == batch.output_file_id
     assert sim_client.files.content(again.output_file_id).text == first
+
 
 def test_expire_marker_ends_expired_with_partial_results(sim_client):
     lines = [chat_line(f"r{i}", "[[sim:expire]]" if i == 0 else f"q{i}") for i in range(6)]

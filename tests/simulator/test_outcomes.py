@@ -37,8 +37,11 @@ def test_failure_rate_fails_the_same_requests_every_time(sim_serve):
     batch = run(client, lines)
 
     failed = {line["custom_id"] for line in read_lines(client, batch.error_file_id)}
-    expected = {request["custom_id"] for request in lines
-                if simulated_output(request, batch_id=batch.id, failure_rate=0.5)["response"]["status_code"] == 500}
+    expected = {
+        request["custom_id"]
+        for request in lines
+        if simulated_output(request, batch_id=batch.id, failure_rate=0.5)["response"]["status_code"] == 500
+    }
     assert failed == expected and 0 < len(failed) < 20
     assert batch.request_counts.failed == len(failed)
 

@@ -13,7 +13,8 @@ from tests.simulator.helpers import chat_line, read_lines, run, start, wait
 
 def test_structured_output_satisfies_its_schema(sim_client):
     schema = {
-        "type": "object", "additionalProperties": False,
+        "type": "object",
+        "additionalProperties": False,
         "required": ["title", "score", "label", "tags", "author", "note", "ratio"],
         "properties": {
             "title": {"type": "string", "maxLength": 12},
@@ -24,8 +25,9 @@ def test_structured_output_satisfies_its_schema(sim_client):
             "author": {"$ref": "#/$defs/person"},
             "note": {"anyOf": [{"type": "null"}, {"type": "string"}]},
         },
-        "$defs": {"person": {"type": "object", "properties": {"name": {"type": "string"},
-                                                              "verified": {"type": "boolean"}}}},
+        "$defs": {
+            "person": {"type": "object", "properties": {"name": {"type": "string"}, "verified": {"type": "boolean"}}}
+        },
     }
     response_format = {"type": "json_schema", "json_schema": {"name": "review", "strict": True, "schema": schema}}
     lines = [chat_line(f"r{i}", f"Review {i}", response_format=response_format) for i in range(6)]
@@ -46,9 +48,16 @@ def test_structured_output_satisfies_its_schema(sim_client):
 
 
 def test_responses_endpoint(sim_client):
-    line = {"custom_id": "r", "method": "POST", "url": "/v1/responses",
-            "body": {"model": "gpt-5-mini", "instructions": "Be brief.",
-                     "input": [{"role": "user", "content": [{"type": "input_text", "text": "Name a colour"}]}]}}
+    line = {
+        "custom_id": "r",
+        "method": "POST",
+        "url": "/v1/responses",
+        "body": {
+            "model": "gpt-5-mini",
+            "instructions": "Be brief.",
+            "input": [{"role": "user", "content": [{"type": "input_text", "text": "Name a colour"}]}],
+        },
+    }
     batch = run(sim_client, [line], endpoint="/v1/responses")
 
     [output] = read_lines(sim_client, batch.output_file_id)
@@ -60,14 +69,26 @@ def test_responses_endpoint(sim_client):
 
 
 def test_embeddings_endpoint(sim_client):
-    lines = [{"custom_id": "one", "method": "POST", "url": "/v1/embeddings",
-              "body": {"model": "text-embedding-3-small", "input": "hello", "dimensions": 16}},
-             {"custom_id": "two", "method": "POST", "url": "/v1/embeddings",
-              "body": {"model": "text-embedding-3-small", "input": ["a", "b", "hello"]}}]
+    lines = [
+        {
+            "custom_id": "one",
+            "method": "POST",
+            "url": "/v1/embeddings",
+            "body": {"model": "text-embedding-3-small", "input": "hello", "dimensions": 16},
+        },
+        {
+            "custom_id": "two",
+            "method": "POST",
+            "url": "/v1/embeddings",
+            "body": {"model": "text-embedding-3-small", "input": ["a", "b", "hello"]},
+        },
+    ]
     batch = run(sim_client, lines, endpoint="/v1/embeddings")
 
-    outputs = {line["custom_id"]: CreateEmbeddingResponse.model_validate(line["response"]["body"])
-               for line in read_lines(sim_client, batch.output_file_id)}
+    outputs = {
+        line["custom_id"]: CreateEmbeddingResponse.model_validate(line["response"]["body"])
+        for line in read_lines(sim_client, batch.output_file_id)
+    }
     assert [len(e.embedding) for e in outputs["one"].data] == [16]
     assert [len(e.embedding) for e in outputs["two"].data] == [8, 8, 8]
     assert outputs["two"].data[0].embedding != outputs["two"].data[1].embedding
@@ -76,14 +97,26 @@ def test_embeddings_endpoint(sim_client):
 
 
 def test_completions_and_moderations_endpoints(sim_client):
-    completion = run(sim_client, [{"custom_id": "c", "method": "POST", "url": "/v1/completions",
-                                   "body": {"model": "gpt-3.5-turbo-instruct", "prompt": "Say hi",
-                                            "max_tokens": 50}}], endpoint="/v1/completions")
+    completion = run(
+        sim_client,
+        [
+            {
+                "custom_id": "c",
+                "method": "POST",
+                "url": "/v1/completions",
+                "body": {"model": "gpt-3.5-turbo-instruct", "prompt": "Say hi", "max_tokens": 50},
+            }
+        ],
+        endpoint="/v1/completions",
+    )
     [line] = read_lines(sim_client, completion.output_file_id)
     assert Completion.model_validate(line["response"]["body"]).choices[0].text.startswith("Simulated reply")
 
-    moderation = run(sim_client, [{"custom_id": "m", "method": "POST", "url": "/v1/moderations",
-                                   "body": {"input": ["one", "two"]}}], endpoint="/v1/moderations")
+    moderation = run(
+        sim_client,
+        [{"custom_id": "m", "method": "POST", "url": "/v1/moderations", "body": {"input": ["one", "two"]}}],
+        endpoint="/v1/moderations",
+    )
     [line] = read_lines(sim_client, moderation.output_file_id)
     assert len(ModerationCreateResponse.model_validate(line["response"]["body"]).results) == 2
     assert moderation.model == "omni-moderation-latest"
@@ -91,12 +124,14 @@ def test_completions_and_moderations_endpoints(sim_client):
 
 def test_token_limits_truncate_and_reasoning_and_cache_are_reported(sim_client):
     long_prompt = "word " * 1000  # 1250 tokens: long enough to be cached
-    lines = [chat_line("short", "Tell me everything", max_tokens=3),
-             chat_line("cached", long_prompt),
-             chat_line("reasoning", "Think", model="o4-mini", max_completion_tokens=500)]
+    lines = [
+        chat_line("short", "Tell me everything", max_tokens=3),
+        chat_line("cached", long_prompt),
+        chat_line("reasoning", "Think", model="o4-mini", max_completion_tokens=500),
+    ]
     batches = [start(sim_client, [request]) for request in lines]  # one model per batch, run side by side
     by_id = {}
-    for request, created in zip(lines, batches):
+    for request, created in zip(lines, batches, strict=True):
         [line] = read_lines(sim_client, wait(sim_client, created.id).output_file_id)
         by_id[request["custom_id"]] = line["response"]["body"]
 

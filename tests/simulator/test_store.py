@@ -13,8 +13,11 @@ def test_simulated_files_and_batches_expire(tmp_path):
     sim = create_simulator_app({"SIMULATOR_DIR": str(tmp_path / "sim"), "SIMULATOR_RETENTION_SECONDS": 1})
     client, key = sim.test_client(), sim.config["SIMULATOR_API_KEY"]
     file_id = upload_with(client, key)
-    batch_id = client.post("/simulator/v1/batches", headers=bearer(key), json={
-        "input_file_id": file_id, "endpoint": "/v1/chat/completions", "completion_window": "24h"}).json["id"]
+    batch_id = client.post(
+        "/simulator/v1/batches",
+        headers=bearer(key),
+        json={"input_file_id": file_id, "endpoint": "/v1/chat/completions", "completion_window": "24h"},
+    ).json["id"]
     time.sleep(2.1)
     assert client.get(f"/simulator/v1/files/{file_id}/content", headers=bearer(key)).status_code == 404
     assert client.get("/simulator/v1/files", headers=bearer(key)).json["data"] == []

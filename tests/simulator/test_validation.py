@@ -60,15 +60,17 @@ def test_token_limit_counts_running_batches_of_the_same_model(sim_serve):
     assert wait(client, first.id, until=("in_progress", "failed")).status == "in_progress"
 
     second = wait(client, start(client, [chat_line("b", words)]).id, until=("in_progress", "failed"))
-    other_model = wait(client, start(client, [chat_line("c", words, model="gpt-4o")]).id,
-                       until=("in_progress", "failed"))
+    other_model = wait(
+        client, start(client, [chat_line("c", words, model="gpt-4o")]).id, until=("in_progress", "failed")
+    )
 
     assert second.status == "failed"
     [error] = second.errors.data
     assert error.code == "token_limit_exceeded"
     assert error.message == (
         "Enqueued token limit reached for gpt-4o-mini in organization org-sim. Limit: 100 enqueued tokens. "
-        "Please try again once some in_progress batches have been completed.")
+        "Please try again once some in_progress batches have been completed."
+    )
     assert other_model.status == "in_progress"
     client.batches.cancel(first.id)
     client.batches.cancel(other_model.id)

@@ -34,15 +34,22 @@ def _operation_id(*, name: str, **_: Any) -> str:
 
 
 class _Blueprint(APIBlueprint):
-    def add_url_rule(self, rule: str, endpoint: str | None = None, view_func=None, provide_automatic_options=None,
-                     **options: Any) -> None:
+    def add_url_rule(
+        self, rule: str, endpoint: str | None = None, view_func=None, provide_automatic_options=None, **options: Any
+    ) -> None:
         """Every path works with and without its trailing slash (no redirect, which would lose a POST body)."""
         options.setdefault("strict_slashes", False)
         super().add_url_rule(rule, endpoint, view_func, provide_automatic_options, **options)
 
 
-bp = _Blueprint("api", __name__, url_prefix=PREFIX, abp_responses=error_responses(401, 422, 429),
-                abp_security=[{"bearerAuth": []}], operation_id_callback=_operation_id)
+bp = _Blueprint(
+    "api",
+    __name__,
+    url_prefix=PREFIX,
+    abp_responses=error_responses(401, 422, 429),
+    abp_security=[{"bearerAuth": []}],
+    operation_id_callback=_operation_id,
+)
 bp.before_request(auth.authenticate)
 bp.before_request(http.check_body)
 
@@ -55,8 +62,9 @@ def openapi_options() -> dict[str, Any]:
         "doc_url": "/openapi.json",
         "validation_error_callback": http.validation_error,
         "validation_error_model": ErrorOut,
-        "security_schemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
-                                            "description": "A personal API token from the dashboard"}},
+        "security_schemes": {
+            "bearerAuth": {"type": "http", "scheme": "bearer", "description": "A personal API token from the dashboard"}
+        },
     }
 
 
@@ -71,8 +79,7 @@ def init_app(app: OpenAPI) -> None:
     # flask-openapi3's index page offers a choice of one UI (and links off-site): go straight to Swagger UI.
     app.view_functions["openapi.openapi"] = lambda: redirect(url_for("swagger.swagger"))
     # Its Swagger UI page starts from an inline script, which the CSP blocks: ours starts from a file.
-    app.view_functions["swagger.swagger"] = lambda: render_template("api/swagger.html",
-                                                                    title=f"{SERVICE_NAME} API")
+    app.view_functions["swagger.swagger"] = lambda: render_template("api/swagger.html", title=f"{SERVICE_NAME} API")
 
 
 from webapp.api import files, job_data, jobs  # noqa: E402,F401  (the views register on bp)

@@ -26,8 +26,11 @@ def authenticate() -> None:
     if user is None:
         reason = "no bearer token" if token is None else "unknown, expired or revoked token"
         log.warning("api authentication refused: %s", reason, extra={"path": request.path})
-        raise Unauthorized(f"authentication required: {reason}; send 'Authorization: Bearer <token>' "
-                           "(create a token on the dashboard's API tokens page)", headers=CHALLENGE)
+        raise Unauthorized(
+            f"authentication required: {reason}; send 'Authorization: Bearer <token>' "
+            "(create a token on the dashboard's API tokens page)",
+            headers=CHALLENGE,
+        )
     g.api_user = user
 
 

@@ -16,12 +16,18 @@ from webapp.services import csv_import, uploads
 
 FILE_ERRORS = error_responses(404, 413, 415)
 SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "csv"}
-CONTENT_TYPES = {"application/jsonl": "jsonl", "application/x-ndjson": "jsonl", "application/json": "jsonl",
-                 "text/csv": "csv", "text/tab-separated-values": "csv"}
+CONTENT_TYPES = {
+    "application/jsonl": "jsonl",
+    "application/x-ndjson": "jsonl",
+    "application/json": "jsonl",
+    "text/csv": "csv",
+    "text/tab-separated-values": "csv",
+}
 
 
-@bp.post("/jobs/<int:job_id>/files", tags=[FILES],
-         responses={201: UploadReportOut, **FILE_ERRORS, **error_responses(409)})
+@bp.post(
+    "/jobs/<int:job_id>/files", tags=[FILES], responses={201: UploadReportOut, **FILE_ERRORS, **error_responses(409)}
+)
 def upload_file(path: JobPath, form: UploadForm):
     """Add the requests of a JSONL or CSV file to a draft job: all of them, or none when a line is invalid.
 
@@ -58,8 +64,10 @@ def _format(file: FileStorage) -> str:
     """The format from the file's name, else its content type; 422 when neither tells."""
     found = SUFFIXES.get(PurePath(file.filename or "").suffix.lower()) or CONTENT_TYPES.get(file.mimetype)
     if found is None:
-        raise ValidationFailed("cannot tell whether the file is JSONL or CSV; send format=jsonl or format=csv",
-                               details=[{"field": "format", "message": "required for this file name and type"}])
+        raise ValidationFailed(
+            "cannot tell whether the file is JSONL or CSV; send format=jsonl or format=csv",
+            details=[{"field": "format", "message": "required for this file name and type"}],
+        )
     return found
 
 

@@ -63,8 +63,9 @@ def _check_form_fields() -> None:
         try:
             json_input.check_depth(value)
         except json_input.JsonRefused as exc:
-            raise ValidationFailed(f"the form field {name!r} is refused: {exc.reason}",
-                                   details=[{"field": name, "message": exc.reason}]) from None
+            raise ValidationFailed(
+                f"the form field {name!r} is refused: {exc.reason}", details=[{"field": name, "message": exc.reason}]
+            ) from None
 
 
 def refused(exc: json_input.JsonRefused) -> HTTPException | ValidationFailed:

@@ -47,9 +47,12 @@ REQUEST_LINES, REQUEST_LINE_SCHEMAS = parse_body(RequestLines)  # documented as 
 bp.components_schemas.update(REQUEST_LINE_SCHEMAS)
 
 
-@bp.post("/jobs/<int:job_id>/requests", tags=[CONTENTS],
-         responses={201: AddedOut, **error_responses(400, 404, 409, 413, 415)},
-         openapi_extensions={"requestBody": RequestBody(content=REQUEST_LINES, required=True)})
+@bp.post(
+    "/jobs/<int:job_id>/requests",
+    tags=[CONTENTS],
+    responses={201: AddedOut, **error_responses(400, 404, 409, 413, 415)},
+    openapi_extensions={"requestBody": RequestBody(content=REQUEST_LINES, required=True)},
+)
 @streams_json
 def add_requests(path: JobPath):
     """Add requests to a draft job: all of them or, when one is invalid, none.
@@ -68,10 +71,12 @@ def add_requests(path: JobPath):
 def list_requests(path: JobPath, query: RequestsQuery):
     """List the job's requests with their responses, by id; filter by status or a custom_id prefix."""
     job = load_job(path.job_id)
-    page = queries.list_requests(job.id, status=query.status, search=query.custom_id, after=query.after,
-                                 limit=query.limit)
-    link = _next("api.list_requests", job.id, page.next_after, limit=query.limit, status=query.status,
-                 custom_id=query.custom_id)
+    page = queries.list_requests(
+        job.id, status=query.status, search=query.custom_id, after=query.after, limit=query.limit
+    )
+    link = _next(
+        "api.list_requests", job.id, page.next_after, limit=query.limit, status=query.status, custom_id=query.custom_id
+    )
     return respond(RequestList(data=[request_out(*row) for row in page.items], next_after=page.next_after, next=link))
 
 
@@ -105,10 +110,17 @@ def list_events(path: JobPath, query: EventsQuery):
     return respond(EventList(data=[event_out(e) for e in page.items], next_after=page.next_after, next=link))
 
 
-@bp.get("/jobs/<int:job_id>/results", tags=[CONTENTS], responses={
-    200: {"description": "The results, streamed as a download (Content-Disposition names the file).",
-          "content": {mimetype: {"schema": {"type": "string"}} for mimetype in RESULT_TYPES.values()}},
-    **NOT_FOUND})
+@bp.get(
+    "/jobs/<int:job_id>/results",
+    tags=[CONTENTS],
+    responses={
+        200: {
+            "description": "The results, streamed as a download (Content-Disposition names the file).",
+            "content": {mimetype: {"schema": {"type": "string"}} for mimetype in RESULT_TYPES.values()},
+        },
+        **NOT_FOUND,
+    },
+)
 def download_results(path: JobPath, query: ResultsQuery):
     """Download the results: JSONL in OpenAI's batch output format, or CSV with your own columns first.
 

@@ -29,8 +29,7 @@ def list_jobs(query: JobsQuery):
     page = queries.list_jobs(page=query.page, per_page=query.per_page, owner_id=owner_id(), **filters)
 
     def link(number: int) -> str:
-        return url_for("api.list_jobs", page=number, per_page=query.per_page,
-                       **{k: v for k, v in filters.items() if v})
+        return url_for("api.list_jobs", page=number, per_page=query.per_page, **{k: v for k, v in filters.items() if v})
 
     return respond(job_list(page, link))
 

@@ -46,8 +46,11 @@ def _small_metadata(value: dict) -> dict:
 
 
 def _text(max_length: int, min_length: int = 0, strip: bool = False) -> Any:
-    return Annotated[str, StringConstraints(strip_whitespace=strip, min_length=min_length, max_length=max_length),
-                     AfterValidator(_storable)]
+    return Annotated[
+        str,
+        StringConstraints(strip_whitespace=strip, min_length=min_length, max_length=max_length),
+        AfterValidator(_storable),
+    ]
 
 
 def _not_null_default(schema: dict) -> None:
@@ -72,8 +75,14 @@ MaxTokens = Annotated[int, Field(ge=1, le=1_000_000)]
 Temperature = Annotated[float, Field(ge=0, le=2)]
 MaxRetries = Annotated[int, Field(ge=0, le=10)]
 Metadata = Annotated[dict[str, Any], AfterValidator(_storable), AfterValidator(_small_metadata)]
-Cursor = Annotated[int, Field(ge=0, le=MAX_BIG_ID, description="Return items whose id is greater than this "
-                                                                 "(the previous page's `next_after`).")]
+Cursor = Annotated[
+    int,
+    Field(
+        ge=0,
+        le=MAX_BIG_ID,
+        description="Return items whose id is greater than this (the previous page's `next_after`).",
+    ),
+]
 Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT, description=f"Page size, at most {MAX_LIMIT}.")]
 
 
@@ -92,8 +101,9 @@ class Query(BaseModel):
 class JobCreate(Body):
     name: Name
     description: Description = ""
-    provider: Provider | None = Field(None, description="Default: `openai` when an API key is configured, "
-                                                        "else the built-in `simulator`.")
+    provider: Provider | None = Field(
+        None, description="Default: `openai` when an API key is configured, else the built-in `simulator`."
+    )
     endpoint: Endpoint = DEFAULT_ENDPOINT
     model: ModelName = Field(description="The model every request uses, e.g. `gpt-4o-mini`.")
     max_tokens: MaxTokens | None = Field(None, description="Output limit added to requests that set none.")
@@ -120,8 +130,7 @@ class JobUpdate(Body):
     temperature: Temperature | None = optional(description="null removes the setting.")
     max_retries: MaxRetries = optional()
 
-    @field_validator("name", "description", "metadata", "provider", "endpoint", "model", "max_retries",
-                     mode="before")
+    @field_validator("name", "description", "metadata", "provider", "endpoint", "model", "max_retries", mode="before")
     @classmethod
     def _not_null(cls, value: Any) -> Any:
         if value is None:
@@ -186,8 +195,9 @@ class EventsQuery(Query):
 
 
 class ResultsQuery(Query):
-    format: Literal["jsonl", "csv"] = Field("jsonl", description="jsonl: OpenAI's batch output lines; "
-                                                                 "csv: your CSV columns followed by the results.")
+    format: Literal["jsonl", "csv"] = Field(
+        "jsonl", description="jsonl: OpenAI's batch output lines; csv: your CSV columns followed by the results."
+    )
     failed_only: bool = False
 
 
@@ -208,8 +218,9 @@ TEXT_FIELDS = ("template", "system_prompt", "id_column", "json_schema")
 class CsvFields(BaseModel):
     """How CSV rows become requests; text fields are taken exactly as sent."""
 
-    template: LongText | None = Field(None, description="The prompt, e.g. `Classify: {{ Text }}` "
-                                                              "(`{{ column }}` inserts a cell). Required for CSV.")
+    template: LongText | None = Field(
+        None, description="The prompt, e.g. `Classify: {{ Text }}` (`{{ column }}` inserts a cell). Required for CSV."
+    )
     system_prompt: LongText = ""
     id_column: ColumnName = Field("", description="The column whose values become custom_id (default: row-N).")
     json_schema: LongText = Field("", description="A JSON schema (as text) for structured output.")
@@ -225,8 +236,10 @@ class CsvFields(BaseModel):
     def mapping(self) -> csv_import.CsvMapping:
         """The CSV mapping; raises ValidationFailed without a template or when the schema is not JSON."""
         if not (self.template or "").strip():
-            raise ValidationFailed("a CSV file needs a prompt template", details=[
-                {"field": "template", "message": "required for CSV files, e.g. 'Classify: {{ Text }}'"}])
+            raise ValidationFailed(
+                "a CSV file needs a prompt template",
+                details=[{"field": "template", "message": "required for CSV files, e.g. 'Classify: {{ Text }}'"}],
+            )
         schema = csv_import.parse_schema(self.json_schema)
         return csv_import.CsvMapping(self.template, self.system_prompt, self.id_column.strip(), schema)
 
@@ -234,8 +247,9 @@ class CsvFields(BaseModel):
 class UploadForm(CsvFields):
     file: UploadedFile
     format: Literal["jsonl", "csv"] | None = Field(None, description="Default: from the file name or content type.")
-    skip_invalid: bool = Field(False, description="Store the valid lines and report the others, "
-                                                  "instead of storing nothing.")
+    skip_invalid: bool = Field(
+        False, description="Store the valid lines and report the others, instead of storing nothing."
+    )
 
 
 class PreviewForm(CsvFields):

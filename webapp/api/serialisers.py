@@ -24,8 +24,13 @@ from webapp.services.uploads import UploadReport
 Money = Annotated[
     Decimal,
     PlainSerializer(lambda value: f"{value:.8f}", return_type=str),
-    WithJsonSchema({"type": "string", "pattern": r"^-?\d+\.\d{8}$",
-                    "description": "US dollars as a decimal string with 8 places, e.g. \"0.01250000\"."}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^-?\d+\.\d{8}$",
+            "description": 'US dollars as a decimal string with 8 places, e.g. "0.01250000".',
+        }
+    ),
 ]
 
 
@@ -38,8 +43,10 @@ class ErrorDetail(BaseModel):
 
 
 class ErrorInfo(BaseModel):
-    code: str = Field(description="Machine-readable: bad_request, not_found, method_not_allowed, conflict, "
-                                  "too_large, unsupported_media_type, validation_error, rate_limited, ...")
+    code: str = Field(
+        description="Machine-readable: bad_request, not_found, method_not_allowed, conflict, "
+        "too_large, unsupported_media_type, validation_error, rate_limited, ..."
+    )
     message: str = Field(description="A sentence for people.")
     details: list[ErrorDetail] = Field(default_factory=list, description="Per-field problems, when there are any.")
 
@@ -67,8 +74,10 @@ class JobCounts(BaseModel):
 
 
 class JobCost(BaseModel):
-    estimated: Money | None = Field(description="Set on submit: every request's estimated prompt and its full "
-                                                "output allowance; null when the model has no price.")
+    estimated: Money | None = Field(
+        description="Set on submit: every request's estimated prompt and its full "
+        "output allowance; null when the model has no price."
+    )
     actual: Money = Field(description="From the tokens used so far.")
     currency: Literal["USD"] = "USD"
 
@@ -142,16 +151,18 @@ class JobSummary(BaseModel):
 class JobDetail(JobSummary):
     description: str
     phase: str = Field(description="What the job is doing now, in words.")
-    time_left_seconds: int | None = Field(description="Until the provider's 24-hour window closes on the latest "
-                                                      "running batch; null when none runs.")
+    time_left_seconds: int | None = Field(
+        description="Until the provider's 24-hour window closes on the latest running batch; null when none runs."
+    )
     max_tokens: int | None
     temperature: float | None
     max_retries: int
     metadata: dict[str, Any]
     tokens: JobTokens
     last_error: str | None
-    source: dict[str, Any] | None = Field(description="Where the requests came from (file name, format, "
-                                                      "CSV columns and template).")
+    source: dict[str, Any] | None = Field(
+        description="Where the requests came from (file name, format, CSV columns and template)."
+    )
     updated_at: datetime
     batches: list[BatchOut]
 
@@ -180,19 +191,36 @@ def _links(job: BatchJob) -> JobLinks:
     def link(endpoint: str) -> str:
         return url_for(f"api.{endpoint}", job_id=job.id)
 
-    return JobLinks(self=link("get_job"), requests=link("list_requests"), responses=link("list_responses"),
-                    events=link("list_events"), results=link("download_results"))
+    return JobLinks(
+        self=link("get_job"),
+        requests=link("list_requests"),
+        responses=link("list_responses"),
+        events=link("list_events"),
+        results=link("download_results"),
+    )
 
 
 def _summary_fields(job: BatchJob) -> dict[str, Any]:
     return {
-        "id": job.id, "name": job.name, "status": job.status, "provider": job.provider, "endpoint": job.endpoint,
-        "model": job.model, "progress": round(job.progress, 4),
-        "counts": JobCounts(total=job.total_requests, pending=job.pending_requests, in_flight=job.in_flight_requests,
-                            succeeded=job.succeeded_requests, failed=job.failed_requests,
-                            finished=job.finished_requests),
+        "id": job.id,
+        "name": job.name,
+        "status": job.status,
+        "provider": job.provider,
+        "endpoint": job.endpoint,
+        "model": job.model,
+        "progress": round(job.progress, 4),
+        "counts": JobCounts(
+            total=job.total_requests,
+            pending=job.pending_requests,
+            in_flight=job.in_flight_requests,
+            succeeded=job.succeeded_requests,
+            failed=job.failed_requests,
+            finished=job.finished_requests,
+        ),
         "cost": JobCost(estimated=job.estimated_cost, actual=job.actual_cost or Decimal(0)),
-        "created_at": job.created_at, "submitted_at": job.submitted_at, "completed_at": job.completed_at,
+        "created_at": job.created_at,
+        "submitted_at": job.submitted_at,
+        "completed_at": job.completed_at,
         "links": _links(job),
     }
 
@@ -204,12 +232,24 @@ def job_summary(job: BatchJob) -> JobSummary:
 def job_detail(job: BatchJob) -> JobDetail:
     left = queries.time_left(job)
     return JobDetail(
-        **_summary_fields(job), description=job.description, phase=queries.job_phase(job),
+        **_summary_fields(job),
+        description=job.description,
+        phase=queries.job_phase(job),
         time_left_seconds=max(0, int(left.total_seconds())) if left is not None else None,
-        max_tokens=job.max_tokens, temperature=job.temperature, max_retries=job.max_retries, metadata=job.meta or {},
-        tokens=JobTokens(prompt=job.prompt_tokens, completion=job.completion_tokens, cached=job.cached_tokens,
-                         reasoning=job.reasoning_tokens, estimated_prompt=job.estimated_tokens),
-        last_error=job.last_error, source=job.source, updated_at=job.updated_at,
+        max_tokens=job.max_tokens,
+        temperature=job.temperature,
+        max_retries=job.max_retries,
+        metadata=job.meta or {},
+        tokens=JobTokens(
+            prompt=job.prompt_tokens,
+            completion=job.completion_tokens,
+            cached=job.cached_tokens,
+            reasoning=job.reasoning_tokens,
+            estimated_prompt=job.estimated_tokens,
+        ),
+        last_error=job.last_error,
+        source=job.source,
+        updated_at=job.updated_at,
         batches=[batch_out(batch) for batch in job.batches],
     )
 
@@ -226,8 +266,12 @@ def _columns(row: Any, model: type[BaseModel], exclude: set[str]) -> dict[str, A
 def job_list(page, link) -> JobList:
     """A Flask-SQLAlchemy Pagination as a JobList; ``link(page)`` is the URL of another page."""
     return JobList(
-        data=[job_summary(job) for job in page.items], page=page.page, per_page=page.per_page,
-        total=page.total or 0, pages=page.pages, next=link(page.next_num) if page.has_next else None,
+        data=[job_summary(job) for job in page.items],
+        page=page.page,
+        per_page=page.per_page,
+        total=page.total or 0,
+        pages=page.pages,
+        next=link(page.next_num) if page.has_next else None,
         previous=link(page.prev_num) if page.has_prev and page.prev_num <= page.pages else None,
     )
 
@@ -248,8 +292,9 @@ class ResponseOut(BaseModel):
     request_id: int
     custom_id: str
     succeeded: bool
-    status_code: int | None = Field(description="The provider's HTTP status for the request; null when it "
-                                                "failed before reaching the model.")
+    status_code: int | None = Field(
+        description="The provider's HTTP status for the request; null when it failed before reaching the model."
+    )
     body: dict[str, Any] | None
     output_text: str | None = Field(description="The generated text, extracted from the body.")
     error_code: str | None
@@ -300,8 +345,9 @@ class EventList(CursorPage):
 
 def response_out(response: BatchResponse, custom_id: str) -> ResponseOut:
     usage = Usage.model_validate(_columns(response, Usage, exclude=set()))
-    return ResponseOut.model_validate({**_columns(response, ResponseOut, exclude={"custom_id", "usage"}),
-                                       "custom_id": custom_id, "usage": usage})
+    return ResponseOut.model_validate(
+        {**_columns(response, ResponseOut, exclude={"custom_id", "usage"}), "custom_id": custom_id, "usage": usage}
+    )
 
 
 def request_out(request: BatchRequest, response: BatchResponse | None) -> RequestOut:
@@ -345,8 +391,9 @@ class RenderedRequest(BaseModel):
 
 class CsvPreviewOut(BaseModel):
     file: CsvInfoOut
-    requests: list[RenderedRequest] = Field(description="The first requests the template makes (empty without "
-                                                        "a template).")
+    requests: list[RenderedRequest] = Field(
+        description="The first requests the template makes (empty without a template)."
+    )
     request_count: int | None
     estimated_prompt_tokens: int | None
     estimated_output_tokens: int | None
@@ -383,8 +430,19 @@ def report_out(report: UploadReport) -> UploadReportOut:
 
 
 def csv_preview_out(info, rendered: dict | None) -> CsvPreviewOut:
-    file = CsvInfoOut(encoding=info.encoding, delimiter=info.delimiter, columns=info.columns,
-                      row_count=info.row_count, rows=info.preview)
-    empty = {"requests": [], "request_count": None, "estimated_prompt_tokens": None,
-             "estimated_output_tokens": None, "estimated_cost": None, "report": None}
+    file = CsvInfoOut(
+        encoding=info.encoding,
+        delimiter=info.delimiter,
+        columns=info.columns,
+        row_count=info.row_count,
+        rows=info.preview,
+    )
+    empty = {
+        "requests": [],
+        "request_count": None,
+        "estimated_prompt_tokens": None,
+        "estimated_output_tokens": None,
+        "estimated_cost": None,
+        "report": None,
+    }
     return CsvPreviewOut.model_validate({"file": file, **(rendered or empty)})

@@ -41,9 +41,14 @@ def users():
             log.info("user created", extra={"user_id": user.id, "by": current_user.id})
             flash(f"{user.email} can now sign in.", "success")
             return redirect(url_for("auth.users"))
-    return render_template("auth/users.html", form=form, users=accounts.list_users(), action=ActionForm(),
-                           reset=ResetPasswordForm(formdata=None), role=RoleForm(formdata=None)), (
-        422 if form.errors else 200)
+    return render_template(
+        "auth/users.html",
+        form=form,
+        users=accounts.list_users(),
+        action=ActionForm(),
+        reset=ResetPasswordForm(formdata=None),
+        role=RoleForm(formdata=None),
+    ), (422 if form.errors else 200)
 
 
 def _act(user_id: int, change, done: str):
@@ -77,8 +82,9 @@ def change_role(user_id: int):
     form = RoleForm()
     if not form.validate_on_submit():
         abort(400)
-    return _act(user_id, lambda u: accounts.set_role(u, form.role.data, by=current_user),
-                f"{{email}} is now {form.role.data}.")
+    return _act(
+        user_id, lambda u: accounts.set_role(u, form.role.data, by=current_user), f"{{email}} is now {form.role.data}."
+    )
 
 
 @bp.post("/admin/users/<int:user_id>/password")

@@ -7,8 +7,13 @@ from wtforms.validators import DataRequired, EqualTo, Length
 
 from webapp.services.accounts import MIN_PASSWORD
 
-EXPIRY_CHOICES = [SelectChoice("", "Never"), SelectChoice("7", "7 days"), SelectChoice("30", "30 days"),
-                  SelectChoice("90", "90 days"), SelectChoice("365", "1 year")]
+EXPIRY_CHOICES = [
+    SelectChoice("", "Never"),
+    SelectChoice("7", "7 days"),
+    SelectChoice("30", "30 days"),
+    SelectChoice("90", "90 days"),
+    SelectChoice("365", "1 year"),
+]
 ROLE_CHOICES = [SelectChoice("member", "Member"), SelectChoice("admin", "Admin")]
 
 

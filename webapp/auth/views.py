@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from flask import flash, redirect, render_template, request, url_for
@@ -31,8 +31,14 @@ def _safe_next(target: str | None) -> str:
     Browsers drop tabs and line breaks from a URL and read ``\\`` as ``/`` (``/\\evil.example`` leaves the
     site), and a line break cannot go into a Location header: such a target falls back to the jobs list.
     """
-    if (target and target.startswith("/") and not target.startswith("//") and target.isprintable()
-            and "\\" not in target and not urlsplit(target).netloc):
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and target.isprintable()
+        and "\\" not in target
+        and not urlsplit(target).netloc
+    ):
         return target
     return url_for("dashboard.list_jobs")
 
@@ -111,7 +117,7 @@ def tokens():
     created = None
     if form.validate_on_submit():
         days = form.expires_in_days.data
-        expires = datetime.now(timezone.utc) + timedelta(days=int(days)) if days else None
+        expires = datetime.now(UTC) + timedelta(days=int(days)) if days else None
         try:
             token, created = accounts.create_token(current_user, form.name.data, expires_at=expires)
         except AppError as exc:
@@ -119,8 +125,9 @@ def tokens():
         else:
             log.info("api token created", extra={"user_id": current_user.id, "token_id": token.id})
             form = TokenForm(formdata=None)
-    return render_template("auth/tokens.html", form=form, created=created, tokens=current_user.tokens,
-                           action=ActionForm()), 422 if form.errors else 200
+    return render_template(
+        "auth/tokens.html", form=form, created=created, tokens=current_user.tokens, action=ActionForm()
+    ), 422 if form.errors else 200
 
 
 @bp.post("/account/tokens/<int:token_id>/revoke")

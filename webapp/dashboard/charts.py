@@ -23,6 +23,8 @@ def daily(rows: list[dict], key: str, days: int, today: date | None = None) -> l
     """A bar per day for the last ``days`` days (days without jobs are zero), from overview's ``by_day`` rows."""
     today = today or date.today()
     values = {row["key"]: row[key] for row in rows}
-    series = [(day.isoformat(), values.get(day.isoformat(), 0))
-              for day in (today - timedelta(days=offset) for offset in range(days - 1, -1, -1))]
+    series = [
+        (day.isoformat(), values.get(day.isoformat(), 0))
+        for day in (today - timedelta(days=offset) for offset in range(days - 1, -1, -1))
+    ]
     return bars(series)

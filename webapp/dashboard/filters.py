@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from webapp import __version__
@@ -18,8 +18,11 @@ def layout_context() -> dict:
     """What the layout shows on every page: the configured provider and the version."""
     info = provider_info()
     return {
-        "provider": info, "provider_is_simulator": info["default"] == SIMULATOR, "app_version": __version__,
-        "provider_labels": LABELS, "provider_names": {name: label.split(" (")[0] for name, label in LABELS.items()},
+        "provider": info,
+        "provider_is_simulator": info["default"] == SIMULATOR,
+        "app_version": __version__,
+        "provider_labels": LABELS,
+        "provider_names": {name: label.split(" (")[0] for name, label in LABELS.items()},
     }
 
 
@@ -64,13 +67,13 @@ def duration(value: timedelta | None) -> str:
 
 @bp.app_template_filter()
 def since(value: datetime | None) -> timedelta | None:
-    return None if value is None else datetime.now(timezone.utc) - value
+    return None if value is None else datetime.now(UTC) - value
 
 
 @bp.app_template_filter()
 def when(value: datetime | None, seconds: bool = False) -> str:
     pattern = "%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC"
-    return "—" if value is None else value.astimezone(timezone.utc).strftime(pattern)
+    return "—" if value is None else value.astimezone(UTC).strftime(pattern)
 
 
 @bp.app_template_filter()

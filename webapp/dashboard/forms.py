@@ -69,20 +69,41 @@ class WholeNumberField(_Friendly, IntegerField):
 class NewJobForm(FlaskForm):
     """The job's settings, its file, and (for a CSV file) how rows become requests."""
 
-    name = StringField("Name", filters=[_strip], validators=[
-        DataRequired("Give the job a name"), Length(max=200, message="The name can be at most 200 characters")])
+    name = StringField(
+        "Name",
+        filters=[_strip],
+        validators=[
+            DataRequired("Give the job a name"),
+            Length(max=200, message="The name can be at most 200 characters"),
+        ],
+    )
     description = TextAreaField("Description", filters=[_strip], validators=[Optional(), Length(max=5000)])
     provider = SelectField("Provider")
     endpoint = SelectField("Endpoint", choices=ENDPOINTS, default=DEFAULT_ENDPOINT)
-    model = StringField("Model", default="gpt-4o-mini", filters=[_strip], validators=[
-        DataRequired("Name the model, e.g. gpt-4o-mini"), Length(max=100)])
-    max_tokens = WholeNumberField("Max output tokens", validators=[
-        Optional(), NumberRange(min=1, max=1_000_000, message="Max output tokens must be between 1 and 1,000,000")])
-    temperature = NumberField("Temperature", validators=[
-        Optional(), NumberRange(min=0, max=2, message="Temperature must be between 0 and 2")])
-    max_retries = WholeNumberField("Retries per failed request", default=3, validators=[
-        InputRequired("Say how often a failed request is retried (0 for never)"),
-        NumberRange(min=0, max=10, message="Retries must be between 0 and 10")])
+    model = StringField(
+        "Model",
+        default="gpt-4o-mini",
+        filters=[_strip],
+        validators=[DataRequired("Name the model, e.g. gpt-4o-mini"), Length(max=100)],
+    )
+    max_tokens = WholeNumberField(
+        "Max output tokens",
+        validators=[
+            Optional(),
+            NumberRange(min=1, max=1_000_000, message="Max output tokens must be between 1 and 1,000,000"),
+        ],
+    )
+    temperature = NumberField(
+        "Temperature", validators=[Optional(), NumberRange(min=0, max=2, message="Temperature must be between 0 and 2")]
+    )
+    max_retries = WholeNumberField(
+        "Retries per failed request",
+        default=3,
+        validators=[
+            InputRequired("Say how often a failed request is retried (0 for never)"),
+            NumberRange(min=0, max=10, message="Retries must be between 0 and 10"),
+        ],
+    )
     file = FileField("Requests file (CSV or OpenAI batch JSONL)")
     upload = HiddenField()
     filename = HiddenField()
@@ -90,8 +111,9 @@ class NewJobForm(FlaskForm):
     template = TextAreaField("Prompt template")
     system_prompt = TextAreaField("System prompt (optional)")
     # The columns come with the file; check_mapping names an id column the file does not have.
-    id_column = SelectField("ID column (optional)", choices=[SelectChoice(ROW_NUMBER, ROW_LABEL)],
-                            validate_choice=False)
+    id_column = SelectField(
+        "ID column (optional)", choices=[SelectChoice(ROW_NUMBER, ROW_LABEL)], validate_choice=False
+    )
     json_schema = TextAreaField("JSON schema for structured output (optional)")
 
     def __init__(self, *args, columns: list[str] | None = None, **kwargs):
@@ -109,8 +131,12 @@ class NewJobForm(FlaskForm):
 
     def mapping(self) -> CsvMapping:
         """The CSV mapping typed in; raises ValidationFailed (field json_schema) when the schema is not JSON."""
-        return CsvMapping(self.template.data or "", self.system_prompt.data or "", self.id_column.data or "",
-                          parse_schema(self.json_schema.data or ""))
+        return CsvMapping(
+            self.template.data or "",
+            self.system_prompt.data or "",
+            self.id_column.data or "",
+            parse_schema(self.json_schema.data or ""),
+        )
 
     def add_errors(self, exc: ValidationFailed, aliases: dict[str, str] | None = None) -> list[str]:
         """Put a service's field errors next to their fields; return the messages no field claims."""
@@ -149,8 +175,13 @@ class _QueryForm(FlaskForm):
 class JobFilterForm(_QueryForm):
     status = SelectField("Status", choices=_status_choices(JobStatus), validate_choice=False)
     q = SearchField("Search by name", filters=[_strip], validators=[Length(max=MAX_SEARCH)])
-    page = IntegerField(default=1, validators=[
-        Optional(), NumberRange(min=1, max=MAX_PAGE, message=f"must be a page number from 1 to {MAX_PAGE}")])
+    page = IntegerField(
+        default=1,
+        validators=[
+            Optional(),
+            NumberRange(min=1, max=MAX_PAGE, message=f"must be a page number from 1 to {MAX_PAGE}"),
+        ],
+    )
 
     def filters(self) -> dict:
         status = self.status.data if self.status.data in JOB_STATUSES else None
@@ -163,8 +194,12 @@ class JobFilterForm(_QueryForm):
 class RequestFilterForm(_QueryForm):
     status = SelectField("Status", choices=_status_choices(RequestStatus), validate_choice=False)
     q = SearchField("custom_id starts with", filters=[_strip], validators=[Length(max=MAX_CUSTOM_ID)])
-    after = IntegerField(validators=[
-        Optional(), NumberRange(min=0, max=MAX_BIG_ID, message="must be a request id (the next page's link)")])
+    after = IntegerField(
+        validators=[
+            Optional(),
+            NumberRange(min=0, max=MAX_BIG_ID, message="must be a request id (the next page's link)"),
+        ]
+    )
 
     def filters(self) -> dict:
         status = self.status.data if self.status.data in REQUEST_STATUSES else None

@@ -20,8 +20,9 @@ DRAFT_ESTIMATE_LIMIT = 10_000
 @bp.get("/jobs")
 def list_jobs():
     form = JobFilterForm(formdata=request.args).checked()
-    pagination = queries.list_jobs(page=form.page_number(), per_page=20, owner_id=owner_scope(current_user),
-                                   **form.filters())
+    pagination = queries.list_jobs(
+        page=form.page_number(), per_page=20, owner_id=owner_scope(current_user), **form.filters()
+    )
     return page_or_fragment("dashboard/jobs.html", "dashboard/_jobs_table.html", form=form, pagination=pagination)
 
 
@@ -37,8 +38,9 @@ def job_row(job_id: int):
 @bp.get("/jobs/<int:job_id>")
 def show_job(job_id: int):
     job = load_job(job_id, current_user)
-    return page_or_fragment("dashboard/job.html", "dashboard/_job_status.html", done=not job.is_active,
-                            **job_context(job))
+    return page_or_fragment(
+        "dashboard/job.html", "dashboard/_job_status.html", done=not job.is_active, **job_context(job)
+    )
 
 
 def job_context(job) -> dict:
@@ -46,8 +48,12 @@ def job_context(job) -> dict:
     if job.status == JobStatus.DRAFT and 0 < job.total_requests <= DRAFT_ESTIMATE_LIMIT:
         estimate = jobs.estimate_cost(job)
     return {
-        "job": job, "phase": queries.job_phase(job), "time_left": queries.time_left(job),
-        "events": queries.list_events(job.id), "estimate": estimate, "action_form": ActionForm(),
+        "job": job,
+        "phase": queries.job_phase(job),
+        "time_left": queries.time_left(job),
+        "events": queries.list_events(job.id),
+        "estimate": estimate,
+        "action_form": ActionForm(),
     }
 
 

@@ -90,8 +90,11 @@ def preview_csv():
     except ValidationFailed as exc:  # the stored file has expired or become unreadable
         form.add_errors(exc, {"upload": "file"})
         upload, preview, problems = None, None, messages(exc)
-    return page_or_fragment("dashboard/new_job.html", "dashboard/_csv_preview.html",
-                            **new_job_context(form, upload, preview=preview, problems=problems))
+    return page_or_fragment(
+        "dashboard/new_job.html",
+        "dashboard/_csv_preview.html",
+        **new_job_context(form, upload, preview=preview, problems=problems),
+    )
 
 
 @bp.errorhandler(RequestEntityTooLarge)
@@ -99,15 +102,21 @@ def upload_too_large(exc):
     """The body was refused unread, so the form starts empty; the page says why and what the limit is."""
     form = NewJobForm(formdata=None)
     limit = current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
-    form.file.errors = [(f"The file is larger than the upload limit of {limit:,} MB. "
-                         "Split it into smaller files and create one job for each.")]
+    form.file.errors = [
+        (
+            f"The file is larger than the upload limit of {limit:,} MB. "
+            "Split it into smaller files and create one job for each."
+        )
+    ]
     return render_new_job(form, status=413)
 
 
 @bp.errorhandler(CSRFError)
 def form_expired(exc):
-    message = ("This form has expired or did not come from this site, so nothing was changed. "
-               "Go back, reload the page and try again.")
+    message = (
+        "This form has expired or did not come from this site, so nothing was changed. "
+        "Go back, reload the page and try again."
+    )
     return render_template("errors/error.html", status=400, code="csrf_error", message=message), 400
 
 
@@ -190,8 +199,13 @@ def render_new_job(form: NewJobForm, upload: Upload | None = None, *, status: in
 def new_job_context(form: NewJobForm, upload: Upload | None, **extra) -> dict:
     if upload and upload.info:
         form.set_columns(upload.info.columns)
-    return {"form": form, "upload": upload, "models": sorted(price_table().models),
-            "max_upload_bytes": current_app.config.get("MAX_CONTENT_LENGTH"), **extra}
+    return {
+        "form": form,
+        "upload": upload,
+        "models": sorted(price_table().models),
+        "max_upload_bytes": current_app.config.get("MAX_CONTENT_LENGTH"),
+        **extra,
+    }
 
 
 def messages(exc: ValidationFailed) -> list[str]:

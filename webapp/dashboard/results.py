@@ -6,7 +6,6 @@ from flask import Response, abort, request, stream_with_context
 from flask_login import current_user
 
 from webapp.access import load_job
-
 from webapp.dashboard import bp
 from webapp.dashboard.forms import RequestFilterForm
 from webapp.dashboard.htmx import page_or_fragment
@@ -14,7 +13,7 @@ from webapp.services import exports, queries
 
 PAGE_SIZE = 50
 # Excel reads a CSV without a byte order mark in the local code page, which garbles non-ASCII text.
-UTF8_BOM = "\ufeff".encode("utf-8")
+UTF8_BOM = "\ufeff".encode()
 
 
 @bp.get("/jobs/<int:job_id>/requests")
@@ -22,8 +21,7 @@ def list_requests(job_id: int):
     job = load_job(job_id, current_user)
     form = RequestFilterForm(formdata=request.args).checked()
     page = queries.list_requests(job.id, limit=PAGE_SIZE, **form.filters())
-    return page_or_fragment("dashboard/requests.html", "dashboard/_requests_table.html",
-                            job=job, form=form, page=page)
+    return page_or_fragment("dashboard/requests.html", "dashboard/_requests_table.html", job=job, form=form, page=page)
 
 
 @bp.get("/jobs/<int:job_id>/requests/<bigint:request_id>")
@@ -33,8 +31,9 @@ def show_request(job_id: int, request_id: int):
     if found is None:
         abort(404, f"Request {request_id} is not part of job {job.id}.")
     req, response = found
-    return page_or_fragment("dashboard/request.html", "dashboard/_request_detail.html",
-                            job=job, req=req, response=response)
+    return page_or_fragment(
+        "dashboard/request.html", "dashboard/_request_detail.html", job=job, req=req, response=response
+    )
 
 
 @bp.get("/jobs/<int:job_id>/results.<any(csv, jsonl):kind>")
@@ -47,8 +46,11 @@ def download_results(job_id: int, kind: str):
     else:
         chunks, mimetype = exports.jsonl_lines(job, failed_only), "application/x-ndjson"
     name = f"job-{job.id}-{'failed' if failed_only else 'results'}.{kind}"
-    return Response(stream_with_context(chunks), mimetype=mimetype,
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return Response(
+        stream_with_context(chunks),
+        mimetype=mimetype,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 def _with_bom(chunks):

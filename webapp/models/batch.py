@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-
 from webapp.models.base import Base, utcnow
 
 
@@ -34,8 +33,15 @@ PROVIDER_RUNNING = frozenset(
     {BatchStatus.VALIDATING, BatchStatus.IN_PROGRESS, BatchStatus.FINALIZING, BatchStatus.CANCELLING}
 )
 PROVIDER_TIMESTAMPS = (
-    "created_at", "in_progress_at", "expires_at", "finalizing_at", "completed_at",
-    "failed_at", "expired_at", "cancelling_at", "cancelled_at",
+    "created_at",
+    "in_progress_at",
+    "expires_at",
+    "finalizing_at",
+    "completed_at",
+    "failed_at",
+    "expired_at",
+    "cancelling_at",
+    "cancelled_at",
 )
 
 
@@ -92,7 +98,7 @@ class ProviderBatch(Base):
     files_deleted_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
 
-    job: Mapped["BatchJob"] = relationship(back_populates="batches")  # noqa: F821
+    job: Mapped[BatchJob] = relationship(back_populates="batches")  # noqa: F821
 
     @property
     def is_provider_terminal(self) -> bool:

@@ -10,7 +10,6 @@ from typing import Any
 from sqlalchemy import BigInteger, ForeignKey, Index, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-
 from webapp.models.base import Base, utcnow
 
 DEFAULT_ENDPOINT = "/v1/chat/completions"
@@ -82,10 +81,10 @@ class BatchJob(Base):
     # Who created the job; kept (as NULL) when the account is removed, so admins still see the job.
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
-    batches: Mapped[list["ProviderBatch"]] = relationship(  # noqa: F821
+    batches: Mapped[list[ProviderBatch]] = relationship(  # noqa: F821
         back_populates="job", cascade="all, delete-orphan", passive_deletes=True, order_by="ProviderBatch.id"
     )
-    events: Mapped[list["JobEvent"]] = relationship(
+    events: Mapped[list[JobEvent]] = relationship(
         back_populates="job", cascade="all, delete-orphan", passive_deletes=True, order_by="JobEvent.id"
     )
 

@@ -25,7 +25,8 @@ class RequestStatus(StrEnum):
 # the whole request each time, with only the indexes that read the state (measured: settling a batch's
 # results 1.2 s -> 0.4 s).
 request_rows = Table(
-    "batch_requests", Base.metadata,
+    "batch_requests",
+    Base.metadata,
     Column("id", BigIntPK, primary_key=True),
     Column("job_id", ForeignKey("batch_jobs.id", ondelete="CASCADE"), nullable=False),
     Column("custom_id", String(255), nullable=False),
@@ -38,7 +39,8 @@ request_rows = Table(
 )
 
 request_states = Table(
-    "request_states", Base.metadata,
+    "request_states",
+    Base.metadata,
     # No foreign keys to the request or job: checking them costs a third of storing an upload (measured, 1.3 s
     # of 4.5 s for 200,000 requests). Requests and states are written together by ``requests.insert_rows`` and
     # the ORM (which maps both rows as one object), and deleted together by ``jobs.delete_job``/``discard_draft``.
@@ -51,12 +53,19 @@ request_states = Table(
     Column("error", Text),
     Index("ix_request_states_job_id_status_request_id", "job_id", "status", "request_id"),
     # Only assigned requests: a pending one has no batch, and an upload then writes no index entry for it.
-    Index("ix_request_states_provider_batch_id", "provider_batch_id",
-          postgresql_where=text("provider_batch_id IS NOT NULL"), sqlite_where=text("provider_batch_id IS NOT NULL")),
+    Index(
+        "ix_request_states_provider_batch_id",
+        "provider_batch_id",
+        postgresql_where=text("provider_batch_id IS NOT NULL"),
+        sqlite_where=text("provider_batch_id IS NOT NULL"),
+    ),
     # The job's phase asks on every poll whether a retry is waiting: a tiny partial index answers it.
-    Index("ix_request_states_job_id_retried_pending", "job_id",
-          postgresql_where=text("status = 'pending' AND retry_count > 0"),
-          sqlite_where=text("status = 'pending' AND retry_count > 0")),
+    Index(
+        "ix_request_states_job_id_retried_pending",
+        "job_id",
+        postgresql_where=text("status = 'pending' AND retry_count > 0"),
+        sqlite_where=text("status = 'pending' AND retry_count > 0"),
+    ),
 )
 
 
@@ -65,8 +74,10 @@ class BatchRequest(Base):
     Set-wise writes of state go to ``request_states`` alone."""
 
     # The job ids are joined too, so that PostgreSQL carries a condition on either to the other's indexes.
-    __table__ = request_rows.join(request_states, (request_rows.c.id == request_states.c.request_id)
-                                  & (request_rows.c.job_id == request_states.c.job_id))
+    __table__ = request_rows.join(
+        request_states,
+        (request_rows.c.id == request_states.c.request_id) & (request_rows.c.job_id == request_states.c.job_id),
+    )
 
     id = column_property(request_rows.c.id, request_states.c.request_id)
     job_id = column_property(request_rows.c.job_id, request_states.c.job_id)
@@ -81,8 +92,9 @@ class BatchRequest(Base):
     error_code: Mapped[str | None] = request_states.c.error_code
     error: Mapped[str | None] = request_states.c.error
 
-    response: Mapped["BatchResponse | None"] = relationship(
-        back_populates="request", primaryjoin="BatchRequest.id == foreign(BatchResponse.request_id)")
+    response: Mapped[BatchResponse | None] = relationship(
+        back_populates="request", primaryjoin="BatchRequest.id == foreign(BatchResponse.request_id)"
+    )
 
     def __repr__(self) -> str:
         return f"<BatchRequest {self.job_id}/{self.custom_id} {self.status}>"
@@ -117,7 +129,8 @@ class BatchResponse(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     request: Mapped[BatchRequest] = relationship(
-        back_populates="response", primaryjoin="BatchRequest.id == foreign(BatchResponse.request_id)")
+        back_populates="response", primaryjoin="BatchRequest.id == foreign(BatchResponse.request_id)"
+    )
 
     def __repr__(self) -> str:
         return f"<BatchResponse request={self.request_id} {self.status_code}>"

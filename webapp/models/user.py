@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from sqlalchemy import ForeignKey, String
@@ -27,9 +27,10 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
 
-    tokens: Mapped[list["ApiToken"]] = relationship(
-        back_populates="user", cascade="all, delete-orphan", passive_deletes=True, order_by="ApiToken.id")
-    sessions: Mapped[list["UserSession"]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
+    tokens: Mapped[list[ApiToken]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", passive_deletes=True, order_by="ApiToken.id"
+    )
+    sessions: Mapped[list[UserSession]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
 
     # The key of the sign-in this request runs under (not a column): set by accounts.start_session or the
     # session loader, and what Flask-Login writes into the session and remember-me cookies.
@@ -86,7 +87,7 @@ class ApiToken(Base):
 
     @property
     def is_usable(self) -> bool:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
 
     def __repr__(self) -> str:

@@ -18,8 +18,14 @@ def available_providers(app: Flask | None = None) -> list[str]:
     """The providers a job may use here: OpenAI with an API key; the simulator when enabled (by default only
     without a key)."""
     app = app or current_app
-    return [name for name, usable in ((OPENAI, app.config.get("OPENAI_API_KEY")),
-                                      (SIMULATOR, app.config.get("SIMULATOR_ENABLED"))) if usable]
+    return [
+        name
+        for name, usable in (
+            (OPENAI, app.config.get("OPENAI_API_KEY")),
+            (SIMULATOR, app.config.get("SIMULATOR_ENABLED")),
+        )
+        if usable
+    ]
 
 
 def get_provider(name: str, app: Flask | None = None) -> Provider:
@@ -28,8 +34,9 @@ def get_provider(name: str, app: Flask | None = None) -> Provider:
     if name == SIMULATOR:
         if not app.config.get("SIMULATOR_ENABLED"):
             raise ProviderError("the simulator is off here (SIMULATOR_ENABLED)", retryable=False)
-        return OpenAIProvider(SIMULATOR, api_key=app.config["SIMULATOR_API_KEY"],
-                              base_url=app.config["SIMULATOR_BASE_URL"])
+        return OpenAIProvider(
+            SIMULATOR, api_key=app.config["SIMULATOR_API_KEY"], base_url=app.config["SIMULATOR_BASE_URL"]
+        )
     if name == OPENAI:
         if not app.config.get("OPENAI_API_KEY"):
             raise ProviderError("the OpenAI provider needs OPENAI_API_KEY", retryable=False)
@@ -41,8 +48,11 @@ def provider_info(app: Flask | None = None) -> dict:
     """What /health and the pages show about the configured provider (never the key itself)."""
     app = app or current_app
     default = app.config["DEFAULT_PROVIDER"]
-    base_url = app.config["SIMULATOR_BASE_URL"] if default == SIMULATOR else (
-        app.config.get("OPENAI_BASE_URL") or "https://api.openai.com/v1")
+    base_url = (
+        app.config["SIMULATOR_BASE_URL"]
+        if default == SIMULATOR
+        else (app.config.get("OPENAI_BASE_URL") or "https://api.openai.com/v1")
+    )
     return {
         "default": default,
         "label": LABELS[default],

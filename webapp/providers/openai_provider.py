@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import openai
 
@@ -14,8 +15,15 @@ from webapp.providers.base import BatchInfo, FileInfo, ProviderError
 log = logging.getLogger(__name__)
 COMPLETION_WINDOW = "24h"
 TIMESTAMP_FIELDS = (
-    "created_at", "in_progress_at", "expires_at", "finalizing_at", "completed_at",
-    "failed_at", "expired_at", "cancelling_at", "cancelled_at",
+    "created_at",
+    "in_progress_at",
+    "expires_at",
+    "finalizing_at",
+    "completed_at",
+    "failed_at",
+    "expired_at",
+    "cancelling_at",
+    "cancelled_at",
 )
 DOWNLOAD_CHUNK = 1024 * 1024
 FILES_PAGE = 10_000  # the Files API's largest page
@@ -41,8 +49,13 @@ class OpenAIProvider:
     def list_files(self, purpose: str = "batch") -> Iterator[FileInfo]:
         with _translated("list files"):
             for item in self.client.files.list(purpose=purpose, order="desc", limit=FILES_PAGE):
-                yield FileInfo(id=item.id, filename=item.filename or "", bytes=item.bytes or 0, purpose=item.purpose,
-                               created_at=_from_unix(item.created_at))
+                yield FileInfo(
+                    id=item.id,
+                    filename=item.filename or "",
+                    bytes=item.bytes or 0,
+                    purpose=item.purpose,
+                    created_at=_from_unix(item.created_at),
+                )
 
     def create_batch(self, input_file_id: str, endpoint: str, metadata: dict[str, str]) -> BatchInfo:
         with _translated("create batch"):
@@ -104,7 +117,7 @@ def to_batch_info(batch: Any) -> BatchInfo:
 
 
 def _from_unix(value: int | None) -> datetime | None:
-    return datetime.fromtimestamp(value, tz=timezone.utc) if value else None
+    return datetime.fromtimestamp(value, tz=UTC) if value else None
 
 
 class _translated:
@@ -129,7 +142,9 @@ def _provider_error(action: str, exc: openai.OpenAIError) -> ProviderError:
         status = exc.status_code
         code = getattr(exc, "code", None)
         retryable = status in (408, 409, 429) or status >= 500
-        return ProviderError(f"{action}: HTTP {status}: {_message(exc)}", retryable=retryable, status_code=status, code=code)
+        return ProviderError(
+            f"{action}: HTTP {status}: {_message(exc)}", retryable=retryable, status_code=status, code=code
+        )
     return ProviderError(f"{action}: {exc.__class__.__name__}: {exc}", retryable=False)
 
 

@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import delete, func, select
@@ -100,7 +100,7 @@ def sign_in(email: str, password: str, *, remember: bool = False) -> User | None
     user = authenticate(email, password)
     if user is None:
         return None
-    user.last_login_at = datetime.now(timezone.utc)
+    user.last_login_at = datetime.now(UTC)
     _start_session(user, remember)
     db.session.commit()
     return user
@@ -114,13 +114,14 @@ def start_session(user: User) -> None:
 
 def _start_session(user: User, remember: bool) -> None:
     """Record a sign-in with a fresh random key, which the cookies will carry; drop the user's expired ones."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     config = current_app.config
     lifetime = config["REMEMBER_COOKIE_DURATION"] if remember else config["PERMANENT_SESSION_LIFETIME"]
     db.session.execute(delete(UserSession).where(UserSession.user_id == user.id, UserSession.expires_at <= now))
     user.session_key = secrets.token_urlsafe(32)
-    db.session.add(UserSession(user_id=user.id, key_hash=hash_token(user.session_key), created_at=now,
-                               expires_at=now + lifetime))
+    db.session.add(
+        UserSession(user_id=user.id, key_hash=hash_token(user.session_key), created_at=now, expires_at=now + lifetime)
+    )
 
 
 def end_session(user: User) -> None:
@@ -137,9 +138,15 @@ def _end_all_sessions(user: User) -> None:
 
 def load_session_user(key: str) -> User | None:
     """Flask-Login's loader: the active user of the live sign-in whose key a cookie carries, in one query."""
-    user = db.session.scalar(select(User).join(User.sessions).where(
-        UserSession.key_hash == hash_token(key or ""), UserSession.expires_at > datetime.now(timezone.utc),
-        User.active.is_(True)))
+    user = db.session.scalar(
+        select(User)
+        .join(User.sessions)
+        .where(
+            UserSession.key_hash == hash_token(key or ""),
+            UserSession.expires_at > datetime.now(UTC),
+            User.active.is_(True),
+        )
+    )
     if user is not None:
         user.session_key = key
     return user
@@ -148,8 +155,9 @@ def load_session_user(key: str) -> User | None:
 def change_password(user: User, current: str, new: str) -> None:
     """One's own new password: every other sign-in ends, this one goes on under a new key."""
     if not check_password_hash(user.password_hash, current or ""):
-        raise ValidationFailed("the current password is wrong",
-                               details=[{"field": "current_password", "message": "wrong password"}])
+        raise ValidationFailed(
+            "the current password is wrong", details=[{"field": "current_password", "message": "wrong password"}]
+        )
     _replace_password(user, new, field="new_password")
     _start_session(user, remember=False)
     db.session.commit()
@@ -212,8 +220,9 @@ def delete_user(user: User, *, by: User) -> None:
 
 
 def _other_active_admins(user: User) -> int:
-    return db.session.scalar(select(func.count()).select_from(User).where(
-        User.role == Role.ADMIN, User.active.is_(True), User.id != user.id))
+    return db.session.scalar(
+        select(func.count()).select_from(User).where(User.role == Role.ADMIN, User.active.is_(True), User.id != user.id)
+    )
 
 
 # --- API tokens -----------------------------------------------------------------------------------------
@@ -227,14 +236,17 @@ def create_token(user: User, name: str, *, expires_at: datetime | None = None) -
     """A new personal token; returns the row and the token itself, which is never shown again."""
     name = (name or "").strip()
     if not name or len(name) > 100:
-        raise ValidationFailed("give the token a name (up to 100 characters)",
-                               details=[{"field": "name", "message": "required, up to 100 characters"}])
-    if expires_at is not None and expires_at <= datetime.now(timezone.utc):
-        raise ValidationFailed("the expiry date must be in the future",
-                               details=[{"field": "expires_at", "message": "must be in the future"}])
+        raise ValidationFailed(
+            "give the token a name (up to 100 characters)",
+            details=[{"field": "name", "message": "required, up to 100 characters"}],
+        )
+    if expires_at is not None and expires_at <= datetime.now(UTC):
+        raise ValidationFailed(
+            "the expiry date must be in the future",
+            details=[{"field": "expires_at", "message": "must be in the future"}],
+        )
     plain = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken(user_id=user.id, name=name, token_hash=hash_token(plain), prefix=plain[:10],
-                     expires_at=expires_at)
+    token = ApiToken(user_id=user.id, name=name, token_hash=hash_token(plain), prefix=plain[:10], expires_at=expires_at)
     db.session.add(token)
     db.session.commit()
     return token, plain
@@ -246,7 +258,7 @@ def revoke_token(user: User, token_id: int) -> ApiToken:
     if token is None:
         raise NotFound(f"token {token_id} not found")
     if token.revoked_at is None:
-        token.revoked_at = datetime.now(timezone.utc)
+        token.revoked_at = datetime.now(UTC)
         db.session.commit()
     return token
 
@@ -260,7 +272,7 @@ def user_for_token(plain: str) -> User | None:
         return None
     if not token.user.active:
         return None
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
         token.last_used_at = now
         db.session.commit()

@@ -6,10 +6,10 @@ import csv
 import json
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Iterator
 
 import charset_normalizer
 from jsonschema import SchemaError
@@ -73,7 +73,8 @@ def detect_encoding(sample: bytes) -> str:
             return "utf-8"
     matches = list(charset_normalizer.from_bytes(sample))
     western = _decodes(sample, "cp1252") and (
-        any(m.encoding == "cp1252" and m.chaos <= matches[0].chaos for m in matches) or _mostly_ascii(sample))
+        any(m.encoding == "cp1252" and m.chaos <= matches[0].chaos for m in matches) or _mostly_ascii(sample)
+    )
     if western:  # spreadsheets saved on Western-locale Windows; short samples fool the detector
         return "cp1252"
     if not matches:
@@ -138,8 +139,11 @@ def _columns(header: list[str] | None) -> list[str]:
     if not header or not any(cell.strip() for cell in header):
         raise _fail("file", "the CSV file has no header row; the first row must name the columns")
     if len(header) > MAX_COLUMNS:
-        raise _fail("file", f"the header row names {len(header):,} columns; at most {MAX_COLUMNS:,} are supported "
-                            "(remove the columns the prompt does not use)")
+        raise _fail(
+            "file",
+            f"the header row names {len(header):,} columns; at most {MAX_COLUMNS:,} are supported "
+            "(remove the columns the prompt does not use)",
+        )
     columns = [cell.strip() for cell in header]
     if any(not name for name in columns):
         raise _fail("file", "a column in the header row has no name; every column needs one")
@@ -180,8 +184,10 @@ class _reader:
         while line := self.fh.readline(self.limit + 1):
             self.size += len(line)
             if self.size > self.limit:
-                raise self._unreadable(self.rows.line_num + 1, f"a row is longer than {self.limit:,} characters, "
-                                                               "the most one request may be (MAX_REQUEST_MB)")
+                raise self._unreadable(
+                    self.rows.line_num + 1,
+                    f"a row is longer than {self.limit:,} characters, the most one request may be (MAX_REQUEST_MB)",
+                )
             yield line
 
     def _checked_rows(self) -> Iterator[list[str]]:
@@ -209,8 +215,12 @@ def check_mapping(mapping: CsvMapping, columns: list[str]) -> list[dict]:
     for field, text in (("template", mapping.template), ("system_prompt", mapping.system_prompt)):
         unknown = [name for name in PLACEHOLDER.findall(text) if name not in known]
         if unknown:
-            problems.append({"field": field, "message": f"no column named {', '.join(map(repr, unknown))}; "
-                                                         f"the columns are {', '.join(columns)}"})
+            problems.append(
+                {
+                    "field": field,
+                    "message": f"no column named {', '.join(map(repr, unknown))}; the columns are {', '.join(columns)}",
+                }
+            )
     if mapping.id_column and mapping.id_column not in known:
         problems.append({"field": "id_column", "message": f"no column named {mapping.id_column!r}"})
     if mapping.json_schema is not None:
@@ -254,8 +264,10 @@ def request_body(job: BatchJob, mapping: CsvMapping, row: dict[str, str]) -> dic
         messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
         body = {"model": job.model, "messages": messages}
         if mapping.json_schema:
-            body["response_format"] = {"type": "json_schema", "json_schema": {
-                "name": "output", "schema": mapping.json_schema, "strict": False}}
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "output", "schema": mapping.json_schema, "strict": False},
+            }
         return body
     if job.endpoint == "/v1/responses":
         body = {"model": job.model, "input": prompt, **({"instructions": system} if system else {})}
@@ -279,16 +291,19 @@ def _rows(path: Path, info: CsvInfo) -> Iterator[tuple[int, list[str]]]:
             yield number, cells
 
 
-def _request_rows(job: BatchJob, path: Path, info: CsvInfo, mapping: CsvMapping,
-                  report: UploadReport) -> Iterator[dict]:
+def _request_rows(
+    job: BatchJob, path: Path, info: CsvInfo, mapping: CsvMapping, report: UploadReport
+) -> Iterator[dict]:
     validator = request_lines.RequestValidator(job, request_lines.max_request_bytes())
     for number, cells in _rows(path, info):
-        row = dict(zip(info.columns, cells + [""] * (len(info.columns) - len(cells))))
+        # A short row is padded; cells past the header are dropped.
+        row = dict(zip(info.columns, cells + [""] * (len(info.columns) - len(cells)), strict=False))
         custom_id = row.get(mapping.id_column, "").strip() if mapping.id_column else f"row-{number}"
         try:
             if len(cells) > len(info.columns):
                 raise request_lines.InvalidLine(
-                    "extra_cells", f"the row has {len(cells)} cells but the header names {len(info.columns)}")
+                    "extra_cells", f"the row has {len(cells)} cells but the header names {len(info.columns)}"
+                )
             checked = validator.check({"custom_id": custom_id, "body": request_body(job, mapping, row)}, number)
         except request_lines.InvalidLine as exc:
             report.note(request_lines.LineProblem(number, exc.code, exc.message, exc.custom_id or custom_id or None))
@@ -312,14 +327,25 @@ def preview(job: BatchJob, path: Path, info: CsvInfo, mapping: CsvMapping, limit
             requests.append({"custom_id": row["custom_id"], "body": row["body"]})
     cost = price_table().cost(job.model, tokens, output)
     return {
-        "requests": requests, "request_count": count, "estimated_prompt_tokens": tokens,
-        "estimated_output_tokens": output, "estimated_cost": None if cost is None else Decimal(cost),
+        "requests": requests,
+        "request_count": count,
+        "estimated_prompt_tokens": tokens,
+        "estimated_output_tokens": output,
+        "estimated_cost": None if cost is None else Decimal(cost),
         "report": report.as_dict(),
     }
 
 
-def import_csv(job: BatchJob, path: Path, mapping: CsvMapping, *, filename: str, skip_invalid: bool = False,
-               actor: str = "system", info: CsvInfo | None = None) -> UploadReport:
+def import_csv(
+    job: BatchJob,
+    path: Path,
+    mapping: CsvMapping,
+    *,
+    filename: str,
+    skip_invalid: bool = False,
+    actor: str = "system",
+    info: CsvInfo | None = None,
+) -> UploadReport:
     """Render every row through the mapping and store the requests in the draft job (all or nothing).
 
     ``info``: what ``inspect_csv`` found in the file, when a previous step has inspected it already."""
@@ -330,11 +356,24 @@ def import_csv(job: BatchJob, path: Path, mapping: CsvMapping, *, filename: str,
         raise ValidationFailed("the mapping has problems", details=problems)
     report = UploadReport()
     source = {
-        "format": "csv", "filename": filename, "columns": info.columns, "encoding": info.encoding,
-        "delimiter": info.delimiter, "template": mapping.template, "system_prompt": mapping.system_prompt,
-        "id_column": mapping.id_column, "json_schema": mapping.json_schema,
+        "format": "csv",
+        "filename": filename,
+        "columns": info.columns,
+        "encoding": info.encoding,
+        "delimiter": info.delimiter,
+        "template": mapping.template,
+        "system_prompt": mapping.system_prompt,
+        "id_column": mapping.id_column,
+        "json_schema": mapping.json_schema,
         # JSONB does not keep an object's key order: the schema's fields are kept in order as a list.
         "output_fields": list((mapping.json_schema or {}).get("properties") or {}),
     }
-    return store_file_rows(job, _request_rows(job, path, info, mapping, report), report, source=source,
-                           skip_invalid=skip_invalid, actor=actor, nothing="no row of the file could become a request")
+    return store_file_rows(
+        job,
+        _request_rows(job, path, info, mapping, report),
+        report,
+        source=source,
+        skip_invalid=skip_invalid,
+        actor=actor,
+        nothing="no row of the file could become a request",
+    )

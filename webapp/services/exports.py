@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Iterator
+from collections.abc import Iterator
 
 from sqlalchemy import Text, case, cast, func, literal, select
 
@@ -23,8 +23,15 @@ FLUSH_BYTES = 256 * 1024
 
 def jsonl_lines(job: BatchJob, failed_only: bool = False) -> Iterator[bytes]:
     """One OpenAI-style output line per request, in request order; unfinished requests carry their state."""
-    columns = [BatchRequest.custom_id, BatchRequest.status, BatchRequest.error_code, BatchRequest.error,
-               BatchResponse.status_code, BatchResponse.provider_request_id, cast(BatchResponse.body, Text)]
+    columns = [
+        BatchRequest.custom_id,
+        BatchRequest.status,
+        BatchRequest.error_code,
+        BatchRequest.error,
+        BatchResponse.status_code,
+        BatchResponse.provider_request_id,
+        cast(BatchResponse.body, Text),
+    ]
     buffer = io.StringIO()
     for rows in _row_chunks(job, failed_only, columns):
         for row in rows:
@@ -41,13 +48,20 @@ def _output_line(custom_id, status, error_code, error, status_code, request_id, 
     dump = json.dumps
     response = "null"
     if status_code is not None:
-        response = (f'{{"status_code":{status_code},"request_id":{dump(request_id)},'
-                    f'"body":{body_text if body_text is not None else "null"}}}')
+        response = (
+            f'{{"status_code":{status_code},"request_id":{dump(request_id)},'
+            f'"body":{body_text if body_text is not None else "null"}}}'
+        )
     settled = status == RequestStatus.SUCCEEDED or (status == RequestStatus.FAILED and status_code is not None)
-    failure = "null" if settled else dump(
-        {"code": error_code or status, "message": error or "no result yet"}, ensure_ascii=False)
-    return (f'{{"id":{dump(request_id)},"custom_id":{dump(custom_id, ensure_ascii=False)},'
-            f'"response":{response},"error":{failure}}}\n')
+    failure = (
+        "null"
+        if settled
+        else dump({"code": error_code or status, "message": error or "no result yet"}, ensure_ascii=False)
+    )
+    return (
+        f'{{"id":{dump(request_id)},"custom_id":{dump(custom_id, ensure_ascii=False)},'
+        f'"response":{response},"error":{failure}}}\n'
+    )
 
 
 def source_columns(job: BatchJob) -> list[str]:
@@ -64,8 +78,17 @@ def schema_fields(job: BatchJob) -> list[str]:
 def csv_header(job: BatchJob) -> list[str]:
     """The header row; the user's column names are neutralised like cells (a name can be a formula too)."""
     fields = [f"output.{name}" for name in schema_fields(job)]
-    return [*map(neutralise, source_columns(job)), "custom_id", "status", "output_text", *fields, "error",
-            "prompt_tokens", "completion_tokens", "total_tokens"]
+    return [
+        *map(neutralise, source_columns(job)),
+        "custom_id",
+        "status",
+        "output_text",
+        *fields,
+        "error",
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+    ]
 
 
 def csv_chunks(job: BatchJob, failed_only: bool = False) -> Iterator[bytes]:
@@ -93,7 +116,7 @@ def csv_chunks(job: BatchJob, failed_only: bool = False) -> Iterator[bytes]:
     output_at = len(source_columns(job)) + 2  # position of output_text: the structured fields follow it
     for rows in _row_chunks(job, failed_only, cells):
         if fields:
-            rows = [(*row[:output_at + 1], *_structured(row[-1], fields), *row[output_at + 1:-1]) for row in rows]
+            rows = [(*row[: output_at + 1], *_structured(row[-1], fields), *row[output_at + 1 : -1]) for row in rows]
         writer.writerows([map(neutralise, row) for row in rows])
         if buffer.tell() >= FLUSH_BYTES:
             yield buffer.getvalue().encode("utf-8")
@@ -105,9 +128,16 @@ def csv_chunks(job: BatchJob, failed_only: bool = False) -> Iterator[bytes]:
 def _cells(job: BatchJob, as_cell) -> list:
     """The columns of a row in the header's order (without structured fields); ``as_cell`` wraps each text one."""
     originals = (BatchRequest.source_row[i].as_string() for i in range(len(source_columns(job))))
-    return [*map(as_cell, originals), as_cell(BatchRequest.custom_id), BatchRequest.status,
-            as_cell(BatchResponse.output_text), as_cell(_error_expression()), BatchResponse.prompt_tokens,
-            BatchResponse.completion_tokens, BatchResponse.total_tokens]
+    return [
+        *map(as_cell, originals),
+        as_cell(BatchRequest.custom_id),
+        BatchRequest.status,
+        as_cell(BatchResponse.output_text),
+        as_cell(_error_expression()),
+        BatchResponse.prompt_tokens,
+        BatchResponse.completion_tokens,
+        BatchResponse.total_tokens,
+    ]
 
 
 def _csv_writer(buffer: io.StringIO):
@@ -183,4 +213,3 @@ def _cell(value) -> str:
     if value is None:
         return ""
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import redis
 from flask import Flask
@@ -67,16 +67,16 @@ def _workers(app: Flask) -> dict:
         workers = Worker.all(connection=queue.connection(app))
     except redis.RedisError:
         return {"ok": False, "mode": "redis", "count": 0, "error": "redis unreachable"}
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     alive = [w for w in workers if w.last_heartbeat and _age(now, w.last_heartbeat) < WORKER_STALE_SECONDS]
     beats = [w.last_heartbeat for w in workers if w.last_heartbeat]
     return {
         "ok": bool(alive),
         "mode": "redis",
         "count": len(alive),
-        "last_heartbeat": max(beats).replace(tzinfo=timezone.utc).isoformat() if beats else None,
+        "last_heartbeat": max(beats).replace(tzinfo=UTC).isoformat() if beats else None,
     }
 
 
 def _age(now: datetime, beat: datetime) -> float:
-    return (now - (beat if beat.tzinfo else beat.replace(tzinfo=timezone.utc))).total_seconds()
+    return (now - (beat if beat.tzinfo else beat.replace(tzinfo=UTC))).total_seconds()

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from sqlalchemy import bindparam, case, delete, select, update
 
@@ -27,9 +27,24 @@ log = logging.getLogger(__name__)
 STATE = request_states.c
 WRITE_CHUNK = 5000
 ERROR_LIMIT = 10_000
-RESPONSE_COLUMNS = ("request_id", "job_id", "provider_batch_id", "succeeded", "status_code", "body", "error_code",
-                    "error", "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens",
-                    "reasoning_tokens", "output_text", "provider_request_id", "created_at")
+RESPONSE_COLUMNS = (
+    "request_id",
+    "job_id",
+    "provider_batch_id",
+    "succeeded",
+    "status_code",
+    "body",
+    "error_code",
+    "error",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+    "output_text",
+    "provider_request_id",
+    "created_at",
+)
 
 
 @dataclass
@@ -41,13 +56,18 @@ class IngestSummary:
     unknown_lines: int = 0
     bad_lines: int = 0
     error_codes: dict[str, int] = field(default_factory=dict)
-    tokens: dict[str, int] = field(default_factory=dict)  # what the job's token totals gain (a replaced response's are taken off)
+    tokens: dict[str, int] = field(
+        default_factory=dict
+    )  # what the job's token totals gain (a replaced response's are taken off)
 
     def counter_changes(self) -> dict[str, int]:
         """How the job's request counters move: every request of the batch leaves ``in_flight``."""
-        return {"in_flight_requests": -(self.succeeded + self.failed + self.retried),
-                "succeeded_requests": self.succeeded, "failed_requests": self.failed,
-                "pending_requests": self.retried}
+        return {
+            "in_flight_requests": -(self.succeeded + self.failed + self.retried),
+            "succeeded_requests": self.succeeded,
+            "failed_requests": self.failed,
+            "pending_requests": self.retried,
+        }
 
     def count(self, requests: int, *, succeeded: bool, retry: bool, code: str | None) -> None:
         """Tally ``requests`` requests that ended the same way."""
@@ -98,8 +118,13 @@ def ingest_files(batch: ProviderBatch, job: BatchJob, paths: Iterable[Path], *, 
     requests = _in_flight(batch)
     replaced = _delete_earlier_responses(batch)
     reading = _Reading(batch, job, requests, cancelled, summary)
-    bulk.copy_rows(BatchResponse.__table__, RESPONSE_COLUMNS, reading.rows(paths), json_columns=("body",),
-                   queries_while_producing=False)
+    bulk.copy_rows(
+        BatchResponse.__table__,
+        RESPONSE_COLUMNS,
+        reading.rows(paths),
+        json_columns=("body",),
+        queries_while_producing=False,
+    )
     reading.settle_unanswered()
     _apply(batch, reading.outcomes, succeeded=summary.succeeded)
     summary.tokens = {name: reading.tokens[name] - replaced[name] for name in TOKEN_COLUMNS}
@@ -116,17 +141,25 @@ def _in_flight(batch: ProviderBatch) -> dict[str, tuple[int, int]]:
     rows = bulk.stream_rows(
         select(request_rows.c.custom_id, STATE.request_id, STATE.retry_count, STATE.status)
         .join_from(request_states, request_rows, request_rows.c.id == STATE.request_id)
-        .where(STATE.provider_batch_id == batch.id), WRITE_CHUNK)
-    return {custom_id: (request_id, tries) for chunk in rows for custom_id, request_id, tries, status in chunk
-            if status == RequestStatus.IN_FLIGHT}
+        .where(STATE.provider_batch_id == batch.id),
+        WRITE_CHUNK,
+    )
+    return {
+        custom_id: (request_id, tries)
+        for chunk in rows
+        for custom_id, request_id, tries, status in chunk
+        if status == RequestStatus.IN_FLIGHT
+    }
 
 
 def _delete_earlier_responses(batch: ProviderBatch) -> dict[str, int]:
     """Remove the responses of earlier tries of the batch's requests; return the token counts they held."""
-    waiting = select(STATE.request_id).where(STATE.provider_batch_id == batch.id,
-                                             STATE.status == RequestStatus.IN_FLIGHT)
+    waiting = select(STATE.request_id).where(
+        STATE.provider_batch_id == batch.id, STATE.status == RequestStatus.IN_FLIGHT
+    )
     rows = db.session.execute(
-        delete(BatchResponse).where(BatchResponse.request_id.in_(waiting.scalar_subquery()))
+        delete(BatchResponse)
+        .where(BatchResponse.request_id.in_(waiting.scalar_subquery()))
         .returning(*(getattr(BatchResponse, name) for name in TOKEN_COLUMNS))
         .execution_options(synchronize_session=False)
     ).all()
@@ -136,12 +169,18 @@ def _delete_earlier_responses(batch: ProviderBatch) -> dict[str, int]:
 class _Reading:
     """Reads a batch's result lines into response rows, noting each request's outcome on the way."""
 
-    def __init__(self, batch: ProviderBatch, job: BatchJob, requests: dict[str, tuple[int, int]], cancelled: bool,
-                 summary: IngestSummary) -> None:
+    def __init__(
+        self,
+        batch: ProviderBatch,
+        job: BatchJob,
+        requests: dict[str, tuple[int, int]],
+        cancelled: bool,
+        summary: IngestSummary,
+    ) -> None:
         self.batch, self.job, self.requests, self.cancelled, self.summary = batch, job, requests, cancelled, summary
         self.outcomes: list[Outcome] = []  # of the requests that did not succeed
         self.tokens = dict.fromkeys(TOKEN_COLUMNS, 0)
-        self.now = datetime.now(timezone.utc)
+        self.now = datetime.now(UTC)
 
     def rows(self, paths: Iterable[Path]) -> Iterator[tuple]:
         for result in _results(paths, self.summary):
@@ -156,15 +195,32 @@ class _Reading:
                 self.summary.count(1, succeeded=True, retry=False, code=None)
             else:
                 self._failed(request_id, tries, result.error_code, result.error, result.retryable)
-            yield (request_id, self.batch.job_id, self.batch.id, result.succeeded, result.status_code, result.body,
-                   result.error_code, result.error[:ERROR_LIMIT] if result.error else result.error,
-                   result.prompt_tokens, result.completion_tokens, result.total_tokens, result.cached_tokens,
-                   result.reasoning_tokens, result.output_text, result.provider_request_id, self.now)
+            yield (
+                request_id,
+                self.batch.job_id,
+                self.batch.id,
+                result.succeeded,
+                result.status_code,
+                result.body,
+                result.error_code,
+                result.error[:ERROR_LIMIT] if result.error else result.error,
+                result.prompt_tokens,
+                result.completion_tokens,
+                result.total_tokens,
+                result.cached_tokens,
+                result.reasoning_tokens,
+                result.output_text,
+                result.provider_request_id,
+                self.now,
+            )
 
     def settle_unanswered(self) -> None:
         """The requests no line answered: missing (sent again) or, in a cancelled batch, cancelled."""
-        code, message = (CANCELLED, "cancelled before it ran") if self.cancelled else (
-            MISSING_RESULT, "the provider returned no result for this request")
+        code, message = (
+            (CANCELLED, "cancelled before it ran")
+            if self.cancelled
+            else (MISSING_RESULT, "the provider returned no result for this request")
+        )
         self.summary.missing += len(self.requests)
         for request_id, tries in self.requests.values():
             self._failed(request_id, tries, code, message, True)
@@ -172,8 +228,15 @@ class _Reading:
 
     def _failed(self, request_id: int, tries: int, code: str | None, message: str | None, retryable: bool) -> None:
         retry = retryable and not self.cancelled and tries < self.job.max_retries
-        self.outcomes.append(Outcome(request_id, RequestStatus.PENDING if retry else RequestStatus.FAILED,
-                                     code, (message or "")[:ERROR_LIMIT] or None, retry))
+        self.outcomes.append(
+            Outcome(
+                request_id,
+                RequestStatus.PENDING if retry else RequestStatus.FAILED,
+                code,
+                (message or "")[:ERROR_LIMIT] or None,
+                retry,
+            )
+        )
         self.summary.count(1, succeeded=False, retry=retry, code=code)
 
 
@@ -195,8 +258,9 @@ def _results(paths: Iterable[Path], summary: IngestSummary) -> Iterator[Result]:
 def _without_nul(result: Result) -> Result:
     """PostgreSQL's ``jsonb`` and text refuse the NUL character: it becomes U+FFFD (the custom_id keeps it, so
     such a line matches no request, as no stored custom_id holds one)."""
-    return Result(**{name: (_replace_nul(value) if name != "custom_id" else value)
-                     for name, value in result.__dict__.items()})
+    return Result(
+        **{name: (_replace_nul(value) if name != "custom_id" else value) for name, value in result.__dict__.items()}
+    )
 
 
 def _replace_nul(value):
@@ -213,12 +277,22 @@ def _apply(batch: ProviderBatch, outcomes: list[Outcome], *, succeeded: int) -> 
     """Write the request states in bulk: first those that did not succeed, each with its error and retry
     decision; then every request of the batch still in flight is one that succeeded, set in one statement."""
     table = request_states
-    params = ({"rid": o.request_id, "new_status": o.status, "new_code": o.error_code, "new_error": o.error,
-               "bump": 1 if o.retry else 0, "keep_batch": 0 if o.retry else 1} for o in outcomes)
+    params = (
+        {
+            "rid": o.request_id,
+            "new_status": o.status,
+            "new_code": o.error_code,
+            "new_error": o.error,
+            "bump": 1 if o.retry else 0,
+            "keep_batch": 0 if o.retry else 1,
+        }
+        for o in outcomes
+    )
     for chunk in bulk.chunks(params, WRITE_CHUNK):
         db.session.execute(_state_update(table), chunk)
     settled = db.session.execute(
-        update(table).where(STATE.provider_batch_id == batch.id, STATE.status == RequestStatus.IN_FLIGHT)
+        update(table)
+        .where(STATE.provider_batch_id == batch.id, STATE.status == RequestStatus.IN_FLIGHT)
         .values(status=RequestStatus.SUCCEEDED, error_code=None, error=None)
     ).rowcount
     if settled != succeeded:  # the batch is leased: nothing else settles its requests
@@ -230,7 +304,9 @@ def _state_update(table):
         update(table)
         .where(table.c.request_id == bindparam("rid"))
         .values(
-            status=bindparam("new_status"), error_code=bindparam("new_code"), error=bindparam("new_error"),
+            status=bindparam("new_status"),
+            error_code=bindparam("new_code"),
+            error=bindparam("new_error"),
             retry_count=table.c.retry_count + bindparam("bump"),
             provider_batch_id=case((bindparam("keep_batch") == 1, table.c.provider_batch_id), else_=None),
         )

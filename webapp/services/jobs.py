@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Iterable
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import delete, func, select, update
@@ -22,7 +23,6 @@ from webapp.models import (
     BatchJob,
     BatchResponse,
     EventKind,
-    JobEvent,
     JobStatus,
     ProviderBatch,
     RequestStatus,
@@ -111,8 +111,10 @@ def _refused(report: request_lines.UploadReport) -> ValidationFailed:
     if not report.problem_count:
         return ValidationFailed("no requests given", details=[{"field": "", "message": "send at least one request"}])
     problems = sorted(report.problems, key=lambda problem: problem.line)
-    return ValidationFailed(f"{report.problem_count} request(s) are invalid; none was added", details=[
-        {"field": f"[{p.line - 1}]", "message": f"{p.code}: {p.message}"} for p in problems])
+    return ValidationFailed(
+        f"{report.problem_count} request(s) are invalid; none was added",
+        details=[{"field": f"[{p.line - 1}]", "message": f"{p.code}: {p.message}"} for p in problems],
+    )
 
 
 def note_requests_added(job: BatchJob, count: int, tokens: int, message: str, *, data: dict, actor: str) -> None:
@@ -130,7 +132,7 @@ def submit_job(job: BatchJob, *, actor: str = "system") -> BatchJob:
         raise Conflict("the job has no requests; add some before submitting")
     _check_running_limit(job)
     job.status = JobStatus.QUEUED
-    job.submitted_at = datetime.now(timezone.utc)
+    job.submitted_at = datetime.now(UTC)
     job.estimated_cost = estimate_cost(job)
     cost = f", estimated cost ${job.estimated_cost:.4f}" if job.estimated_cost is not None else ""
     record_event(job, EventKind.SUBMITTED, f"Submitted {job.total_requests} request(s){cost}", actor=actor)
@@ -144,11 +146,17 @@ def _check_running_limit(job: BatchJob) -> None:
     limit = current_app.config["MAX_ACTIVE_JOBS_PER_USER"]
     if job.owner_id is None or not limit:
         return
-    active = db.session.scalar(select(func.count()).select_from(BatchJob).where(
-        BatchJob.owner_id == job.owner_id, BatchJob.status.in_(ACTIVE_JOB_STATUSES)))
+    active = db.session.scalar(
+        select(func.count())
+        .select_from(BatchJob)
+        .where(BatchJob.owner_id == job.owner_id, BatchJob.status.in_(ACTIVE_JOB_STATUSES))
+    )
     if active >= limit:
-        raise AppError(f"you already have {active} running job(s), the most allowed at once; "
-                       "wait for one to finish", status=429, code="too_many_running_jobs")
+        raise AppError(
+            f"you already have {active} running job(s), the most allowed at once; wait for one to finish",
+            status=429,
+            code="too_many_running_jobs",
+        )
 
 
 def cancel_job(job: BatchJob, *, actor: str = "system") -> BatchJob:
@@ -169,8 +177,13 @@ def retry_failed(job: BatchJob, *, actor: str = "system") -> int:
     retried = db.session.execute(
         update(request_states)
         .where(request_states.c.job_id == job.id, request_states.c.status == RequestStatus.FAILED)
-        .values(status=RequestStatus.PENDING, provider_batch_id=None, error=None, error_code=None,
-                retry_count=request_states.c.retry_count + 1)
+        .values(
+            status=RequestStatus.PENDING,
+            provider_batch_id=None,
+            error=None,
+            error_code=None,
+            retry_count=request_states.c.retry_count + 1,
+        )
     ).rowcount
     if not retried:
         raise Conflict("the job has no failed requests to retry")
@@ -191,7 +204,7 @@ def delete_job(job: BatchJob, *, actor: str = "system") -> None:
         raise Conflict(f"a {job.status} job cannot be deleted; cancel it first")
     _delete_requests(job)
     db.session.execute(delete(ProviderBatch).where(ProviderBatch.job_id == job.id))
-    job.deleted_at = datetime.now(timezone.utc)
+    job.deleted_at = datetime.now(UTC)
     record_event(job, EventKind.DELETED, f"Job deleted with its {job.total_requests} request(s)", actor=actor)
     db.session.commit()
 

@@ -10,7 +10,7 @@ database past its lease stops instead of racing the worker that took over.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from time import monotonic
 
 from flask import current_app
@@ -29,7 +29,7 @@ class LeaseLost(Exception):
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Lease:
@@ -81,7 +81,8 @@ def claim(batch_id: int) -> Lease | None:
     free = (ProviderBatch.id == batch_id, or_(ProviderBatch.claimed_until.is_(None), ProviderBatch.claimed_until < now))
     target = select(ProviderBatch.id).where(*free).with_for_update(skip_locked=True).scalar_subquery()
     claimed = db.session.execute(
-        update(ProviderBatch).where(ProviderBatch.id == target, *free)
+        update(ProviderBatch)
+        .where(ProviderBatch.id == target, *free)
         .values(claimed_until=now + timedelta(seconds=seconds), claim_token=token)
         .execution_options(synchronize_session=False)
     ).rowcount
@@ -93,7 +94,9 @@ def claim(batch_id: int) -> Lease | None:
 def release(lease: Lease) -> None:
     """Give the lease up (commits); a lease another worker took over meanwhile stays theirs."""
     db.session.execute(
-        update(ProviderBatch).where(ProviderBatch.id == lease.batch_id, ProviderBatch.claim_token == lease.token)
-        .values(claimed_until=None, claim_token=None).execution_options(synchronize_session=False)
+        update(ProviderBatch)
+        .where(ProviderBatch.id == lease.batch_id, ProviderBatch.claim_token == lease.token)
+        .values(claimed_until=None, claim_token=None)
+        .execution_options(synchronize_session=False)
     )
     db.session.commit()

@@ -22,10 +22,13 @@ def record_event(job: BatchJob, kind: str, message: str, *, data: dict | None = 
 
 def recount(job: BatchJob) -> None:
     """Refresh the job's request counters and token totals from its rows (on transitions, never per poll)."""
-    by_status = dict(db.session.execute(
-        select(request_states.c.status, func.count()).where(request_states.c.job_id == job.id)
-        .group_by(request_states.c.status)
-    ).all())
+    by_status = dict(
+        db.session.execute(
+            select(request_states.c.status, func.count())
+            .where(request_states.c.job_id == job.id)
+            .group_by(request_states.c.status)
+        ).all()
+    )
     job.total_requests = sum(by_status.values())
     job.pending_requests = by_status.get(RequestStatus.PENDING, 0)
     job.in_flight_requests = by_status.get(RequestStatus.IN_FLIGHT, 0)
@@ -44,7 +47,7 @@ def token_sums(*where) -> dict[str, int]:
     sums = db.session.execute(
         select(*(func.coalesce(func.sum(getattr(BatchResponse, name)), 0) for name in TOKEN_COLUMNS)).where(*where)
     ).one()
-    return dict(zip(TOKEN_COLUMNS, (int(v) for v in sums)))
+    return dict(zip(TOKEN_COLUMNS, (int(v) for v in sums), strict=True))
 
 
 REQUEST_COUNTERS = ("pending_requests", "in_flight_requests", "succeeded_requests", "failed_requests")
@@ -60,8 +63,9 @@ def adjust_counters(job: BatchJob, *, tokens: dict[str, int] | None = None, **re
     if not changes:
         return
     db.session.flush()  # the job's own pending changes first: the refresh below reads the row back
-    db.session.execute(update(BatchJob).where(BatchJob.id == job.id).values(changes)
-                       .execution_options(synchronize_session=False))
+    db.session.execute(
+        update(BatchJob).where(BatchJob.id == job.id).values(changes).execution_options(synchronize_session=False)
+    )
     db.session.refresh(job, [*REQUEST_COUNTERS, *TOKEN_COLUMNS])
     if tokens:
         _price(job)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from flask import current_app
 from sqlalchemy import Text, cast, func, select, update
@@ -33,8 +33,10 @@ class Chunk:
 
 
 def _prefix(custom_id: str, endpoint: str) -> bytes:
-    return (f'{{"custom_id":{json.dumps(custom_id, ensure_ascii=False)},"method":"POST",'
-            f'"url":{json.dumps(endpoint)},"body":').encode("utf-8")
+    return (
+        f'{{"custom_id":{json.dumps(custom_id, ensure_ascii=False)},"method":"POST",'
+        f'"url":{json.dumps(endpoint)},"body":'
+    ).encode()
 
 
 def input_line(custom_id: str, endpoint: str, body_text: str) -> bytes:
@@ -57,8 +59,12 @@ def plan_batches(job: BatchJob) -> list[ProviderBatch]:
     created = []
     for chunk in list(_chunks(job)):
         batch = ProviderBatch(
-            job_id=job.id, attempt=chunk.retries, chunk_index=_batches_of_round(job, chunk.retries),
-            model=job.model, endpoint=job.endpoint, estimated_tokens=chunk.tokens,
+            job_id=job.id,
+            attempt=chunk.retries,
+            chunk_index=_batches_of_round(job, chunk.retries),
+            model=job.model,
+            endpoint=job.endpoint,
+            estimated_tokens=chunk.tokens,
         )
         db.session.add(batch)
         db.session.flush()
@@ -79,7 +85,8 @@ def plan_batches(job: BatchJob) -> list[ProviderBatch]:
 def _batches_of_round(job: BatchJob, attempt: int) -> int:
     """How many batches the job has in this retry round: the next one's index."""
     return db.session.scalar(
-        select(func.count()).select_from(ProviderBatch)
+        select(func.count())
+        .select_from(ProviderBatch)
         .where(ProviderBatch.job_id == job.id, ProviderBatch.attempt == attempt)
     )
 
@@ -97,10 +104,15 @@ def _chunks(job: BatchJob):
     """Walk the unassigned requests in id order, cutting a chunk before the request or token limit is passed."""
     config = current_app.config
     max_requests, max_tokens = config["BATCH_MAX_REQUESTS"], token_limit(job.model)
-    rows = itertools.chain.from_iterable(bulk.stream_rows(
-        select(STATE.request_id, request_rows.c.estimated_tokens, STATE.retry_count)
-        .join_from(request_states, request_rows, request_rows.c.id == STATE.request_id)
-        .where(*unassigned(job.id)).order_by(STATE.request_id), 10_000))
+    rows = itertools.chain.from_iterable(
+        bulk.stream_rows(
+            select(STATE.request_id, request_rows.c.estimated_tokens, STATE.retry_count)
+            .join_from(request_states, request_rows, request_rows.c.id == STATE.request_id)
+            .where(*unassigned(job.id))
+            .order_by(STATE.request_id),
+            10_000,
+        )
+    )
     chunk = Chunk()
     for request_id, tokens, retries in rows:
         if chunk.count and (chunk.count + 1 > max_requests or chunk.tokens + tokens > max_tokens):
@@ -151,7 +163,8 @@ def _input_lines(batch: ProviderBatch) -> Iterator[tuple[int, int, bytes]]:
         return
     rows = db.session.execute(
         select(BatchRequest.id, BatchRequest.estimated_tokens, BatchRequest.custom_id, _body_text())
-        .where(BatchRequest.provider_batch_id == batch.id).order_by(BatchRequest.id)
+        .where(BatchRequest.provider_batch_id == batch.id)
+        .order_by(BatchRequest.id)
         .execution_options(yield_per=5000)
     )
     for request_id, estimated, custom_id, body_text in rows:
@@ -191,6 +204,8 @@ def _release(batch: ProviderBatch, first_id: int) -> None:
 
 def request_ids_in_file_order(batch: ProviderBatch) -> list[int]:
     """Request ids in the order their lines were written, so provider line n is element n-1."""
-    return list(db.session.scalars(
-        select(STATE.request_id).where(STATE.provider_batch_id == batch.id).order_by(STATE.request_id)
-    ))
+    return list(
+        db.session.scalars(
+            select(STATE.request_id).where(STATE.provider_batch_id == batch.id).order_by(STATE.request_id)
+        )
+    )

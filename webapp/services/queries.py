@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
@@ -39,8 +39,9 @@ class KeyPage(Generic[T]):
 
 def jobs_query(*, status: str | None = None, search: str | None = None, owner_id: int | None = None) -> Select:
     """Jobs, newest first, filtered by status, a name search and (with accounts) owner."""
-    stmt = select(BatchJob).where(BatchJob.deleted_at.is_(None)).order_by(BatchJob.created_at.desc(),
-                                                                         BatchJob.id.desc())
+    stmt = (
+        select(BatchJob).where(BatchJob.deleted_at.is_(None)).order_by(BatchJob.created_at.desc(), BatchJob.id.desc())
+    )
     if status:
         stmt = stmt.where(BatchJob.status == status)
     if search:
@@ -63,8 +64,9 @@ def _keyed(stmt: Select, key, after: int | None, limit: int) -> KeyPage:
     limit = _clamped(limit)
     if after is not None:
         stmt = stmt.where(key > after)
-    rows, next_after = _one_page(db.session.execute(stmt.order_by(key).limit(limit + 1)).all(), limit,
-                                 lambda row: row[0].id)
+    rows, next_after = _one_page(
+        db.session.execute(stmt.order_by(key).limit(limit + 1)).all(), limit, lambda row: row[0].id
+    )
     return KeyPage([row if len(row) > 1 else row[0] for row in rows], next_after)
 
 
@@ -77,8 +79,9 @@ def _one_page(rows: list, limit: int, key_of) -> tuple[list, int | None]:
     return rows[:limit], key_of(rows[limit - 1]) if len(rows) > limit else None
 
 
-def list_requests(job_id: int, *, status: str | None = None, search: str | None = None,
-                  after: int | None = None, limit: int = 50) -> KeyPage:
+def list_requests(
+    job_id: int, *, status: str | None = None, search: str | None = None, after: int | None = None, limit: int = 50
+) -> KeyPage:
     """The job's requests with their responses (tuples), by id, filtered by status and custom_id prefix.
 
     The page's ids come first, from the index that holds them in order: the states' ``(job_id, status,
@@ -99,17 +102,24 @@ def list_requests(job_id: int, *, status: str | None = None, search: str | None 
         stmt = stmt.where(row.custom_id.like(f"{_escape_like(search.strip())}%", escape="\\"))
     ids, next_after = _one_page(list(db.session.scalars(stmt.order_by(*key).limit(limit + 1))), limit, int)
     requests = db.session.scalars(select(BatchRequest).where(BatchRequest.id.in_(ids)).order_by(BatchRequest.id))
-    responses = {response.request_id: response for response in db.session.scalars(
-        select(BatchResponse).where(BatchResponse.request_id.in_(ids)))} if ids else {}
+    responses = (
+        {
+            response.request_id: response
+            for response in db.session.scalars(select(BatchResponse).where(BatchResponse.request_id.in_(ids)))
+        }
+        if ids
+        else {}
+    )
     return KeyPage([(request, responses.get(request.id)) for request in requests], next_after)
 
 
-def list_responses(job_id: int, *, succeeded: bool | None = None, after: int | None = None,
-                   limit: int = 50) -> KeyPage:
+def list_responses(job_id: int, *, succeeded: bool | None = None, after: int | None = None, limit: int = 50) -> KeyPage:
     """The job's responses with their requests' custom_id, by id, filtered by success."""
-    stmt = (select(BatchResponse, BatchRequest.custom_id)
-            .join(BatchRequest, BatchRequest.id == BatchResponse.request_id)
-            .where(BatchResponse.job_id == job_id))
+    stmt = (
+        select(BatchResponse, BatchRequest.custom_id)
+        .join(BatchRequest, BatchRequest.id == BatchResponse.request_id)
+        .where(BatchResponse.job_id == job_id)
+    )
     if succeeded is not None:
         stmt = stmt.where(BatchResponse.succeeded.is_(succeeded))
     return _keyed(stmt, BatchResponse.id, after, limit)
@@ -117,7 +127,8 @@ def list_responses(job_id: int, *, succeeded: bool | None = None, after: int | N
 
 def get_request(job_id: int, request_id: int) -> tuple[BatchRequest, BatchResponse | None] | None:
     return db.session.execute(
-        select(BatchRequest, BatchResponse).outerjoin(BatchResponse, BatchResponse.request_id == BatchRequest.id)
+        select(BatchRequest, BatchResponse)
+        .outerjoin(BatchResponse, BatchResponse.request_id == BatchRequest.id)
         .where(BatchRequest.job_id == job_id, BatchRequest.id == request_id)
     ).first()
 
@@ -129,18 +140,26 @@ def list_events(job_id: int, *, after: int | None = None, limit: int = 200) -> K
 def overview(*, owner_id: int | None = None, days: int = 30) -> dict[str, Any]:
     """Processing statistics: jobs by status, requests and success rate, tokens and cost by model and day."""
     scope = [BatchJob.deleted_at.is_(None)] + ([] if owner_id is None else [BatchJob.owner_id == owner_id])
-    by_status = dict(db.session.execute(
-        select(BatchJob.status, func.count()).where(*scope).group_by(BatchJob.status)).all())
-    totals = db.session.execute(select(
-        func.coalesce(func.sum(BatchJob.total_requests), 0), func.coalesce(func.sum(BatchJob.succeeded_requests), 0),
-        func.coalesce(func.sum(BatchJob.failed_requests), 0),
-    ).where(*scope)).one()
+    by_status = dict(
+        db.session.execute(select(BatchJob.status, func.count()).where(*scope).group_by(BatchJob.status)).all()
+    )
+    totals = db.session.execute(
+        select(
+            func.coalesce(func.sum(BatchJob.total_requests), 0),
+            func.coalesce(func.sum(BatchJob.succeeded_requests), 0),
+            func.coalesce(func.sum(BatchJob.failed_requests), 0),
+        ).where(*scope)
+    ).one()
     finished = int(totals[1]) + int(totals[2])
     return {
         "jobs_by_status": {status.value: by_status.get(status.value, 0) for status in JobStatus},
         "jobs": sum(by_status.values()),
-        "requests": {"total": int(totals[0]), "succeeded": int(totals[1]), "failed": int(totals[2]),
-                     "success_rate": round(int(totals[1]) / finished, 4) if finished else None},
+        "requests": {
+            "total": int(totals[0]),
+            "succeeded": int(totals[1]),
+            "failed": int(totals[2]),
+            "success_rate": round(int(totals[1]) / finished, 4) if finished else None,
+        },
         "by_model": _usage_by(BatchJob.model, scope),
         "by_day": _usage_by(func.date(BatchJob.created_at), scope, since=days),
     }
@@ -149,16 +168,31 @@ def overview(*, owner_id: int | None = None, days: int = 30) -> dict[str, Any]:
 def _usage_by(key, scope: list, since: int | None = None) -> list[dict]:
     conditions = list(scope)
     if since is not None:
-        conditions.append(BatchJob.created_at >= datetime.now(timezone.utc) - timedelta(days=since))
+        conditions.append(BatchJob.created_at >= datetime.now(UTC) - timedelta(days=since))
     rows = db.session.execute(
-        select(key, func.count(), func.coalesce(func.sum(BatchJob.total_requests), 0),
-               func.coalesce(func.sum(BatchJob.prompt_tokens), 0), func.coalesce(func.sum(BatchJob.completion_tokens), 0),
-               func.coalesce(func.sum(BatchJob.actual_cost), 0))
-        .where(*conditions).group_by(key).order_by(key)
+        select(
+            key,
+            func.count(),
+            func.coalesce(func.sum(BatchJob.total_requests), 0),
+            func.coalesce(func.sum(BatchJob.prompt_tokens), 0),
+            func.coalesce(func.sum(BatchJob.completion_tokens), 0),
+            func.coalesce(func.sum(BatchJob.actual_cost), 0),
+        )
+        .where(*conditions)
+        .group_by(key)
+        .order_by(key)
     ).all()
-    return [{"key": str(k), "jobs": jobs, "requests": int(requests), "prompt_tokens": int(prompt),
-             "completion_tokens": int(completion), "cost": Decimal(str(cost)).quantize(Decimal("0.000001"))}
-            for k, jobs, requests, prompt, completion, cost in rows]
+    return [
+        {
+            "key": str(k),
+            "jobs": jobs,
+            "requests": int(requests),
+            "prompt_tokens": int(prompt),
+            "completion_tokens": int(completion),
+            "cost": Decimal(str(cost)).quantize(Decimal("0.000001")),
+        }
+        for k, jobs, requests, prompt, completion, cost in rows
+    ]
 
 
 def job_phase(job: BatchJob) -> str:
@@ -166,8 +200,12 @@ def job_phase(job: BatchJob) -> str:
     if job.status == JobStatus.DRAFT:
         return "Draft: add requests, then submit" if not job.total_requests else "Draft: ready to submit"
     if job.is_terminal:
-        return {JobStatus.COMPLETED: "Completed", JobStatus.COMPLETED_WITH_ERRORS: "Completed with errors",
-                JobStatus.FAILED: "Failed", JobStatus.CANCELLED: "Cancelled"}[JobStatus(job.status)]
+        return {
+            JobStatus.COMPLETED: "Completed",
+            JobStatus.COMPLETED_WITH_ERRORS: "Completed with errors",
+            JobStatus.FAILED: "Failed",
+            JobStatus.CANCELLED: "Cancelled",
+        }[JobStatus(job.status)]
     if job.status == JobStatus.CANCELLING:
         return "Cancelling: waiting for the provider to stop the running batches"
     statuses = {b.status for b in job.batches if b.ingested_at is None}
@@ -188,12 +226,17 @@ def job_phase(job: BatchJob) -> str:
 
 def _retried_pending(job_id: int) -> bool:
     state = request_states.c
-    return db.session.scalar(select(state.request_id).where(
-        state.job_id == job_id, state.status == RequestStatus.PENDING, state.retry_count > 0
-    ).limit(1)) is not None
+    return (
+        db.session.scalar(
+            select(state.request_id)
+            .where(state.job_id == job_id, state.status == RequestStatus.PENDING, state.retry_count > 0)
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def time_left(job: BatchJob) -> timedelta | None:
     """Time until the provider's 24-hour window closes on the job's latest running batch."""
     ends = [b.expires_at for b in job.batches if b.expires_at and b.ingested_at is None]
-    return max(ends) - datetime.now(timezone.utc) if ends else None
+    return max(ends) - datetime.now(UTC) if ends else None

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Iterator
+from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import select
@@ -32,7 +32,7 @@ SWEEP_WINDOW = timedelta(days=7)  # the sweep reads the provider's lists back th
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def input_file_name(batch: ProviderBatch) -> str:
@@ -62,8 +62,10 @@ def find_created(batch: ProviderBatch, provider: Provider) -> BatchInfo | None:
     Matched by this installation's id, the local batch id and the input file. Should two exist, the oldest is
     kept and the others are cancelled (their requests would run twice).
     """
-    found = sorted((info for info in _recent(provider.list_batches(), batch.created_at) if _made_from(info, batch)),
-                   key=lambda info: (info.created_at or utcnow(), info.id))
+    found = sorted(
+        (info for info in _recent(provider.list_batches(), batch.created_at) if _made_from(info, batch)),
+        key=lambda info: (info.created_at or utcnow(), info.id),
+    )
     for duplicate in found[1:]:
         log.warning("batch %s: cancelling duplicate provider batch %s", batch.id, duplicate.id)
         _cancel_quietly(provider, duplicate.id)
@@ -71,8 +73,11 @@ def find_created(batch: ProviderBatch, provider: Provider) -> BatchInfo | None:
 
 
 def _made_from(info: BatchInfo, batch: ProviderBatch) -> bool:
-    return (info.metadata.get("install") in install_ids() and info.metadata.get("local_batch_id") == str(batch.id)
-            and info.input_file_id == batch.input_file_id)
+    return (
+        info.metadata.get("install") in install_ids()
+        and info.metadata.get("local_batch_id") == str(batch.id)
+        and info.input_file_id == batch.input_file_id
+    )
 
 
 def _recent(items: Iterator, since: datetime) -> Iterator:
@@ -119,10 +124,15 @@ def sweep(provider: Provider) -> SweepReport:
 def _sweep_files(provider: Provider, now: datetime, report: SweepReport) -> None:
     prefix = f"{FILE_PREFIX}{install_id()}-"
     ours = [f for f in _settled(provider.list_files(), now) if f.filename.startswith(prefix)]
-    used_ids = _column_values(ProviderBatch.input_file_id, [f.id for f in ours],
-                              ProviderBatch.files_deleted_at.is_(None))
-    pending_names = _column_values(ProviderBatch.input_file_name, [f.filename for f in ours],
-                                   ProviderBatch.input_file_id.is_(None), ProviderBatch.ingested_at.is_(None))
+    used_ids = _column_values(
+        ProviderBatch.input_file_id, [f.id for f in ours], ProviderBatch.files_deleted_at.is_(None)
+    )
+    pending_names = _column_values(
+        ProviderBatch.input_file_name,
+        [f.filename for f in ours],
+        ProviderBatch.input_file_id.is_(None),
+        ProviderBatch.ingested_at.is_(None),
+    )
     for orphan in (f for f in ours if f.id not in used_ids and f.filename not in pending_names):
         provider.delete_file(orphan.id)
         report.files_deleted += 1
@@ -132,8 +142,11 @@ def _sweep_files(provider: Provider, now: datetime, report: SweepReport) -> None
 def _sweep_batches(provider: Provider, now: datetime, report: SweepReport) -> None:
     ours = [b for b in _settled(provider.list_batches(), now) if b.metadata.get("install") in install_ids()]
     known = _column_values(ProviderBatch.provider_batch_id, [b.id for b in ours])
-    awaiting = _column_values(ProviderBatch.input_file_id, [b.input_file_id for b in ours if b.input_file_id],
-                              ProviderBatch.status == BatchStatus.UPLOADED)
+    awaiting = _column_values(
+        ProviderBatch.input_file_id,
+        [b.input_file_id for b in ours if b.input_file_id],
+        ProviderBatch.status == BatchStatus.UPLOADED,
+    )
     for stray in (b for b in ours if b.id not in known and b.input_file_id not in awaiting):
         if stray.status not in PROVIDER_TERMINAL:
             _cancel_quietly(provider, stray.id)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import orjson
 import psycopg
@@ -68,8 +69,12 @@ class UploadReport:
             self.problems.append(problem)
 
     def as_dict(self) -> dict:
-        return {"added": self.added, "skipped": self.skipped, "problem_count": self.problem_count,
-                "problems": [p.as_dict() for p in self.problems]}
+        return {
+            "added": self.added,
+            "skipped": self.skipped,
+            "problem_count": self.problem_count,
+            "problems": [p.as_dict() for p in self.problems],
+        }
 
 
 def max_request_bytes() -> int:
@@ -79,8 +84,10 @@ def max_request_bytes() -> int:
 
 
 def too_large(max_bytes: int) -> str:
-    return (f"larger than {max_bytes / 1024 / 1024:g} MB ({max_bytes:,} bytes), the most one request may be "
-            "(MAX_REQUEST_MB)")
+    return (
+        f"larger than {max_bytes / 1024 / 1024:g} MB ({max_bytes:,} bytes), the most one request may be "
+        "(MAX_REQUEST_MB)"
+    )
 
 
 @dataclass(frozen=True)
@@ -94,7 +101,7 @@ class JobSettings:
     temperature: float | None
 
     @classmethod
-    def of(cls, job: BatchJob) -> "JobSettings":
+    def of(cls, job: BatchJob) -> JobSettings:
         return cls(job.id, job.model, job.endpoint, job.max_tokens, job.temperature)
 
 
@@ -141,7 +148,11 @@ class RequestValidator:
         if size > self.max_request_bytes:
             raise InvalidLine("request_too_large", f"the request is {too_large(self.max_request_bytes)}", custom_id)
         return {
-            "job_id": settings.id, "custom_id": custom_id, "body": body, "source_line": line, "size": size,
+            "job_id": settings.id,
+            "custom_id": custom_id,
+            "body": body,
+            "source_line": line,
+            "size": size,
             "estimated_tokens": estimate_prompt_tokens(body, settings.endpoint),
         }
 
@@ -268,8 +279,9 @@ def _text_chars(value: Any) -> int:
     return total
 
 
-def checked_rows(items: Iterable[tuple[int, Any]], check: Callable[[Any, int], dict],
-                 report: UploadReport) -> Iterator[dict]:
+def checked_rows(
+    items: Iterable[tuple[int, Any]], check: Callable[[Any, int], dict], report: UploadReport
+) -> Iterator[dict]:
     """The rows ``check`` makes of numbered items; each item it refuses is noted in ``report`` instead."""
     for number, item in items:
         try:
@@ -329,11 +341,15 @@ def existing_custom_ids(job_id: int, custom_ids: list[str]) -> dict[str, int]:
     """Those of ``custom_ids`` the job already has, with the id of the request holding each."""
     found: dict[str, int] = {}
     for start in range(0, len(custom_ids), 1000):
-        chunk = custom_ids[start:start + 1000]
-        found.update((custom_id, request_id) for custom_id, request_id in db.session.execute(
-            select(request_rows.c.custom_id, request_rows.c.id)
-            .where(request_rows.c.job_id == job_id, request_rows.c.custom_id.in_(chunk))
-        ))
+        chunk = custom_ids[start : start + 1000]
+        found.update(
+            (custom_id, request_id)
+            for custom_id, request_id in db.session.execute(
+                select(request_rows.c.custom_id, request_rows.c.id).where(
+                    request_rows.c.job_id == job_id, request_rows.c.custom_id.in_(chunk)
+                )
+            )
+        )
     return found
 
 
@@ -349,11 +365,27 @@ def insert_rows(rows: Iterable[dict]) -> tuple[int, int]:
     """
     count = tokens = 0
     for chunk in bulk.chunks(rows, bulk.COPY_CHUNK):
-        ids = bulk.insert_with_ids(request_rows, REQUEST_COLUMNS, [
-            (row["job_id"], row["custom_id"], row["body"], row["source_line"], row.get("source_row"),
-             row["estimated_tokens"]) for row in chunk], json_columns=("body", "source_row"))
-        bulk.copy_rows(request_states, STATE_COLUMNS,
-                       [(request_id, row["job_id"], RequestStatus.PENDING, 0) for request_id, row in zip(ids, chunk)])
+        ids = bulk.insert_with_ids(
+            request_rows,
+            REQUEST_COLUMNS,
+            [
+                (
+                    row["job_id"],
+                    row["custom_id"],
+                    row["body"],
+                    row["source_line"],
+                    row.get("source_row"),
+                    row["estimated_tokens"],
+                )
+                for row in chunk
+            ],
+            json_columns=("body", "source_row"),
+        )
+        bulk.copy_rows(
+            request_states,
+            STATE_COLUMNS,
+            [(request_id, row["job_id"], RequestStatus.PENDING, 0) for request_id, row in zip(ids, chunk, strict=True)],
+        )
         count += len(chunk)
         tokens += sum(row["estimated_tokens"] for row in chunk)
     return count, tokens

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import json
-
-import orjson
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 # Failures worth sending again in a follow-up batch; anything else (4xx, invalid input) is permanent.
-RETRYABLE_CODES = frozenset({
-    "server_error", "internal_error", "batch_expired", "rate_limit_exceeded", "timeout", "service_unavailable",
-    "missing_result", "engine_overloaded",
-})
+RETRYABLE_CODES = frozenset(
+    {
+        "server_error",
+        "internal_error",
+        "batch_expired",
+        "rate_limit_exceeded",
+        "timeout",
+        "service_unavailable",
+        "missing_result",
+        "engine_overloaded",
+    }
+)
 MISSING_RESULT = "missing_result"
 MAX_INT = 10**9  # token counts and status codes beyond this are not believable: read as absent
 CANCELLED = "cancelled"
@@ -68,8 +76,12 @@ def parse_result_line(text: str) -> Result:
     error_code, message = (None, None) if succeeded else _error(status, body, error)
     request_id = response.get("request_id")
     return Result(
-        custom_id=obj["custom_id"], succeeded=succeeded, status_code=status, body=body,
-        error_code=error_code[:64] if error_code else None, error=message,
+        custom_id=obj["custom_id"],
+        succeeded=succeeded,
+        status_code=status,
+        body=body,
+        error_code=error_code[:64] if error_code else None,
+        error=message,
         provider_request_id=str(request_id)[:100] if request_id is not None else None,
         output_text=output_text(body) if succeeded else None,
         **usage(body),
@@ -118,11 +130,16 @@ def output_text(body: dict | None) -> str | None:
             return json.dumps(message["tool_calls"], ensure_ascii=False)
         return message.get("refusal") or choice.get("text")
     if isinstance(body.get("output"), list):
-        return "".join(
-            part.get("text", "")
-            for item in body["output"] if isinstance(item, dict)
-            for part in item.get("content") or [] if isinstance(part, dict) and part.get("type") == "output_text"
-        ) or None
+        return (
+            "".join(
+                part.get("text", "")
+                for item in body["output"]
+                if isinstance(item, dict)
+                for part in item.get("content") or []
+                if isinstance(part, dict) and part.get("type") == "output_text"
+            )
+            or None
+        )
     if isinstance(body.get("results"), list) and body["results"]:  # moderations
         first = body["results"][0]
         return "flagged" if isinstance(first, dict) and first.get("flagged") is True else "not flagged"

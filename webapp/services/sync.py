@@ -10,9 +10,9 @@ whose answer was lost is never sent again blindly: the next attempt finds it in 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Callable
 
 from flask import current_app
 from sqlalchemy import func, select, update
@@ -35,8 +35,8 @@ from webapp.models import (
 from webapp.providers import BatchInfo, Provider, ProviderError, get_provider
 from webapp.services import ingest, leases, planning, reconcile
 from webapp.services.installation import install_id
-from webapp.services.ledger import adjust_counters, record_event, recount
 from webapp.services.leases import Lease, LeaseLost
+from webapp.services.ledger import adjust_counters, record_event, recount
 from webapp.services.results import CANCELLED
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ RESULT_FILE_TRIES = 6
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def sync_all(run_batch: Callable[[int], None] | None = None) -> dict:
@@ -58,9 +58,9 @@ def sync_all(run_batch: Callable[[int], None] | None = None) -> dict:
     ``run_batch`` handles each open provider batch: ``sync_batch`` here and now (the default, for the CLI
     and tests), or a function that hands it to a worker so that several workers share the batches.
     """
-    job_ids = list(db.session.scalars(
-        select(BatchJob.id).where(BatchJob.status.in_(ACTIVE_JOB_STATUSES)).order_by(BatchJob.id)
-    ))
+    job_ids = list(
+        db.session.scalars(select(BatchJob.id).where(BatchJob.status.in_(ACTIVE_JOB_STATUSES)).order_by(BatchJob.id))
+    )
     failures = []
     for job_id in job_ids:
         try:
@@ -86,7 +86,8 @@ def sync_job(job_id: int, run_batch: Callable[[int], None] | None = None) -> Non
     else:
         _plan(job_id)
     open_batches = db.session.scalars(
-        select(ProviderBatch.id).where(ProviderBatch.job_id == job_id, ProviderBatch.ingested_at.is_(None))
+        select(ProviderBatch.id)
+        .where(ProviderBatch.job_id == job_id, ProviderBatch.ingested_at.is_(None))
         .order_by(ProviderBatch.id)
     ).all()
     for batch_id in open_batches:
@@ -97,7 +98,9 @@ def sync_job(job_id: int, run_batch: Callable[[int], None] | None = None) -> Non
 def _lock_job(job_id: int) -> BatchJob | None:
     """The job row, locked for this transaction; None when another worker holds it (PostgreSQL)."""
     return db.session.scalars(
-        select(BatchJob).where(BatchJob.id == job_id).with_for_update(skip_locked=True)
+        select(BatchJob)
+        .where(BatchJob.id == job_id)
+        .with_for_update(skip_locked=True)
         .execution_options(populate_existing=True)
     ).first()
 
@@ -110,9 +113,12 @@ def _plan(job_id: int) -> None:
     batches = planning.plan_batches(job)
     if batches:
         requests = sum(b.request_count for b in batches)
-        record_event(job, EventKind.BATCHES_PLANNED,
-                     f"Split {requests} request(s) into {len(batches)} provider batch(es)",
-                     data={"batches": [b.id for b in batches]})
+        record_event(
+            job,
+            EventKind.BATCHES_PLANNED,
+            f"Split {requests} request(s) into {len(batches)} provider batch(es)",
+            data={"batches": [b.id for b in batches]},
+        )
     db.session.commit()
 
 
@@ -127,7 +133,8 @@ def _cancel_unassigned(job_id: int) -> None:
 
 def _fail_requests(conditions: tuple, code: str, message: str) -> int:
     return db.session.execute(
-        update(request_states).where(*conditions)
+        update(request_states)
+        .where(*conditions)
         .values(status=RequestStatus.FAILED, error_code=code, error=message)
         .execution_options(synchronize_session=False)
     ).rowcount
@@ -202,9 +209,11 @@ def _has_capacity(batch: ProviderBatch) -> bool:
         select(func.coalesce(func.sum(ProviderBatch.estimated_tokens), 0))
         .join(BatchJob, BatchJob.id == ProviderBatch.job_id)
         .where(
-            ProviderBatch.model == batch.model, ProviderBatch.id != batch.id,
-            ProviderBatch.status.in_((BatchStatus.UPLOADED, BatchStatus.VALIDATING, BatchStatus.IN_PROGRESS,
-                                      BatchStatus.FINALIZING)),
+            ProviderBatch.model == batch.model,
+            ProviderBatch.id != batch.id,
+            ProviderBatch.status.in_(
+                (BatchStatus.UPLOADED, BatchStatus.VALIDATING, BatchStatus.IN_PROGRESS, BatchStatus.FINALIZING)
+            ),
             BatchJob.provider == batch.job.provider,
         )
     )
@@ -214,8 +223,11 @@ def _has_capacity(batch: ProviderBatch) -> bool:
 def _wait_for_capacity(batch: ProviderBatch) -> None:
     if batch.status != BatchStatus.WAITING:
         batch.status = BatchStatus.WAITING
-        record_event(batch.job, EventKind.BATCH_WAITING,
-                     f"Batch {batch.id} waits: the enqueued-token limit for {batch.model} is reached")
+        record_event(
+            batch.job,
+            EventKind.BATCH_WAITING,
+            f"Batch {batch.id} waits: the enqueued-token limit for {batch.model} is reached",
+        )
     db.session.commit()
 
 
@@ -269,16 +281,20 @@ def _record_created(batch: ProviderBatch, info: BatchInfo, *, adopted: bool) -> 
     sent = db.session.execute(
         update(request_states)
         .where(STATE.provider_batch_id == batch.id, STATE.status == RequestStatus.PENDING)
-        .values(status=RequestStatus.IN_FLIGHT).execution_options(synchronize_session=False)
+        .values(status=RequestStatus.IN_FLIGHT)
+        .execution_options(synchronize_session=False)
     ).rowcount
     job = batch.job
     if job.status == JobStatus.QUEUED:
         job.status = JobStatus.RUNNING
     adjust_counters(job, pending_requests=-sent, in_flight_requests=sent)
     how = "found again after a restart" if adopted else "created"
-    record_event(job, EventKind.BATCH_CREATED,
-                 f"Provider batch {info.id} {how} with {batch.request_count} request(s) (attempt {batch.attempt})",
-                 data={"batch": batch.id, "provider_batch_id": info.id})
+    record_event(
+        job,
+        EventKind.BATCH_CREATED,
+        f"Provider batch {info.id} {how} with {batch.request_count} request(s) (attempt {batch.attempt})",
+        data={"batch": batch.id, "provider_batch_id": info.id},
+    )
     db.session.commit()
 
 
@@ -287,7 +303,10 @@ def _apply_info(batch: ProviderBatch, info: BatchInfo) -> None:
     batch.output_file_id = info.output_file_id
     batch.error_file_id = info.error_file_id
     batch.counts_total, batch.counts_completed, batch.counts_failed = (
-        info.counts_total, info.counts_completed, info.counts_failed)
+        info.counts_total,
+        info.counts_completed,
+        info.counts_failed,
+    )
     batch.errors = info.errors or None
     batch.usage = info.usage
     for name, value in info.timestamps.items():
@@ -307,8 +326,12 @@ def _provider_failed(batch_id: int, exc: ProviderError) -> None:
         batch.next_sync_at = utcnow() + timedelta(seconds=delay)
         batch.last_error = str(exc)
         if batch.sync_failures == 1:
-            record_event(batch.job, EventKind.PROVIDER_ERROR, f"Provider error, retrying in {delay}s: {exc}",
-                         data={"batch": batch.id})
+            record_event(
+                batch.job,
+                EventKind.PROVIDER_ERROR,
+                f"Provider error, retrying in {delay}s: {exc}",
+                data={"batch": batch.id},
+            )
         log.warning("provider error on batch %s, retry in %ss: %s", batch_id, delay, exc)
     else:
         log.error("provider rejected batch %s: %s", batch_id, exc)
@@ -330,8 +353,11 @@ def _give_up(batch: ProviderBatch, reason: str, *, sent: bool) -> None:
     if sent:  # its requests were in flight: settle them as results that never came
         ingest.ingest_files(batch, batch.job, [], cancelled=False)
     else:
-        _fail_requests((STATE.provider_batch_id == batch.id, STATE.status == RequestStatus.PENDING),
-                       "provider_rejected", reason[:1000])
+        _fail_requests(
+            (STATE.provider_batch_id == batch.id, STATE.status == RequestStatus.PENDING),
+            "provider_rejected",
+            reason[:1000],
+        )
     recount(batch.job)
     record_event(batch.job, EventKind.BATCH_FAILED, f"Batch {batch.id} failed: {reason}", data={"batch": batch.id})
 
@@ -343,8 +369,11 @@ def _cancel_unsent(batch: ProviderBatch, provider: Provider) -> None:
         provider.delete_file(batch.input_file_id)
     batch.status = BatchStatus.CANCELLED
     batch.ingested_at = utcnow()
-    _fail_requests((STATE.provider_batch_id == batch.id, STATE.status == RequestStatus.PENDING),
-                   CANCELLED, "the job was cancelled before this request was sent")
+    _fail_requests(
+        (STATE.provider_batch_id == batch.id, STATE.status == RequestStatus.PENDING),
+        CANCELLED,
+        "the job was cancelled before this request was sent",
+    )
     recount(batch.job)
     db.session.commit()
 
@@ -361,10 +390,13 @@ def _finish_batch(batch: ProviderBatch, provider: Provider) -> None:
         summary = ingest.ingest_files(batch, job, paths, cancelled=job.status == JobStatus.CANCELLING)
     batch.ingested_at = utcnow()
     adjust_counters(job, tokens=summary.tokens, **summary.counter_changes())
-    record_event(job, EventKind.RESULTS_INGESTED,
-                 f"Batch {batch.provider_batch_id} {batch.status}: {summary.succeeded} succeeded, "
-                 f"{summary.failed} failed, {summary.retried} to retry",
-                 data={"batch": batch.id, **summary.as_dict()})
+    record_event(
+        job,
+        EventKind.RESULTS_INGESTED,
+        f"Batch {batch.provider_batch_id} {batch.status}: {summary.succeeded} succeeded, "
+        f"{summary.failed} failed, {summary.retried} to retry",
+        data={"batch": batch.id, **summary.as_dict()},
+    )
     if summary.retried:
         record_event(job, EventKind.RETRIED, f"{summary.retried} request(s) will be sent again in a follow-up batch")
     db.session.commit()
@@ -378,8 +410,9 @@ def _download_results(batch: ProviderBatch, provider: Provider, workdir: Path) -
         return ingest.download_results(provider, batch, workdir)
     except ProviderError as exc:
         if exc.status_code == 404 and batch.sync_failures + 1 < RESULT_FILE_TRIES:
-            raise ProviderError(f"{exc} (the batch's results may not be readable yet)", retryable=True,
-                                status_code=404) from exc
+            raise ProviderError(
+                f"{exc} (the batch's results may not be readable yet)", retryable=True, status_code=404
+            ) from exc
         raise
 
 
@@ -400,16 +433,27 @@ def _batch_failed(batch: ProviderBatch, provider: Provider) -> None:
         outcomes_failed += 1
     db.session.flush()
     if general and not line_errors:
-        _fail_requests((STATE.provider_batch_id == batch.id, STATE.status == RequestStatus.IN_FLIGHT),
-                       general.get("code") or "batch_failed", general.get("message") or "the batch failed")
+        _fail_requests(
+            (STATE.provider_batch_id == batch.id, STATE.status == RequestStatus.IN_FLIGHT),
+            general.get("code") or "batch_failed",
+            general.get("message") or "the batch failed",
+        )
     # Requests on good lines never ran: they go to a follow-up batch (ingest treats them as missing results).
     ingest.ingest_files(batch, batch.job, [], cancelled=batch.job.status == JobStatus.CANCELLING)
     batch.ingested_at = utcnow()
     recount(batch.job)
-    message = "; ".join(f"line {e.get('line')}: {e.get('message')}" if e.get("line") else str(e.get("message"))
-                        for e in errors[:5]) or "no reason given"
-    record_event(batch.job, EventKind.BATCH_FAILED, f"Batch {batch.provider_batch_id} failed validation: {message}",
-                 data={"batch": batch.id, "errors": errors[:50]})
+    message = (
+        "; ".join(
+            f"line {e.get('line')}: {e.get('message')}" if e.get("line") else str(e.get("message")) for e in errors[:5]
+        )
+        or "no reason given"
+    )
+    record_event(
+        batch.job,
+        EventKind.BATCH_FAILED,
+        f"Batch {batch.provider_batch_id} failed validation: {message}",
+        data={"batch": batch.id, "errors": errors[:50]},
+    )
     db.session.commit()
 
 
@@ -422,7 +466,8 @@ def _requeue_for_tokens(batch: ProviderBatch, errors: list, provider: Provider) 
     db.session.execute(
         update(request_states)
         .where(STATE.provider_batch_id == batch.id, STATE.status == RequestStatus.IN_FLIGHT)
-        .values(status=RequestStatus.PENDING).execution_options(synchronize_session=False)
+        .values(status=RequestStatus.PENDING)
+        .execution_options(synchronize_session=False)
     )
     batch.status = BatchStatus.WAITING
     batch.provider_batch_id = None
@@ -432,9 +477,12 @@ def _requeue_for_tokens(batch: ProviderBatch, errors: list, provider: Provider) 
     delay = _backoff(6 * batch.sync_failures)
     batch.next_sync_at = utcnow() + timedelta(seconds=delay)
     recount(batch.job)
-    record_event(batch.job, EventKind.BATCH_WAITING,
-                 f"Provider batch {old} hit the enqueued-token limit for {batch.model}; resending in {delay}s",
-                 data={"batch": batch.id, "provider_batch_id": old})
+    record_event(
+        batch.job,
+        EventKind.BATCH_WAITING,
+        f"Provider batch {old} hit the enqueued-token limit for {batch.model}; resending in {delay}s",
+        data={"batch": batch.id, "provider_batch_id": old},
+    )
     db.session.commit()
     if old_file and current_app.config["DELETE_PROVIDER_FILES"]:
         _delete_quietly(provider, batch, [old_file])
@@ -464,11 +512,15 @@ def clean_up_files() -> int:
     if not current_app.config["DELETE_PROVIDER_FILES"]:
         return 0
     pending = db.session.scalars(
-        select(ProviderBatch.id).where(
-            ProviderBatch.ingested_at.is_not(None), ProviderBatch.files_deleted_at.is_(None),
-            ProviderBatch.input_file_id.is_not(None) | ProviderBatch.output_file_id.is_not(None)
+        select(ProviderBatch.id)
+        .where(
+            ProviderBatch.ingested_at.is_not(None),
+            ProviderBatch.files_deleted_at.is_(None),
+            ProviderBatch.input_file_id.is_not(None)
+            | ProviderBatch.output_file_id.is_not(None)
             | ProviderBatch.error_file_id.is_not(None),
-        ).limit(100)
+        )
+        .limit(100)
     ).all()
     for batch_id in pending:
         lease = leases.claim(batch_id)
@@ -493,7 +545,8 @@ def finish_job(job_id: int) -> None:
         return
     recount(job)
     open_batches = db.session.scalar(
-        select(func.count()).select_from(ProviderBatch)
+        select(func.count())
+        .select_from(ProviderBatch)
         .where(ProviderBatch.job_id == job_id, ProviderBatch.ingested_at.is_(None))
     )
     if job.pending_requests or job.in_flight_requests or open_batches:
@@ -502,10 +555,14 @@ def finish_job(job_id: int) -> None:
     job.status = _final_status(job)
     job.completed_at = utcnow()
     job.last_error = _error_summary(job_id) if job.failed_requests else None
-    record_event(job, {JobStatus.CANCELLED: EventKind.CANCELLED, JobStatus.FAILED: EventKind.FAILED}.get(
-        job.status, EventKind.COMPLETED),
+    record_event(
+        job,
+        {JobStatus.CANCELLED: EventKind.CANCELLED, JobStatus.FAILED: EventKind.FAILED}.get(
+            job.status, EventKind.COMPLETED
+        ),
         f"Job {job.status.replace('_', ' ')}: {job.succeeded_requests} succeeded, {job.failed_requests} failed"
-        + (f"; {job.last_error}" if job.last_error else ""))
+        + (f"; {job.last_error}" if job.last_error else ""),
+    )
     db.session.commit()
 
 
@@ -519,8 +576,10 @@ def _final_status(job: BatchJob) -> str:
 
 def _error_summary(job_id: int) -> str:
     rows = db.session.execute(
-        select(STATE.error_code, func.count()).where(
-            STATE.job_id == job_id, STATE.status == RequestStatus.FAILED
-        ).group_by(STATE.error_code).order_by(func.count().desc()).limit(5)
+        select(STATE.error_code, func.count())
+        .where(STATE.job_id == job_id, STATE.status == RequestStatus.FAILED)
+        .group_by(STATE.error_code)
+        .order_by(func.count().desc())
+        .limit(5)
     ).all()
     return "errors: " + ", ".join(f"{code or 'error'} ×{count}" for code, count in rows)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 import secrets
 import time
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 from flask import current_app
 
@@ -27,7 +28,7 @@ READ_SIZE = 1024 * 1024
 class UploadRejected(ValidationFailed):
     """The file has bad lines and nothing was stored; ``report`` lists them."""
 
-    def __init__(self, report: "UploadReport"):
+    def __init__(self, report: UploadReport):
         shown = [p.as_dict() for p in report.problems]
         super().__init__(
             f"{report.problem_count} line(s) of the file are invalid; nothing was stored",
@@ -41,12 +42,20 @@ def check_text_file(head: bytes) -> None:
     if not head.strip():
         raise ValidationFailed("the file is empty", details=[{"field": "file", "message": "the file is empty"}])
     if b"\x00" in head:
-        raise ValidationFailed("this is not a text file (it contains binary data)",
-                               details=[{"field": "file", "message": "binary files cannot be read"}])
+        raise ValidationFailed(
+            "this is not a text file (it contains binary data)",
+            details=[{"field": "file", "message": "binary files cannot be read"}],
+        )
 
 
-def import_jsonl(job: BatchJob, stream: IO[bytes], *, filename: str = "requests.jsonl",
-                 skip_invalid: bool = False, actor: str = "system") -> UploadReport:
+def import_jsonl(
+    job: BatchJob,
+    stream: IO[bytes],
+    *,
+    filename: str = "requests.jsonl",
+    skip_invalid: bool = False,
+    actor: str = "system",
+) -> UploadReport:
     """Validate every line of an OpenAI batch file and store its requests in the draft job.
 
     All or nothing unless ``skip_invalid``: with a bad line, raises UploadRejected and stores none.
@@ -60,12 +69,27 @@ def import_jsonl(job: BatchJob, stream: IO[bytes], *, filename: str = "requests.
     limit = request_lines.max_request_bytes()
     validator = request_lines.RequestValidator(job, limit)
     rows = request_lines.checked_rows(_lines(stream, limit), partial(_check_line, validator), report)
-    return store_file_rows(job, rows, report, source={"format": "jsonl", "filename": filename},
-                           skip_invalid=skip_invalid, actor=actor, nothing="the file holds no requests")
+    return store_file_rows(
+        job,
+        rows,
+        report,
+        source={"format": "jsonl", "filename": filename},
+        skip_invalid=skip_invalid,
+        actor=actor,
+        nothing="the file holds no requests",
+    )
 
 
-def store_file_rows(job: BatchJob, rows: Iterator[dict], report: UploadReport, *, source: dict, skip_invalid: bool,
-                    actor: str, nothing: str) -> UploadReport:
+def store_file_rows(
+    job: BatchJob,
+    rows: Iterator[dict],
+    report: UploadReport,
+    *,
+    source: dict,
+    skip_invalid: bool,
+    actor: str,
+    nothing: str,
+) -> UploadReport:
     """Insert a file's valid rows (those new to the job) and commit, or roll back when the file is refused:
     for a bad row unless ``skip_invalid``, or when no row is left (``nothing`` says why)."""
     count, tokens = request_lines.insert_new(job, rows, report)
@@ -105,7 +129,8 @@ def _check_line(validator: request_lines.RequestValidator, raw: bytes | None, nu
     """Validate one JSONL line as read by ``_lines``: its length, its encoding, then the request it holds."""
     if raw is None:
         raise request_lines.InvalidLine(
-            "line_too_large", f"the line is {request_lines.too_large(validator.max_request_bytes)}")
+            "line_too_large", f"the line is {request_lines.too_large(validator.max_request_bytes)}"
+        )
     try:
         return validator.check_text(raw, number)  # orjson checks the UTF-8 as it parses
     except request_lines.InvalidLine as exc:
@@ -125,8 +150,14 @@ def _is_utf8(raw: bytes) -> bool:
 def record_added(job: BatchJob, count: int, tokens: int, filename: str, report: UploadReport, actor: str) -> None:
     """Count a file's requests on the job, note it on the timeline, and commit the upload."""
     skipped = f", skipped {report.skipped} invalid line(s)" if report.skipped else ""
-    job_service.note_requests_added(job, count, tokens, f"Added {count} request(s) from {filename}{skipped}",
-                                    data={"count": count, "skipped": report.skipped, "file": filename}, actor=actor)
+    job_service.note_requests_added(
+        job,
+        count,
+        tokens,
+        f"Added {count} request(s) from {filename}{skipped}",
+        data={"count": count, "skipped": report.skipped, "file": filename},
+        actor=actor,
+    )
     db.session.commit()
 
 
@@ -159,8 +190,10 @@ def upload_path(token: str) -> Path:
     if TOKEN_RE.match(token or ""):
         for path in uploads_dir().glob(f"{token}.*"):
             return path
-    raise ValidationFailed("the uploaded file has expired; please upload it again",
-                           details=[{"field": "upload", "message": "unknown or expired upload"}])
+    raise ValidationFailed(
+        "the uploaded file has expired; please upload it again",
+        details=[{"field": "upload", "message": "unknown or expired upload"}],
+    )
 
 
 def discard_upload(token: str) -> None:
