@@ -41,6 +41,13 @@ def backend_summary() -> str:
     )
 
 
+def pytest_collection_modifyitems(items):
+    """Browser and end-to-end tests are slow too: ``make test-fast`` (``-m "not slow"``) leaves them out."""
+    for item in items:
+        if item.get_closest_marker("browser") or item.get_closest_marker("e2e"):
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_report_header(config):
     return f"backends: {backend_summary()}"
 

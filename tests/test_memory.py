@@ -11,6 +11,8 @@ import tracemalloc
 from functools import partial
 from pathlib import Path
 
+import pytest
+
 from simulator import simulated_output
 from tests.conftest import api_token
 from tests.factories import set_states
@@ -18,6 +20,8 @@ from webapp import bulk
 from webapp.extensions import db
 from webapp.models import JobStatus, RequestStatus, request_states
 from webapp.services import exports, ingest, jobs, planning, uploads
+
+pytestmark = pytest.mark.slow
 
 SMALL = bulk.COPY_CHUNK  # one full write chunk: both sizes hold as many rows at a time
 LARGE = 3 * SMALL

@@ -31,6 +31,8 @@ from webapp.models import BatchRequest
 from webapp.models.base import MAX_BIG_ID, MAX_ID
 from webapp.services import accounts, uploads
 
+pytestmark = pytest.mark.slow
+
 LONG = "x" * (10 * 1024 * 1024)
 DEEP = 100_000  # far past Python's recursion limit, which a recursive parser reaches first
 # What a field gets: every field the first group; a field that takes a number (or a choice) the numbers too.

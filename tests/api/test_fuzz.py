@@ -20,6 +20,8 @@ from schemathesis.checks import positive_data_acceptance
 
 from tests.factories import new_job
 
+pytestmark = pytest.mark.slow
+
 EXAMPLES_PER_OPERATION = 40
 OPERATIONS = [
     ("GET", "/api/v1/jobs/"),
