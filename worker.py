@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from rq import Worker
 from sqlalchemy.orm import configure_mappers
 
 from webapp import create_app_or_exit, queue, schedule
@@ -42,7 +43,7 @@ def run_worker(app, *, burst: bool, name: str | None) -> int:
     with app.app_context():
         # Keeps a bare `rqscheduler` process enough: any worker start (re)registers the periodic jobs.
         schedule.schedule_periodic_jobs(app, schedule.new_scheduler(app))
-    worker = queue.new_worker(app, name=name)
+    worker = queue.new_worker(app, Worker, name=name)
     worker.work(burst=burst, logging_level=app.config["LOG_LEVEL"])
     return 0
 

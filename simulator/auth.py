@@ -13,4 +13,4 @@ def bearer_token(authorization: str) -> str | None:
 
 def key_matches(token: str, expected: str | None) -> bool:
     """Whether ``token`` is the simulator's key; a simulator without a key lets nobody in."""
-    return bool(expected) and hmac.compare_digest(token.encode(), expected.encode())
+    return expected is not None and expected != "" and hmac.compare_digest(token.encode(), expected.encode())

@@ -53,7 +53,8 @@ def _value(schema: object, root: dict, seed: str, path: str) -> object:
     for key in ("anyOf", "oneOf", "allOf"):
         if schema.get(key):
             return _value(_first_non_null(schema[key], root), root, seed, path)
-    builder = BUILDERS.get(_type_of(schema))
+    kind = _type_of(schema)
+    builder = BUILDERS.get(kind) if kind else None
     return builder(schema, root, seed, path) if builder else None
 
 

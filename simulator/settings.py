@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from flask import current_app
 
@@ -41,7 +42,7 @@ class Settings:
 
 def load_settings() -> Settings:
     """Return the current app's Settings; a key the config lacks (or holds as None) takes its default."""
-    values = {}
+    values: dict[str, Any] = {}
     for key, name, kind, default, _ in TUNABLES:
         value = current_app.config.get(key)
         value = default if value is None else value

@@ -37,7 +37,7 @@ def _item_text(item: object) -> str:
         return ""
     if "content" in item:
         return content_text(item["content"])
-    return item.get("output") if isinstance(item.get("output"), str) else str(item.get("text", ""))
+    return output if isinstance(output := item.get("output"), str) else str(item.get("text", ""))
 
 
 def prompt_texts(body: dict) -> list[str]:

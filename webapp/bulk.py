@@ -6,11 +6,12 @@ import gc
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import orjson
+import psycopg
 from psycopg.types.json import Jsonb, set_json_dumps
-from sqlalchemy import Select, Table, insert, text
+from sqlalchemy import CursorResult, Executable, Select, Table, insert, text
 
 from webapp.extensions import db
 
@@ -20,6 +21,16 @@ COPY_CHUNK = 10_000
 
 def is_postgresql() -> bool:
     return db.session.get_bind().dialect.name == "postgresql"
+
+
+def changed(statement: Executable) -> int:
+    """Run an UPDATE or DELETE in the session's transaction; return how many rows it changed."""
+    return cast(CursorResult, db.session.execute(statement)).rowcount
+
+
+def psycopg_connection() -> psycopg.Connection:
+    """The session's psycopg connection (PostgreSQL), in the session's transaction."""
+    return cast(psycopg.Connection, db.session.connection().connection.driver_connection)
 
 
 def copy_rows(
@@ -56,13 +67,11 @@ def insert_with_ids(
     if is_postgresql():
         sequence = db.session.scalar(text("SELECT pg_get_serial_sequence(:table, 'id')"), {"table": table.name})
         # The sequence is named once: asking for it in the same query would look it up again for every id.
-        ids = (
+        ids = list(
             db.session.execute(
                 text("SELECT nextval(CAST(:sequence AS regclass)) FROM generate_series(1, :n)"),
                 {"sequence": sequence, "n": len(rows)},
-            )
-            .scalars()
-            .all()
+            ).scalars()
         )
         copy_rows(table, ("id", *columns), [(key, *row) for key, row in zip(ids, rows, strict=True)], json_columns)
         return ids
@@ -118,7 +127,7 @@ def _copy(
 ) -> int:
     """One COPY per chunk of ``size`` rows, or one for all with no size: producing the rows may query the
     database, which a COPY in progress would block, so then each chunk is gathered first."""
-    raw = db.session.connection().connection.driver_connection  # psycopg 3, same transaction
+    raw = psycopg_connection()
     set_json_dumps(orjson.dumps, raw)  # JSON columns are serialised several times faster than by json.dumps
     statement = f"COPY {name} ({', '.join(columns)}) FROM STDIN"
     count = 0
@@ -129,8 +138,8 @@ def _copy(
                     row = [Jsonb(v) if i in json_positions and v is not None else v for i, v in enumerate(row)]
                 copy.write_row(row)
                 count += 1
-        if size:
-            chunk.clear()  # the rows go now, not when the next chunk has been gathered beside them
+        if size:  # a chunk of ours (without a size, ``chunk`` is the caller's rows)
+            cast(list, chunk).clear()  # the rows go now, not when the next chunk has been gathered beside them
     return count
 
 
@@ -141,11 +150,12 @@ def stream_rows(stmt: Select, size: int) -> Iterator[list[tuple]]:
     spends its time in the database and the CSV writer, not in building a result object per row.
     """
     if not is_postgresql():
-        yield from db.session.connection().execute(stmt.execution_options(yield_per=size)).partitions()
+        for partition in db.session.connection().execute(stmt.execution_options(yield_per=size)).partitions():
+            yield [tuple(row) for row in partition]
         return
     connection = db.session.connection()
     compiled = stmt.compile(dialect=connection.dialect, compile_kwargs={"render_postcompile": True})
-    raw = connection.connection.driver_connection
+    raw = psycopg_connection()
     with raw.cursor(name=f"stream_{id(compiled):x}") as cursor:
         cursor.execute(str(compiled), compiled.params)
         while rows := cursor.fetchmany(size):
@@ -156,7 +166,7 @@ def copy_csv(stmt: Select) -> Iterator[bytes]:
     """The rows of ``stmt`` as CSV lines (LF line ends), written by PostgreSQL (``COPY ... TO STDOUT``)."""
     connection = db.session.connection()
     compiled = stmt.compile(dialect=connection.dialect, compile_kwargs={"render_postcompile": True})
-    raw = connection.connection.driver_connection
+    raw = psycopg_connection()
     with raw.cursor() as cursor, cursor.copy(f"COPY ({compiled}) TO STDOUT (FORMAT csv)", compiled.params) as copy:
         for row in copy:
             yield bytes(row)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import cast
 
 from flask import Flask
 from rq import SimpleWorker
@@ -57,15 +58,13 @@ class EmbeddedRuntime:
         self.app = app
         self._lock = threading.Lock()
         self.started = False
-        self.worker: ThreadWorker | None = None
-        self.scheduler: ThreadScheduler | None = None
         self.threads: list[threading.Thread] = []
 
     def start(self) -> None:
         with self._lock:
             if self.started:
                 return
-            self.scheduler = new_scheduler(self.app, ThreadScheduler, interval=1)
+            self.scheduler = cast(ThreadScheduler, new_scheduler(self.app, ThreadScheduler, interval=1))
             schedule_periodic_jobs(self.app, self.scheduler)
             self.worker = new_worker(self.app, ThreadWorker)
             self.threads = [

@@ -81,7 +81,7 @@ def field_path(loc: tuple) -> str:
 
 
 def error_body(code: str, message: str, details: list[dict] | None = None) -> dict:
-    body = {"code": code, "message": message}
+    body: dict[str, object] = {"code": code, "message": message}
     if details:
         body["details"] = details
     return {"error": body}

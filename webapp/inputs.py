@@ -39,7 +39,7 @@ class BigIdConverter(IdConverter):
 def refuse_nul() -> None:
     """422 for a NUL in any query or form value, field name or file name: no text column can store one
     (PostgreSQL refuses it), so it would otherwise fail deep in a view."""
-    values = list(request.args.items(multi=True))
+    values: list[tuple[str, str | None]] = list(request.args.items(multi=True))
     if request.mimetype in FORM_TYPES:  # other bodies are the views' to read (the API streams some)
         values += [*request.form.items(multi=True), *((n, f.filename) for n, f in request.files.items(multi=True))]
     for name, value in values:

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import fakeredis
 import redis
 from flask import Flask, current_app
-from rq import Queue, Worker
+from rq import Queue
 from rq.job import Job
+from rq.worker import BaseWorker
 
 from webapp.config import ConfigError
 from webapp.logs import log_context
 
 log = logging.getLogger(__name__)
+W = TypeVar("W", bound=BaseWorker)
 QUEUE_NAME = "batches"
 EXTENSION_KEY = "batches_queue"
 
@@ -103,7 +106,7 @@ def started(key: str) -> None:
     connection().delete(PENDING_KEY.format(key))
 
 
-def new_worker(app: Flask, worker_class: type[Worker] = Worker, **kwargs) -> Worker:
+def new_worker(app: Flask, worker_class: type[W], **kwargs) -> W:
     return worker_class([get_queue(app)], connection=connection(app), job_class=job_class_for(app), **kwargs)
 
 

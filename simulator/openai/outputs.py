@@ -48,7 +48,7 @@ class Failure:
 def planned_failure(request: dict, failure_rate: float) -> Failure | None:
     """Return how the request is meant to fail, or None when it succeeds."""
     body = request.get("body") or {}
-    required = REQUIRED_BODY_PARAMS.get(request.get("url"))
+    required = REQUIRED_BODY_PARAMS.get(str(request.get("url")))
     if required and required not in body:
         return Failure(400, "missing_required_parameter", f"Missing required parameter: '{required}'.", required)
     markers = find_markers("\n".join(prompt_texts(body)))
@@ -87,7 +87,7 @@ def simulated_output(request: dict, *, batch_id: str, failure_rate: float = 0.0,
     failure = planned_failure(request, failure_rate)
     if failure is not None and failure.code is not None and failure.status is None:
         return error_output(batch_id, custom_id, failure.code)
-    if failure is not None:
+    if failure is not None and failure.status is not None:
         status = failure.status
         body = error_body(status, failure.message, code=failure.code, param=failure.param)
     else:

@@ -75,7 +75,8 @@ def complete(body: dict, text: str, limit: int | None) -> Completion:
 
 def structured_text(body: dict, text_format: dict | None) -> str:
     """Return the reply content: JSON satisfying the requested schema, a JSON object, or plain text."""
-    kind = (text_format or {}).get("type")
+    text_format = text_format or {}
+    kind = text_format.get("type")
     if kind == "json_schema":
         # Chat nests the schema under "json_schema"; Responses puts it beside "type".
         schema = (text_format.get("json_schema") or text_format).get("schema") or {}
@@ -199,7 +200,7 @@ def _inputs(value: object) -> list:
 def embedding_vector(item: object, dimensions: int) -> list[float]:
     """Return a unit vector that depends only on ``item``."""
     seed = canonical_json(item).encode("utf-8")
-    raw = []
+    raw: list[float] = []
     for block in range(math.ceil(dimensions / 8)):
         digest = hashlib.sha256(seed + block.to_bytes(4, "big")).digest()
         raw.extend(int.from_bytes(digest[i : i + 4], "big") / 2**31 - 1.0 for i in range(0, 32, 4))
@@ -217,7 +218,7 @@ def embedding_list(body: dict, key: str, created: int) -> dict:
     items = _inputs(body.get("input"))
     data = []
     for index, item in enumerate(items):
-        vector = embedding_vector(item, dimensions)
+        vector: list[float] | str = embedding_vector(item, dimensions)
         if body.get("encoding_format") == "base64":
             vector = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
         data.append({"object": "embedding", "index": index, "embedding": vector})

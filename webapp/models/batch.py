@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.models.base import Base, utcnow
+
+if TYPE_CHECKING:  # the two models refer to each other
+    from webapp.models.job import BatchJob
 
 
 class BatchStatus(StrEnum):
@@ -98,7 +101,14 @@ class ProviderBatch(Base):
     files_deleted_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
 
-    job: Mapped[BatchJob] = relationship(back_populates="batches")  # noqa: F821
+    job: Mapped[BatchJob] = relationship(back_populates="batches")
+
+    @property
+    def remote_id(self) -> str:
+        """The provider's id of a batch created there (RuntimeError before that: a bug, not a state)."""
+        if self.provider_batch_id is None:
+            raise RuntimeError(f"provider batch {self.id} has not been created at the provider")
+        return self.provider_batch_id
 
     @property
     def is_provider_terminal(self) -> bool:

@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import BigInteger, ForeignKey, Index, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.models.base import Base, utcnow
+
+if TYPE_CHECKING:  # the two models refer to each other
+    from webapp.models.batch import ProviderBatch
 
 DEFAULT_ENDPOINT = "/v1/chat/completions"
 ENDPOINTS = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/completions", "/v1/moderations")
@@ -81,7 +84,7 @@ class BatchJob(Base):
     # Who created the job; kept (as NULL) when the account is removed, so admins still see the job.
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
-    batches: Mapped[list[ProviderBatch]] = relationship(  # noqa: F821
+    batches: Mapped[list[ProviderBatch]] = relationship(
         back_populates="job", cascade="all, delete-orphan", passive_deletes=True, order_by="ProviderBatch.id"
     )
     events: Mapped[list[JobEvent]] = relationship(

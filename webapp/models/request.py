@@ -81,16 +81,16 @@ class BatchRequest(Base):
 
     id = column_property(request_rows.c.id, request_states.c.request_id)
     job_id = column_property(request_rows.c.job_id, request_states.c.job_id)
-    custom_id: Mapped[str] = request_rows.c.custom_id
-    body: Mapped[dict[str, Any]] = request_rows.c.body
-    source_line: Mapped[int | None] = request_rows.c.source_line
-    source_row: Mapped[list[Any] | None] = request_rows.c.source_row
-    estimated_tokens: Mapped[int] = request_rows.c.estimated_tokens
-    status: Mapped[str] = request_states.c.status
-    retry_count: Mapped[int] = request_states.c.retry_count
-    provider_batch_id: Mapped[int | None] = request_states.c.provider_batch_id
-    error_code: Mapped[str | None] = request_states.c.error_code
-    error: Mapped[str | None] = request_states.c.error
+    custom_id: Mapped[str] = column_property(request_rows.c.custom_id)
+    body: Mapped[dict[str, Any]] = column_property(request_rows.c.body)
+    source_line: Mapped[int | None] = column_property(request_rows.c.source_line)
+    source_row: Mapped[list[Any] | None] = column_property(request_rows.c.source_row)
+    estimated_tokens: Mapped[int] = column_property(request_rows.c.estimated_tokens)
+    status: Mapped[str] = column_property(request_states.c.status)
+    retry_count: Mapped[int] = column_property(request_states.c.retry_count)
+    provider_batch_id: Mapped[int | None] = column_property(request_states.c.provider_batch_id)
+    error_code: Mapped[str | None] = column_property(request_states.c.error_code)
+    error: Mapped[str | None] = column_property(request_states.c.error)
 
     response: Mapped[BatchResponse | None] = relationship(
         back_populates="request", primaryjoin="BatchRequest.id == foreign(BatchResponse.request_id)"

@@ -90,9 +90,7 @@ def authenticate(email: str, password: str) -> User | None:
     user = db.session.scalar(select(User).where(User.email == normalise_email(email)))
     if not check_password_hash(user.password_hash if user else _DUMMY_HASH, password or ""):
         return None
-    if not user.active:
-        return None
-    return user
+    return user if user is not None and user.active else None
 
 
 def sign_in(email: str, password: str, *, remember: bool = False) -> User | None:
@@ -220,9 +218,9 @@ def delete_user(user: User, *, by: User) -> None:
 
 
 def _other_active_admins(user: User) -> int:
-    return db.session.scalar(
+    return db.session.execute(
         select(func.count()).select_from(User).where(User.role == Role.ADMIN, User.active.is_(True), User.id != user.id)
-    )
+    ).scalar_one()
 
 
 # --- API tokens -----------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 import redis
 from flask import Flask
@@ -23,7 +24,7 @@ WORKER_STALE_SECONDS = 120
 def check_health(app: Flask) -> tuple[dict, bool]:
     """Return the health report and whether the service can serve (False when the database is down)."""
     database = _database()
-    report = {
+    report: dict[str, Any] = {
         "status": "ok",
         "database": database,
         "queue": _queue(app),

@@ -13,8 +13,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
-from sqlalchemy import bindparam, case, delete, select, update
+from sqlalchemy import Table, bindparam, case, delete, select, update
 
 from webapp import bulk
 from webapp.extensions import db
@@ -25,6 +26,7 @@ from webapp.services.results import CANCELLED, MISSING_RESULT, BadResultLine, Re
 
 log = logging.getLogger(__name__)
 STATE = request_states.c
+RESPONSES = cast(Table, BatchResponse.__table__)
 WRITE_CHUNK = 5000
 ERROR_LIMIT = 10_000
 RESPONSE_COLUMNS = (
@@ -119,7 +121,7 @@ def ingest_files(batch: ProviderBatch, job: BatchJob, paths: Iterable[Path], *, 
     replaced = _delete_earlier_responses(batch)
     reading = _Reading(batch, job, requests, cancelled, summary)
     bulk.copy_rows(
-        BatchResponse.__table__,
+        RESPONSES,
         RESPONSE_COLUMNS,
         reading.rows(paths),
         json_columns=("body",),
@@ -290,11 +292,11 @@ def _apply(batch: ProviderBatch, outcomes: list[Outcome], *, succeeded: int) -> 
     )
     for chunk in bulk.chunks(params, WRITE_CHUNK):
         db.session.execute(_state_update(table), chunk)
-    settled = db.session.execute(
+    settled = bulk.changed(
         update(table)
         .where(STATE.provider_batch_id == batch.id, STATE.status == RequestStatus.IN_FLIGHT)
         .values(status=RequestStatus.SUCCEEDED, error_code=None, error=None)
-    ).rowcount
+    )
     if settled != succeeded:  # the batch is leased: nothing else settles its requests
         raise RuntimeError(f"batch {batch.id}: {settled} request(s) left in flight, {succeeded} succeeded")
 

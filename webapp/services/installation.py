@@ -48,4 +48,4 @@ def _create() -> str:
             db.session.add(Installation(id=SINGLETON_ID, install_id=secrets.token_hex(8)))
     except IntegrityError:
         pass  # created by another process meanwhile
-    return _read()[0]
+    return db.session.execute(select(Installation.install_id).where(Installation.id == SINGLETON_ID)).scalar_one()

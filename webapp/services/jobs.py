@@ -11,8 +11,8 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import delete, func, select, update
 
+from webapp import bulk, queue
 from webapp import jobs as job_functions
-from webapp import queue
 from webapp.errors import AppError, Conflict, NotFound, ValidationFailed
 from webapp.extensions import db
 from webapp.models import (
@@ -174,7 +174,7 @@ def retry_failed(job: BatchJob, *, actor: str = "system") -> int:
     """Send the failed requests of a finished job again; return how many."""
     if job.status not in TERMINAL_JOB_STATUSES:
         raise Conflict(f"only a finished job can be retried (this one is {job.status})")
-    retried = db.session.execute(
+    retried = bulk.changed(
         update(request_states)
         .where(request_states.c.job_id == job.id, request_states.c.status == RequestStatus.FAILED)
         .values(
@@ -184,7 +184,7 @@ def retry_failed(job: BatchJob, *, actor: str = "system") -> int:
             error_code=None,
             retry_count=request_states.c.retry_count + 1,
         )
-    ).rowcount
+    )
     if not retried:
         raise Conflict("the job has no failed requests to retry")
     job.status = JobStatus.QUEUED

@@ -17,6 +17,7 @@ from flask import current_app
 from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Engine
 
+from webapp import bulk
 from webapp.extensions import db
 from webapp.heartbeat import Heartbeat
 from webapp.models import ProviderBatch
@@ -55,7 +56,7 @@ class Lease:
         started = monotonic()
         with self.engine.begin() as conn:
             renewed = conn.execute(
-                update(ProviderBatch.__table__)
+                update(ProviderBatch)
                 .where(ProviderBatch.id == self.batch_id, ProviderBatch.claim_token == self.token)
                 .values(claimed_until=utcnow() + timedelta(seconds=self.seconds))
             ).rowcount
@@ -80,12 +81,12 @@ def claim(batch_id: int) -> Lease | None:
     seconds = current_app.config["CLAIM_LEASE_SECONDS"]
     free = (ProviderBatch.id == batch_id, or_(ProviderBatch.claimed_until.is_(None), ProviderBatch.claimed_until < now))
     target = select(ProviderBatch.id).where(*free).with_for_update(skip_locked=True).scalar_subquery()
-    claimed = db.session.execute(
+    claimed = bulk.changed(
         update(ProviderBatch)
         .where(ProviderBatch.id == target, *free)
         .values(claimed_until=now + timedelta(seconds=seconds), claim_token=token)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     db.session.commit()
     # The heartbeat needs a connection of its own: db.engine is an Engine, or a Connection when tests join one.
     return Lease(batch_id, token, seconds, db.engine.engine) if claimed else None

@@ -22,7 +22,7 @@ def record_event(job: BatchJob, kind: str, message: str, *, data: dict | None = 
 
 def recount(job: BatchJob) -> None:
     """Refresh the job's request counters and token totals from its rows (on transitions, never per poll)."""
-    by_status = dict(
+    by_status: dict[str, int] = dict(
         db.session.execute(
             select(request_states.c.status, func.count())
             .where(request_states.c.job_id == job.id)

@@ -68,12 +68,12 @@ def plan_batches(job: BatchJob) -> list[ProviderBatch]:
         )
         db.session.add(batch)
         db.session.flush()
-        batch.request_count = db.session.execute(
+        batch.request_count = bulk.changed(
             update(request_states)
             .where(*unassigned(job.id), STATE.request_id.between(chunk.first_id, chunk.last_id))
             .values(provider_batch_id=batch.id)
             .execution_options(synchronize_session=False)
-        ).rowcount
+        )
         if batch.request_count:
             created.append(batch)
         else:  # another planner took these rows first
@@ -84,11 +84,11 @@ def plan_batches(job: BatchJob) -> list[ProviderBatch]:
 
 def _batches_of_round(job: BatchJob, attempt: int) -> int:
     """How many batches the job has in this retry round: the next one's index."""
-    return db.session.scalar(
+    return db.session.execute(
         select(func.count())
         .select_from(ProviderBatch)
         .where(ProviderBatch.job_id == job.id, ProviderBatch.attempt == attempt)
-    )
+    ).scalar_one()
 
 
 def unassigned(job_id: int) -> tuple:
@@ -184,7 +184,7 @@ COPY_INPUT_LINES = """COPY (
 
 
 def _copied_lines(batch: ProviderBatch) -> Iterator[tuple[int, int, bytes]]:
-    raw = db.session.connection().connection.driver_connection
+    raw = bulk.psycopg_connection()
     params = {"url": json.dumps(batch.endpoint), "batch_id": batch.id}
     with raw.cursor() as cursor, cursor.copy(COPY_INPUT_LINES, params) as copy:
         for message in copy:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -74,7 +75,7 @@ def _clamped(limit: int) -> int:
     return max(1, min(limit, MAX_LIMIT))
 
 
-def _one_page(rows: list, limit: int, key_of) -> tuple[list, int | None]:
+def _one_page(rows: Sequence, limit: int, key_of) -> tuple[Sequence, int | None]:
     """A page of ``rows`` (fetched with one extra) and the cursor to the next, None when this is the last."""
     return rows[:limit], key_of(rows[limit - 1]) if len(rows) > limit else None
 

@@ -59,7 +59,7 @@ class BadResultLine(ValueError):
     """A line of a result file that is not a result object."""
 
 
-def parse_result_line(text: str) -> Result:
+def parse_result_line(text: str | bytes) -> Result:
     """Parse one output/error file line; success means ``status_code == 200`` and no error."""
     try:
         obj = orjson.loads(text)
@@ -67,11 +67,10 @@ def parse_result_line(text: str) -> Result:
         raise BadResultLine(f"not JSON: {exc}") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("custom_id"), str):
         raise BadResultLine("no custom_id")
-    response = obj.get("response") if isinstance(obj.get("response"), dict) else {}
-    error = obj.get("error") if isinstance(obj.get("error"), dict) else None
-    status = response.get("status_code")
-    status = status if type(status) is int and 0 <= status < MAX_INT else None
-    body = response.get("body") if isinstance(response.get("body"), dict) else None
+    response = found if isinstance(found := obj.get("response"), dict) else {}
+    error = found if isinstance(found := obj.get("error"), dict) else None
+    status = found if type(found := response.get("status_code")) is int and 0 <= found < MAX_INT else None
+    body = found if isinstance(found := response.get("body"), dict) else None
     succeeded = status == 200 and not error
     error_code, message = (None, None) if succeeded else _error(status, body, error)
     request_id = response.get("request_id")
@@ -91,7 +90,7 @@ def parse_result_line(text: str) -> Result:
 def _error(status: int | None, body: dict | None, error: dict | None) -> tuple[str, str]:
     if error:
         return str(error.get("code") or "error"), str(error.get("message") or "")
-    detail = (body or {}).get("error") if isinstance((body or {}).get("error"), dict) else {}
+    detail = found if isinstance(found := (body or {}).get("error"), dict) else {}
     code = detail.get("code") or detail.get("type") or (f"http_{status}" if status else "error")
     return str(code), str(detail.get("message") or (f"HTTP {status}" if status else "no response"))
 
@@ -120,9 +119,9 @@ def output_text(body: dict | None) -> str | None:
     """The text a person wants from a response: message content, output text, completion text."""
     if not body:
         return None
-    if isinstance(body.get("choices"), list) and body["choices"]:
-        choice = body["choices"][0] if isinstance(body["choices"][0], dict) else {}
-        message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+    if isinstance(choices := body.get("choices"), list) and choices:
+        choice = choices[0] if isinstance(choices[0], dict) else {}
+        message = found if isinstance(found := choice.get("message"), dict) else {}
         content = message.get("content")
         if content is not None:
             return content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)

@@ -17,6 +17,7 @@ from pathlib import Path
 from flask import current_app
 from sqlalchemy import func, select, update
 
+from webapp import bulk
 from webapp.extensions import db
 from webapp.logs import log_context
 from webapp.models import (
@@ -46,6 +47,7 @@ TOKEN_LIMIT_CODE = "token_limit_exceeded"
 MAX_BACKOFF_SECONDS = 600
 # A result file may answer 404 for a moment after its batch ended; after this many tries it is given up for lost.
 RESULT_FILE_TRIES = 6
+FINAL_EVENTS: dict[str, EventKind] = {JobStatus.CANCELLED: EventKind.CANCELLED, JobStatus.FAILED: EventKind.FAILED}
 
 
 def utcnow() -> datetime:
@@ -132,12 +134,12 @@ def _cancel_unassigned(job_id: int) -> None:
 
 
 def _fail_requests(conditions: tuple, code: str, message: str) -> int:
-    return db.session.execute(
+    return bulk.changed(
         update(request_states)
         .where(*conditions)
         .values(status=RequestStatus.FAILED, error_code=code, error=message)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
 
 
 # --- one provider batch -------------------------------------------------------------------------------
@@ -150,7 +152,7 @@ def sync_batch(batch_id: int) -> None:
         return
     try:
         with lease:
-            batch = db.session.get(ProviderBatch, batch_id, populate_existing=True)
+            batch = db.session.get_one(ProviderBatch, batch_id, populate_existing=True)
             if batch.ingested_at is None and not (batch.next_sync_at and batch.next_sync_at > utcnow()):
                 _step(batch, get_provider(batch.job.provider), lease)
     except ProviderError as exc:
@@ -184,7 +186,7 @@ def _step(batch: ProviderBatch, provider: Provider, lease: Lease) -> None:
             _create(batch, provider, lease)
     if batch.status in PROVIDER_RUNNING:
         cancellable = cancelling and batch.status in (BatchStatus.VALIDATING, BatchStatus.IN_PROGRESS)
-        info = _cancel(batch, provider) if cancellable else provider.get_batch(batch.provider_batch_id)
+        info = _cancel(batch, provider) if cancellable else provider.get_batch(batch.remote_id)
         _apply_info(batch, info)
         db.session.commit()
     if batch.status in PROVIDER_TERMINAL and batch.ingested_at is None:
@@ -195,12 +197,12 @@ def _cancel(batch: ProviderBatch, provider: Provider) -> BatchInfo:
     """Ask the provider to cancel the batch. One that is finalizing or has ended meanwhile refuses (a 4xx): it is
     read instead, and its results are stored when it ends, like any other batch's."""
     try:
-        return provider.cancel_batch(batch.provider_batch_id)
+        return provider.cancel_batch(batch.remote_id)
     except ProviderError as exc:
         if not exc.refused:
             raise
         log.info("cancel of batch %s refused (%s): reading it instead", batch.id, exc)
-        return provider.get_batch(batch.provider_batch_id)
+        return provider.get_batch(batch.remote_id)
 
 
 def _has_capacity(batch: ProviderBatch) -> bool:
@@ -217,7 +219,7 @@ def _has_capacity(batch: ProviderBatch) -> bool:
             BatchJob.provider == batch.job.provider,
         )
     )
-    return in_use == 0 or in_use + batch.estimated_tokens <= planning.token_limit(batch.model)
+    return not in_use or in_use + batch.estimated_tokens <= planning.token_limit(batch.model)
 
 
 def _wait_for_capacity(batch: ProviderBatch) -> None:
@@ -256,6 +258,8 @@ def _uploaded(batch: ProviderBatch, file_id: str) -> None:
 
 
 def _create(batch: ProviderBatch, provider: Provider, lease: Lease) -> None:
+    if batch.input_file_id is None:
+        raise RuntimeError(f"batch {batch.id} is {batch.status} without an input file")
     lease.check()
     info = provider.create_batch(batch.input_file_id, batch.endpoint, batch_metadata(batch))
     lease.check()
@@ -278,12 +282,12 @@ def batch_metadata(batch: ProviderBatch) -> dict[str, str]:
 def _record_created(batch: ProviderBatch, info: BatchInfo, *, adopted: bool) -> None:
     batch.provider_batch_id = info.id
     _apply_info(batch, info)
-    sent = db.session.execute(
+    sent = bulk.changed(
         update(request_states)
         .where(STATE.provider_batch_id == batch.id, STATE.status == RequestStatus.PENDING)
         .values(status=RequestStatus.IN_FLIGHT)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     job = batch.job
     if job.status == JobStatus.QUEUED:
         job.status = JobStatus.RUNNING
@@ -319,7 +323,7 @@ def _apply_info(batch: ProviderBatch, info: BatchInfo) -> None:
 
 def _provider_failed(batch_id: int, exc: ProviderError) -> None:
     """A provider call failed: back off and try later, or give the batch up when retrying cannot help."""
-    batch = db.session.get(ProviderBatch, batch_id, populate_existing=True)
+    batch = db.session.get_one(ProviderBatch, batch_id, populate_existing=True)
     if exc.retryable:
         batch.sync_failures += 1
         delay = _backoff(2 ** (batch.sync_failures - 1))
@@ -426,7 +430,7 @@ def _batch_failed(batch: ProviderBatch, provider: Provider) -> None:
     general = next((e for e in errors if not e.get("line")), None)
     outcomes_failed = 0
     for line, error in line_errors.items():
-        source = db.session.get(BatchRequest, ids[line - 1])
+        source = db.session.get_one(BatchRequest, ids[line - 1])
         where = f" (line {source.source_line} of the uploaded file)" if source.source_line else ""
         source.status, source.error_code = RequestStatus.FAILED, error.get("code") or "invalid_request"
         source.error = f"{error.get('message') or 'rejected by the provider'}{where}"
@@ -527,7 +531,7 @@ def clean_up_files() -> int:
         if lease is None:
             continue
         try:
-            batch = db.session.get(ProviderBatch, batch_id, populate_existing=True)
+            batch = db.session.get_one(ProviderBatch, batch_id, populate_existing=True)
             _delete_files(batch, get_provider(batch.job.provider))
         finally:
             leases.release(lease)
@@ -557,9 +561,7 @@ def finish_job(job_id: int) -> None:
     job.last_error = _error_summary(job_id) if job.failed_requests else None
     record_event(
         job,
-        {JobStatus.CANCELLED: EventKind.CANCELLED, JobStatus.FAILED: EventKind.FAILED}.get(
-            job.status, EventKind.COMPLETED
-        ),
+        FINAL_EVENTS.get(job.status, EventKind.COMPLETED),
         f"Job {job.status.replace('_', ' ')}: {job.succeeded_requests} succeeded, {job.failed_requests} failed"
         + (f"; {job.last_error}" if job.last_error else ""),
     )
