@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from collections import Counter
 from decimal import Decimal
@@ -98,3 +99,13 @@ def assert_nothing_left_at_the_provider(simulator) -> None:
     """Every input, output and error file deleted, and no batch still running."""
     assert provider_files(simulator) == []
     assert {b.status for b in provider_batches(simulator)} <= {"completed", "failed", "expired", "cancelled"}
+
+
+def wait_at_provider(simulator, status: str, timeout: float = 20) -> None:
+    """Wait until every provider batch has ``status`` (the simulator moves batches along as it is read)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if {b.status for b in provider_batches(simulator)} == {status}:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"provider batches still {[b.status for b in provider_batches(simulator)]}")

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from simulator import simulated_text
 from tests.factories import new_job, run_until_done
-from tests.simulated import add_fault
+from tests.simulated import add_fault, wait_at_provider
 from webapp.extensions import db
 from webapp.models import (
     BatchRequest,
@@ -19,6 +19,7 @@ from webapp.models import (
     ProviderBatch,
     RequestStatus,
 )
+from webapp.services import sync
 from webapp.services.pricing import price_table
 
 
@@ -197,20 +198,14 @@ def test_rejected_create_fails_the_batch_with_a_readable_reason(app_ctx, simulat
 
 
 def test_slow_finalizing_batch_is_polled_until_it_completes(app_ctx, simulator):
-    from webapp.services import sync
-
-    simulator.app.config["SIMULATOR_SLOW_FINALIZE_SECONDS"] = 1.0
+    simulator.app.config["SIMULATOR_SLOW_FINALIZE_SECONDS"] = 3.0
     job = new_job(["x [[sim:slow_finalize]]", "y"], submit=True)
-    import time
-
-    deadline = time.monotonic() + 10
-    seen_finalizing = False
-    while time.monotonic() < deadline and not seen_finalizing:
-        sync.sync_all()
-        db.session.expire_all()
-        seen_finalizing = job.batches and job.batches[0].status == BatchStatus.FINALIZING
-        time.sleep(0.05)
-    assert seen_finalizing and job.status == JobStatus.RUNNING
+    sync.sync_all()  # planned, uploaded, created
+    wait_at_provider(simulator, "finalizing")
+    sync.sync_all()  # reads it finalizing: not an end, nothing ingested yet
+    db.session.expire_all()
+    assert job.batches[0].status == BatchStatus.FINALIZING and job.batches[0].ingested_at is None
+    assert job.status == JobStatus.RUNNING
     job = run_until_done(job.id)
     assert job.status == JobStatus.COMPLETED
 

@@ -25,6 +25,7 @@ from tests.simulated import (
     client,
     provider_batches,
     provider_files,
+    wait_at_provider,
 )
 from webapp.extensions import db
 from webapp.models import BatchJob, BatchRequest, BatchStatus, JobEvent, JobStatus, RequestStatus
@@ -82,16 +83,6 @@ def test_a_refused_create_is_certain_and_sends_nothing_twice(app_ctx, simulator,
 
 
 # --- late cancels ----------------------------------------------------------------------------------------
-
-
-def wait_at_provider(simulator, status: str, timeout: float = 20) -> None:
-    """Wait until every provider batch has ``status`` (the simulator moves batches along as it is read)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if {b.status for b in provider_batches(simulator)} == {status}:
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"provider batches still {[b.status for b in provider_batches(simulator)]}")
 
 
 def send(job_id: int) -> None:
