@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 from sqlalchemy import func, select
@@ -145,15 +146,15 @@ def test_expired_batch_keeps_partial_results_and_retries_the_rest(app_ctx, simul
 def test_cancel_stops_the_job_and_keeps_partial_results(app_ctx, simulator, config):
     from webapp.services import jobs, sync
 
-    simulator.app.config["SIMULATOR_IN_PROGRESS_SECONDS"] = 3.0
+    # In progress long enough that the cancel lands inside it on a loaded machine, after some requests ran.
+    simulator.app.config["SIMULATOR_IN_PROGRESS_SECONDS"] = 8.0
     config(BATCH_MAX_REQUESTS=5)
     job = new_job(count=10, submit=True)
     sync.sync_all()
     db.session.expire_all()
     assert job.status == JobStatus.RUNNING
-    import time
-
-    time.sleep(1.0)
+    wait_at_provider(simulator, "in_progress")
+    time.sleep(2.0)
     jobs.cancel_job(job)
     job = run_until_done(job.id)
     assert job.status == JobStatus.CANCELLED

@@ -81,11 +81,12 @@ def test_expire_marker_ends_expired_with_partial_results(sim_client):
 
 
 def test_cancel_in_progress_keeps_partial_results(sim_serve):
-    client = sim_client_for(sim_serve(SIMULATOR_IN_PROGRESS_SECONDS=1.0, SIMULATOR_CANCELLING_SECONDS=0.2))
+    # Long enough in progress that the cancel lands inside it on a loaded machine; some requests ran by then.
+    client = sim_client_for(sim_serve(SIMULATOR_IN_PROGRESS_SECONDS=4.0, SIMULATOR_CANCELLING_SECONDS=0.2))
     lines = [chat_line(f"r{i}", f"q{i}") for i in range(10)]
     created = start(client, lines)
     wait(client, created.id, until=("in_progress",))
-    time.sleep(0.35)
+    time.sleep(0.5)
 
     cancelling = client.batches.cancel(created.id)
     assert cancelling.status == "cancelling" and cancelling.cancelling_at is not None
