@@ -369,8 +369,9 @@ def _give_up(batch: ProviderBatch, reason: str, *, sent: bool) -> None:
 def _cancel_unsent(batch: ProviderBatch, provider: Provider) -> None:
     if batch.input_file_name and not batch.input_file_id:  # an upload whose answer was lost may have arrived
         batch.input_file_id = reconcile.find_uploaded(batch, provider)
-    if batch.input_file_id:
+    if batch.input_file_id:  # unused now, whatever DELETE_PROVIDER_FILES says: it never became a batch
         provider.delete_file(batch.input_file_id)
+        batch.files_deleted_at = utcnow()
     batch.status = BatchStatus.CANCELLED
     batch.ingested_at = utcnow()
     _fail_requests(
