@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+
+if TYPE_CHECKING:
+    from flask_openapi3 import OpenAPI
 
 __version__ = "0.1.0"
 SERVICE_NAME = "ai-batch-processor"
@@ -87,14 +91,14 @@ def register_extensions(app: Flask) -> None:
     security.init_app(app)
 
 
-def register_blueprints(app: Flask) -> None:
+def register_blueprints(app: OpenAPI) -> None:
     from simulator import URL_PREFIX as SIMULATOR_PREFIX
     from simulator import openai_blueprint as simulator_bp
     from webapp.auth import bp as auth_bp
     from webapp.dashboard import bp as dashboard_bp
     from webapp.main import bp as main_bp
 
-    app.register_blueprint(main_bp)
+    app.register_api(main_bp)  # registered and documented (GET / and GET /health in the OpenAPI document)
     app.register_blueprint(auth_bp)
     app.register_blueprint(dashboard_bp)
     if app.config["SIMULATOR_ENABLED"]:  # only the app's own workers may call it: see the blueprint's key check
