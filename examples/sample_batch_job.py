@@ -111,6 +111,8 @@ def run(args: argparse.Namespace) -> dict:
     job_fields = {"name": args.name or args.file.name, "model": args.model or _model_of(args.file) or "gpt-4o-mini"}
     if args.provider:
         job_fields["provider"] = args.provider
+    if args.allow_unknown_model:
+        job_fields["allow_unknown_model"] = True
     job = client.json("POST", "/jobs/", job_fields)
     print(f"created job {job['id']} ({job['model']} on {job['provider']})")
 
@@ -165,6 +167,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--name", help="the job's name (default: the file name)")
     parser.add_argument("--model", help="the model (default: the first request's, else gpt-4o-mini)")
     parser.add_argument("--provider", choices=["openai", "simulator"], help="default: the server's")
+    parser.add_argument(
+        "--allow-unknown-model",
+        action="store_true",
+        help="use a model the server does not know (not in its price table or the provider's list, e.g. an Azure "
+        "deployment); without it such a model is refused, as a typo would be",
+    )
     parser.add_argument("--template", help="CSV only: the prompt, e.g. 'Classify: {{ review }}'")
     parser.add_argument("--id-column", help="CSV only: the column holding each row's id")
     parser.add_argument("--skip-invalid", action="store_true", help="store the valid lines, skip the others")

@@ -21,6 +21,8 @@ def test_defaults_give_the_embedded_setup(tmp_path):
     assert config["BATCH_MAX_BYTES"] == 200 * 1024 * 1024
     assert config["MAX_REQUEST_BYTES"] == 10 * 1024 * 1024
     assert from_env(str(tmp_path), {"MAX_REQUEST_MB": "40"})["MAX_REQUEST_BYTES"] == 40 * 1024 * 1024
+    assert from_env(str(tmp_path), {})["MODEL_LIST_CACHE_SECONDS"] == 3600
+    assert from_env(str(tmp_path), {"MODEL_LIST_CACHE_SECONDS": "0"})["MODEL_LIST_CACHE_SECONDS"] == 0
 
 
 def test_generated_secret_key_is_persisted(tmp_path):
@@ -74,6 +76,7 @@ def test_per_model_token_limits(tmp_path):
         ({"API_AUTH_FAILURE_LIMIT": "20 per fortnight"}, "API_AUTH_FAILURE_LIMIT must look like"),
         ({"MAX_REQUEST_MB": "0"}, "MAX_REQUEST_MB must be at least 1"),
         ({"MAX_REQUEST_MB": "ten"}, "MAX_REQUEST_MB must be a number"),
+        ({"MODEL_LIST_CACHE_SECONDS": "-1"}, "MODEL_LIST_CACHE_SECONDS must be at least 0"),
     ],
 )
 def test_bad_settings_name_the_variable(tmp_path, env, fragment):

@@ -75,6 +75,7 @@ def test_health_is_503_when_the_database_is_down(app, client):
     assert response.status_code == 503
     assert response.json == {"status": "down"}
     assert not healthy and report["database"] == {"ok": False, "backend": "postgresql", "error": "database unreachable"}
+    assert documented(client, "HealthReport").is_valid(report)  # what a signed-in caller gets then
 
 
 def test_request_id_is_echoed_or_generated(client):
@@ -93,3 +94,37 @@ def test_unknown_paths_get_json_under_api_and_html_elsewhere(client):
     page = client.get("/nothing-here", headers={"Accept": "text/html"})
     assert page.status_code == 404
     assert page.mimetype == "text/html"
+
+
+def documented(client, name: str):
+    """A validator for the OpenAPI document's schema ``name`` (its references resolved within the document)."""
+    from jsonschema import Draft202012Validator
+
+    components = client.get("/api/v1/openapi.json").get_json()["components"]
+    return Draft202012Validator({"$ref": f"#/components/schemas/{name}", "components": components})
+
+
+def test_the_openapi_document_has_the_index_and_health(client):
+    paths = client.get("/api/v1/openapi.json").get_json()["paths"]
+    index, health = paths["/"]["get"], paths["/health"]["get"]
+    assert (index["operationId"], health["operationId"]) == ("index", "health")
+    assert "Location" in index["responses"]["302"]["headers"]
+    assert {"200", "401", "429", "503"} <= set(health["responses"])
+    assert health["security"] == [{}, {"bearerAuth": []}]  # anyone may ask; a token gets more
+    assert documented(client, "ServiceOut").is_valid(client.get("/", headers={"Accept": "application/json"}).json)
+
+
+def test_each_health_answer_has_its_documented_shape(client, member_user):
+    anonymous = client.get("/health").json
+    detailed = client.get("/health", headers={"Authorization": f"Bearer {api_token(member_user)}"}).json
+    assert documented(client, "HealthStatus").is_valid(anonymous)
+    assert not documented(client, "HealthStatus").is_valid(detailed)  # the status alone, nothing more
+    assert documented(client, "HealthReport").is_valid(detailed)
+    assert not documented(client, "HealthReport").is_valid(anonymous)
+    assert all(documented(client, "HealthOut").is_valid(body) for body in (anonymous, detailed))
+
+
+def test_healths_errors_are_json_whatever_the_client_accepts(client):
+    response = client.get("/health", headers={"Authorization": "Bearer bp_not-a-token", "Accept": "*/*"})
+    assert response.status_code == 401 and response.json["error"]["code"] == "unauthorized"
+    assert documented(client, "ErrorOut").is_valid(response.json)

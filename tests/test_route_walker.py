@@ -78,7 +78,11 @@ SETTINGS = {
 }
 
 # The forms the dashboard reads query strings (GET) and bodies (POST) with, by endpoint.
-QUERY_FORMS = {"dashboard.list_jobs": JobFilterForm, "dashboard.list_requests": RequestFilterForm}
+QUERY_FORMS = {
+    "dashboard.list_jobs": JobFilterForm,
+    "dashboard.list_requests": RequestFilterForm,
+    "dashboard.choose_model": NewJobForm,  # the model picker reads the provider and model typed so far
+}
 BODY_FORMS = {
     "dashboard.new_job": NewJobForm,
     "dashboard.preview_csv": NewJobForm,

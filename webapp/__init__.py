@@ -98,7 +98,7 @@ def register_blueprints(app: OpenAPI) -> None:
     from webapp.dashboard import bp as dashboard_bp
     from webapp.main import bp as main_bp
 
-    app.register_blueprint(main_bp)
+    app.register_api(main_bp)  # registered and documented (GET / and GET /health in the OpenAPI document)
     app.register_blueprint(auth_bp)
     app.register_blueprint(dashboard_bp)
     if app.config["SIMULATOR_ENABLED"]:  # only the app's own workers may call it: see the blueprint's key check

@@ -66,6 +66,7 @@ def from_env(instance_path: str, environ: Mapping[str, str] | None = None) -> di
         "ENQUEUED_TOKEN_LIMIT": _number(env, "ENQUEUED_TOKEN_LIMIT", 2_000_000, int, minimum=1),
         "ENQUEUED_TOKEN_LIMITS": _model_limits(env.get("ENQUEUED_TOKEN_LIMITS", "")),
         "PRICES_FILE": env.get("PRICES_FILE") or None,
+        "MODEL_LIST_CACHE_SECONDS": _number(env, "MODEL_LIST_CACHE_SECONDS", 3600, int, minimum=0),
         "DELETE_PROVIDER_FILES": _flag(env, "DELETE_PROVIDER_FILES", True),
         "PROVIDER_BACKOFF_SECONDS": _number(env, "PROVIDER_BACKOFF_SECONDS", 5.0, float, minimum=0),
         "MAX_ACTIVE_JOBS_PER_USER": _number(env, "MAX_ACTIVE_JOBS_PER_USER", 10, int, minimum=0),

@@ -88,7 +88,7 @@ def error_body(code: str, message: str, details: list[dict] | None = None) -> di
 
 
 def wants_json() -> bool:
-    if request.path.startswith("/api/"):
+    if request.path.startswith("/api/") or request.path == "/health":  # JSON endpoints answer errors in JSON
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json"

@@ -1,6 +1,6 @@
-"""The OpenAI dialect: the Files and Batches API as the real service speaks it, with its errors and result files."""
+"""The OpenAI dialect: the Files, Batches and Models API as the real service speaks it, errors and result files too."""
 
-from . import batches, control, files  # noqa: F401  (attach their routes to bp)
+from . import batches, control, files, models  # noqa: F401  (attach their routes to bp)
 from .blueprint import bp
 from .outputs import is_success, simulated_output
 from .responses import simulated_response

@@ -108,3 +108,20 @@ def test_example_exits_non_zero_with_the_api_error(app, committed_db):
         [sys.executable, str(SCRIPT), "--base-url", "http://127.0.0.1:9"], capture_output=True, text=True, timeout=60
     )
     assert unreachable.returncode == 1 and "cannot reach" in unreachable.stderr
+
+
+def test_example_uses_an_unknown_model_only_when_told(app, simulator, committed_db, tmp_path):
+    body = {"model": "my-deployment", "messages": [{"role": "user", "content": "hi"}]}
+    lines = [{"custom_id": "d-1", "method": "POST", "url": "/v1/chat/completions", "body": body}]
+    requests = tmp_path / "deployment.jsonl"
+    requests.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    server = Server(app)
+    try:
+        quick = ["--base-url", server.url, "--poll-interval", "0.2"]
+        refused = run_script(app, [*quick, str(requests)])
+        told = run_script(app, [*quick, "-o", str(tmp_path / "out.jsonl"), "--allow-unknown-model", str(requests)])
+    finally:
+        server.stop()
+    assert refused.returncode == 1 and "HTTP 422 unknown_model" in refused.stderr
+    assert told.returncode == 0, told.stderr
+    assert "created job" in told.stdout and "(my-deployment on simulator)" in told.stdout

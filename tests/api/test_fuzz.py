@@ -24,6 +24,9 @@ pytestmark = pytest.mark.slow
 
 EXAMPLES_PER_OPERATION = 40
 OPERATIONS = [
+    ("GET", "/"),
+    ("GET", "/health"),
+    ("GET", "/api/v1/models"),
     ("GET", "/api/v1/jobs/"),
     ("POST", "/api/v1/jobs/"),
     ("GET", "/api/v1/jobs/stats/overview"),

@@ -40,15 +40,15 @@ def test_create_job_records_the_api_as_actor(api):
         ({"name": "", "model": "gpt-4o-mini"}, "name"),
         ({"name": "x" * 201, "model": "gpt-4o-mini"}, "name"),
         ({"name": "x"}, "model"),
-        ({"name": "x", "model": "m", "temperature": 3}, "temperature"),
-        ({"name": "x", "model": "m", "max_tokens": 0}, "max_tokens"),
-        ({"name": "x", "model": "m", "max_tokens": 2**40}, "max_tokens"),
-        ({"name": "x", "model": "m", "endpoint": "/v1/images"}, "endpoint"),
-        ({"name": "x", "model": "m", "provider": "anthropic"}, "provider"),
-        ({"name": "x", "model": "m", "metadata": []}, "metadata"),
-        ({"name": "x", "model": "m", "metadata": {"a": {"b": "nul\u0000"}}}, "metadata"),
-        ({"name": "nul\u0000", "model": "m"}, "name"),
-        ({"name": "x", "model": "m", "max_token": 5}, "max_token"),
+        ({"name": "x", "model": "gpt-4o-mini", "temperature": 3}, "temperature"),
+        ({"name": "x", "model": "gpt-4o-mini", "max_tokens": 0}, "max_tokens"),
+        ({"name": "x", "model": "gpt-4o-mini", "max_tokens": 2**40}, "max_tokens"),
+        ({"name": "x", "model": "gpt-4o-mini", "endpoint": "/v1/images"}, "endpoint"),
+        ({"name": "x", "model": "gpt-4o-mini", "provider": "anthropic"}, "provider"),
+        ({"name": "x", "model": "gpt-4o-mini", "metadata": []}, "metadata"),
+        ({"name": "x", "model": "gpt-4o-mini", "metadata": {"a": {"b": "nul\u0000"}}}, "metadata"),
+        ({"name": "nul\u0000", "model": "gpt-4o-mini"}, "name"),
+        ({"name": "x", "model": "gpt-4o-mini", "max_token": 5}, "max_token"),
     ],
 )
 def test_invalid_fields_are_422_with_dotted_field_paths(api, body, field):
@@ -68,7 +68,7 @@ def test_nested_field_errors_have_dotted_paths(api):
 
 
 def test_openai_provider_is_refused_without_an_api_key(api):
-    error = error_of(api.post("/jobs/", 422, json={"name": "x", "model": "m", "provider": "openai"}))
+    error = error_of(api.post("/jobs/", 422, json={"name": "x", "model": "gpt-4o-mini", "provider": "openai"}))
     assert error["details"] == [{"field": "provider", "message": "provider 'openai' is not available here"}]
 
 
@@ -76,11 +76,11 @@ def test_openai_provider_is_refused_without_an_api_key(api):
     "data, content_type, status, code",
     [
         ("{not json", "application/json", 400, "bad_request"),
-        ('{"name": "x", "model": "m", "temperature": NaN}', "application/json", 400, "bad_request"),
+        ('{"name": "x", "model": "gpt-4o-mini", "temperature": NaN}', "application/json", 400, "bad_request"),
         (b"\xff\xfe\x00", "application/json", 400, "bad_request"),
         ("name=x&model=m", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
-        ('{"name": "x", "model": "m"}', "text/plain", 415, "unsupported_media_type"),
-        ('{"name": "x", "model": "m"}', None, 415, "unsupported_media_type"),
+        ('{"name": "x", "model": "gpt-4o-mini"}', "text/plain", 415, "unsupported_media_type"),
+        ('{"name": "x", "model": "gpt-4o-mini"}', None, 415, "unsupported_media_type"),
         ("[1, 2]", "application/json", 422, "validation_error"),
         ('"text"', "application/json", 422, "validation_error"),
         ("", "application/json", 400, "bad_request"),
@@ -98,7 +98,7 @@ def deep_metadata(depth: int) -> str:
 @pytest.mark.parametrize("depth", [64, 500, 1000, 100_000])
 def test_json_bodies_nested_past_the_limit_are_refused_and_nothing_is_stored(api, depth):
     """Metadata 500 levels deep was stored, then every answer showing the job failed; 1,000 levels crashed."""
-    body = f'{{"name": "deep", "model": "m", "metadata": {deep_metadata(depth)}}}'  # the body adds one level
+    body = f'{{"name": "deep", "model": "gpt-4o-mini", "metadata": {deep_metadata(depth)}}}'  # the body adds one level
     error = error_of(api.post("/jobs/", 422, data=body, content_type="application/json"))
     assert error["message"] == "the request body is refused: nested deeper than 64 levels, the most accepted"
     assert api.get("/jobs/").get_json()["total"] == 0
@@ -106,20 +106,20 @@ def test_json_bodies_nested_past_the_limit_are_refused_and_nothing_is_stored(api
     api.put(
         f"/jobs/{job['id']}",
         422,
-        data=body.replace('"name": "deep", "model": "m", ', ""),
+        data=body.replace('"name": "deep", "model": "gpt-4o-mini", ', ""),
         content_type="application/json",
     )
     assert api.get(f"/jobs/{job['id']}").get_json()["metadata"] == {}
 
 
 def test_metadata_at_the_depth_limit_is_kept_and_shown(api):
-    body = f'{{"name": "deep", "model": "m", "metadata": {deep_metadata(63)}}}'  # 64 levels with the body
+    body = f'{{"name": "deep", "model": "gpt-4o-mini", "metadata": {deep_metadata(63)}}}'  # 64 levels with the body
     job = api.post("/jobs/", 201, data=body, content_type="application/json").get_json()
     assert api.get(f"/jobs/{job['id']}").get_json()["metadata"] == json.loads(deep_metadata(63))
 
 
 def test_integers_past_64_bits_in_a_json_body_are_refused(api):
-    body = '{"name": "x", "model": "m", "metadata": {"id": 123456789012345678901234567890}}'
+    body = '{"name": "x", "model": "gpt-4o-mini", "metadata": {"id": 123456789012345678901234567890}}'
     error = error_of(api.post("/jobs/", 422, data=body, content_type="application/json"))
     assert "the integer 123456789012345678901234567890 does not fit in 64 bits" in error["message"]
     assert api.get("/jobs/").get_json()["total"] == 0
@@ -127,7 +127,7 @@ def test_integers_past_64_bits_in_a_json_body_are_refused(api):
 
 def test_a_job_body_is_refused_unread_past_one_megabyte(api):
     """Only the requests array is read as a stream; a job's own fields are small, and a big body is not read."""
-    body = b'{"name": "x", "model": "m", "description": "' + b"x" * (20 * 1024 * 1024) + b'"}'
+    body = b'{"name": "x", "model": "gpt-4o-mini", "description": "' + b"x" * (20 * 1024 * 1024) + b'"}'
     stream = io.BytesIO(body)
     tracemalloc.start()
     try:
@@ -146,7 +146,7 @@ def test_too_large_body_is_413(api, app):
     previous = app.config["MAX_CONTENT_LENGTH"]
     app.config["MAX_CONTENT_LENGTH"] = 100
     try:
-        response = api.post("/jobs/", 413, json={"name": "x" * 200, "model": "m"})
+        response = api.post("/jobs/", 413, json={"name": "x" * 200, "model": "gpt-4o-mini"})
     finally:
         app.config["MAX_CONTENT_LENGTH"] = previous
     assert error_of(response)["code"] == "too_large"
@@ -205,7 +205,7 @@ def test_get_job_shows_details_and_404_for_unknown(api):
 
 def test_paths_work_with_and_without_trailing_slash(api):
     job = api.create_job()
-    assert api.post("/jobs", 201, json={"name": "x", "model": "m"})
+    assert api.post("/jobs", 201, json={"name": "x", "model": "gpt-4o-mini"})
     assert api.get("/jobs").status_code == api.get("/jobs/").status_code == 200
     assert api.get(f"/jobs/{job['id']}/").get_json()["id"] == job["id"]
     assert api.get(f"/jobs/{job['id']}/events/").status_code == 200
@@ -290,7 +290,7 @@ def test_the_api_needs_no_csrf_token(app, api):
     previous = app.config.get("WTF_CSRF_ENABLED", True)
     app.config["WTF_CSRF_ENABLED"] = True
     try:
-        api.post("/jobs/", 201, json={"name": "x", "model": "m"})
+        api.post("/jobs/", 201, json={"name": "x", "model": "gpt-4o-mini"})
     finally:
         app.config["WTF_CSRF_ENABLED"] = previous
 

@@ -298,3 +298,56 @@ def test_the_api_documentation_shows_every_operation(page):
     expect(page.locator(".swagger-ui .info .title")).to_contain_text(document["info"]["title"])
     page.locator(".opblock-summary", has_text="/api/v1/jobs/{job_id}/requests").first.click()
     expect(page.get_by_role("button", name="Try it out")).to_be_visible()
+
+
+PICKER_SCREENSHOT = ROOT / "docs" / "screenshots" / "model-picker.png"
+
+
+def test_the_model_picker_shows_prices_and_asks_before_an_unknown_model(page, tmp_path):
+    page.goto("/jobs/new")
+    model = page.get_by_label("Model", exact=True)
+    offered = page.locator("datalist#models option[value='gpt-4o-mini']")
+    expect(offered).to_have_attribute("label", "$0.075 in, $0.30 out per million tokens (batch)")
+    expect(page.locator("datalist#models option[value='gpt-3.5-turbo-instruct']")).to_have_count(1)  # the simulator's
+    expect(page.locator("#model-price")).to_contain_text("gpt-4o-mini: $0.075 in, $0.30 out per million tokens")
+    mark_page(page)
+
+    model.fill("o4-mini")
+    expect(page.locator("#model-price")).to_contain_text("o4-mini: $0.55 in, $2.20 out per million tokens")
+    page.get_by_text("Models and batch prices").click()
+    row = page.locator(".model-prices tr", has=page.locator("code", has_text="gpt-4o-mini-2024-07-18"))
+    expect(row).to_contain_text("$0.075")
+    expect(row).to_contain_text("price table, Simulator's list")
+
+    model.fill("gpt4o-mini")
+    warning = page.locator("#model-warning")
+    expect(page.locator(".model-prices")).to_have_attribute("open", "")  # typing leaves the open list open
+    expect(warning).to_contain_text("gpt4o-mini is neither in the price table nor in Simulator's model list")
+    expect(warning).to_contain_text("Did you mean gpt-4o-mini?")
+    confirm = page.get_by_label("Use this model anyway")
+    expect(confirm).not_to_be_checked()
+    assert_not_reloaded(page)
+    page.get_by_label("Name").fill("Typo or not")
+    lines = [chat_line("t-1", "hi", body={"model": "gpt4o-mini", "messages": [{"role": "user", "content": "hi"}]})]
+    page.get_by_label("Requests file").set_input_files(
+        files=[{"name": "typo.jsonl", "mimeType": "application/jsonl", "buffer": jsonl_file(lines)}]
+    )
+    page.get_by_role("button", name="Continue").click()
+
+    expect(page.locator(".error-summary")).to_contain_text("Did you mean gpt-4o-mini?")
+    expect(page.locator("#model-error")).to_contain_text("gpt4o-mini is not in the price table")
+    expect(model).to_have_value("gpt4o-mini")
+    expect(page.locator("#model-warning")).to_be_visible()
+    save_picker_screenshot(page, tmp_path)
+    page.get_by_label("Use this model anyway").check()
+    page.get_by_role("button", name="Create job").click()
+    expect(page.locator(".flash-success")).to_contain_text("Created the job with 1 request(s)")
+    expect(page.locator("main")).to_contain_text("gpt4o-mini")
+
+
+def save_picker_screenshot(page, tmp_path: Path) -> None:
+    """The model part of the form, into the test's folder; into docs/ too when UPDATE_SCREENSHOTS is set."""
+    shot = tmp_path / PICKER_SCREENSHOT.name
+    page.locator("fieldset", has=page.locator("#model")).screenshot(path=str(shot))
+    if os.environ.get("UPDATE_SCREENSHOTS"):
+        shutil.copyfile(shot, PICKER_SCREENSHOT)

@@ -282,7 +282,7 @@ def test_a_file_over_the_upload_limit_gets_a_friendly_page(browser, app_ctx, con
         ({"temperature": "warm"}, "temperature", "Temperature must be a number, e.g. 0.7"),
         ({"temperature": "3"}, "temperature", "Temperature must be between 0 and 2"),
         ({"max_tokens": "lots"}, "max_tokens", "Max output tokens must be a number"),
-        ({"max_retries": "-1"}, "max_retries", "Retries must be between 0 and 10"),
+        ({"max_retries": "-1"}, "max_retries", "Retries per failed request must be between 0 and 10"),
         ({"model": ""}, "model", "Name the model"),
         ({"provider": "openai"}, "provider", "Not a valid choice"),
     ],

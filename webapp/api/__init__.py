@@ -27,9 +27,10 @@ follow its progress and download the results.
 JOBS = Tag(name="jobs", description="Create, change, submit, cancel, retry and delete jobs")
 CONTENTS = Tag(name="contents", description="A job's requests, responses, timeline and results")
 FILES = Tag(name="files", description="Add requests from JSONL or CSV files")
+MODELS = Tag(name="models", description="The models a job may name, with their batch prices")
 
 
-def _operation_id(*, name: str, **_: Any) -> str:
+def operation_id(*, name: str, **_: Any) -> str:
     return name  # the view's name (create_job, list_requests, ...) reads well in generated clients
 
 
@@ -48,7 +49,7 @@ bp = _Blueprint(
     url_prefix=PREFIX,
     abp_responses=error_responses(401, 422, 429),
     abp_security=[{"bearerAuth": []}],
-    operation_id_callback=_operation_id,
+    operation_id_callback=operation_id,
 )
 bp.before_request(auth.authenticate)
 bp.before_request(http.check_body)
@@ -82,4 +83,4 @@ def init_app(app: OpenAPI) -> None:
     app.view_functions["swagger.swagger"] = lambda: render_template("api/swagger.html", title=f"{SERVICE_NAME} API")
 
 
-from webapp.api import files, job_data, jobs  # noqa: E402,F401  (the views register on bp)
+from webapp.api import catalog, files, job_data, jobs  # noqa: E402,F401  (the views register on bp)

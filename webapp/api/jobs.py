@@ -18,7 +18,9 @@ def create_job(body: JobCreate):
 
     Add requests to it, then submit it. The response's `Location` header is the job's URL.
     """
-    job = jobs.create_job(body.fields(), actor=current_actor(), owner_id=creator_id())
+    job = jobs.create_job(
+        body.fields(), actor=current_actor(), owner_id=creator_id(), allow_unknown_model=body.allow_unknown_model
+    )
     return respond(job_detail(job), 201, headers={"Location": url_for("api.get_job", job_id=job.id)})
 
 
@@ -43,7 +45,9 @@ def get_job(path: JobPath):
 @bp.put("/jobs/<int:job_id>", tags=[JOBS], responses={200: JobDetail, **error_responses(404, 409), **BODY_ERRORS})
 def update_job(path: JobPath, body: JobUpdate):
     """Change a job's name, description or metadata at any time, its settings while it is a draft (else 409)."""
-    job = jobs.update_job(load_job(path.job_id), body.fields(), actor=current_actor())
+    job = jobs.update_job(
+        load_job(path.job_id), body.fields(), actor=current_actor(), allow_unknown_model=body.allow_unknown_model
+    )
     return respond(job_detail(job))
 
 

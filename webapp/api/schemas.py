@@ -22,7 +22,9 @@ from webapp.errors import ValidationFailed
 from webapp.json_input import unstorable
 from webapp.models import DEFAULT_ENDPOINT, ENDPOINTS, JobStatus, RequestStatus
 from webapp.models.base import MAX_BIG_ID, MAX_ID
+from webapp.models.job_settings import DESCRIPTION, MAX_RETRIES, MAX_TOKENS, MODEL, NAME, TEMPERATURE
 from webapp.services import csv_import
+from webapp.services.catalog import CONFIRM_FIELD
 from webapp.services.queries import MAX_PAGE, MAX_SEARCH
 from webapp.services.requests import MAX_CUSTOM_ID
 
@@ -62,18 +64,23 @@ def optional(**kwargs: Any) -> Any:
     return Field(None, json_schema_extra=_not_null_default, **kwargs)
 
 
-Name = _text(200, 1, strip=True)
-Description = _text(10_000)
-ModelName = _text(100, 1, strip=True)
+Name = _text(NAME.max_length, 1, strip=True)
+Description = _text(DESCRIPTION.max_length)
+ModelName = _text(MODEL.max_length, 1, strip=True)
 SearchText = _text(MAX_SEARCH)
 CustomIdPrefix = _text(MAX_CUSTOM_ID)
 LongText = _text(100_000)
 ColumnName = _text(200)
 Provider = Literal["openai", "simulator"]
 Endpoint = Literal[ENDPOINTS]  # type: ignore[valid-type]
-MaxTokens = Annotated[int, Field(ge=1, le=1_000_000)]
-Temperature = Annotated[float, Field(ge=0, le=2)]
-MaxRetries = Annotated[int, Field(ge=0, le=10)]
+# Each setting's bounds from its one definition (webapp/models/job_settings.py), which the service checks too.
+MaxTokens = Annotated[int, Field(ge=MAX_TOKENS.minimum, le=MAX_TOKENS.maximum)]
+Temperature = Annotated[float, Field(ge=TEMPERATURE.minimum, le=TEMPERATURE.maximum)]
+MaxRetries = Annotated[int, Field(ge=MAX_RETRIES.minimum, le=MAX_RETRIES.maximum)]
+CONFIRMATION = (
+    "true uses a model that neither the price table nor the provider's model list knows (without it, such a model "
+    "is refused with 422, code `unknown_model`: a typo would make every request fail)."
+)
 Metadata = Annotated[dict[str, Any], AfterValidator(_storable), AfterValidator(_small_metadata)]
 Cursor = Annotated[
     int,
@@ -105,15 +112,18 @@ class JobCreate(Body):
         None, description="Default: `openai` when an API key is configured, else the built-in `simulator`."
     )
     endpoint: Endpoint = DEFAULT_ENDPOINT
-    model: ModelName = Field(description="The model every request uses, e.g. `gpt-4o-mini`.")
-    max_tokens: MaxTokens | None = Field(None, description="Output limit added to requests that set none.")
-    temperature: Temperature | None = Field(None, description="Added to requests that set none.")
-    max_retries: MaxRetries = Field(3, description="How often failed requests are sent again automatically.")
+    model: ModelName = Field(
+        description=MODEL.help + " `GET /api/v1/models` lists the known ones; another needs `allow_unknown_model`."
+    )
+    allow_unknown_model: bool = Field(False, description=CONFIRMATION)
+    max_tokens: MaxTokens | None = Field(MAX_TOKENS.default, description=MAX_TOKENS.help)
+    temperature: Temperature | None = Field(TEMPERATURE.default, description=TEMPERATURE.help)
+    max_retries: MaxRetries = Field(MAX_RETRIES.default, description=MAX_RETRIES.help)
     metadata: Metadata = Field(default_factory=dict, description="Your own JSON object, kept with the job.")
 
     def fields(self) -> dict[str, Any]:
         """The job's fields as the service names them."""
-        data = self.model_dump(exclude={"metadata"}, exclude_none=True)
+        data = self.model_dump(exclude={"metadata", CONFIRM_FIELD}, exclude_none=True)
         return {**data, "meta": self.metadata}
 
 
@@ -125,10 +135,11 @@ class JobUpdate(Body):
     metadata: Metadata = optional()
     provider: Provider = optional()
     endpoint: Endpoint = optional()
-    model: ModelName = optional()
-    max_tokens: MaxTokens | None = optional(description="null removes the limit.")
-    temperature: Temperature | None = optional(description="null removes the setting.")
-    max_retries: MaxRetries = optional()
+    model: ModelName = optional(description=MODEL.help)
+    allow_unknown_model: bool = Field(False, description=CONFIRMATION)
+    max_tokens: MaxTokens | None = optional(description=MAX_TOKENS.help + " null removes the limit.")
+    temperature: Temperature | None = optional(description=TEMPERATURE.help + " null removes the setting.")
+    max_retries: MaxRetries = optional(description=MAX_RETRIES.help)
 
     @field_validator("name", "description", "metadata", "provider", "endpoint", "model", "max_retries", mode="before")
     @classmethod
@@ -138,7 +149,7 @@ class JobUpdate(Body):
         return value
 
     def fields(self) -> dict[str, Any]:
-        data = self.model_dump(exclude_unset=True)
+        data = self.model_dump(exclude_unset=True, exclude={CONFIRM_FIELD})
         if "metadata" in data:
             data["meta"] = data.pop("metadata")
         return data
@@ -199,6 +210,10 @@ class ResultsQuery(Query):
         "jsonl", description="jsonl: OpenAI's batch output lines; csv: your CSV columns followed by the results."
     )
     failed_only: bool = False
+
+
+class ModelsQuery(Query):
+    provider: Provider = optional(description="Default: the configured one (`openai` with a key, else `simulator`).")
 
 
 class OverviewQuery(Query):

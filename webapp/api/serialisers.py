@@ -1,5 +1,6 @@
 """Response shapes of the API (Pydantic v2) and their builders from the database models."""
 
+from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -19,6 +20,7 @@ from webapp.models import (
     RequestStatus,
 )
 from webapp.services import queries
+from webapp.services.catalog import Catalog
 from webapp.services.uploads import UploadReport
 
 Money = Annotated[
@@ -446,3 +448,47 @@ def csv_preview_out(info, rendered: dict | None) -> CsvPreviewOut:
         "report": None,
     }
     return CsvPreviewOut.model_validate({"file": file, **(rendered or empty)})
+
+
+# --- models ------------------------------------------------------------------------------------------------
+
+
+class BatchPrice(BaseModel):
+    """US dollars per million tokens at the batch price (the price table's rate with its batch discount)."""
+
+    input: Money
+    cached_input: Money
+    output: Money
+    currency: Literal["USD"] = "USD"
+
+
+class ModelOut(BaseModel):
+    id: str = Field(description="The name a job's `model` takes.")
+    batch_price: BatchPrice | None = Field(description="null when the price table has no price for the model.")
+    priced: bool = Field(description="The price table names the model (its own entry, or a dated version of one).")
+    listed: bool = Field(description="The provider's own model list has it.")
+
+
+class ModelList(BaseModel):
+    provider: str
+    provider_listed: bool = Field(
+        description="false when the provider gave no model list (it has none, or could not be reached): "
+        "the price table's models alone are listed."
+    )
+    data: list[ModelOut] = Field(description="By name. A job may use another model only when it confirms it.")
+
+
+def model_list(found: Catalog) -> ModelList:
+    return ModelList(
+        provider=found.provider,
+        provider_listed=found.provider_listed,
+        data=[
+            ModelOut(
+                id=option.name,
+                batch_price=BatchPrice(**asdict(option.batch_price)) if option.batch_price else None,
+                priced=option.priced,
+                listed=option.listed,
+            )
+            for option in found.options
+        ],
+    )

@@ -14,4 +14,4 @@ def require_sign_in():
     return None
 
 
-from webapp.dashboard import filters, jobs, new_job, overview, results  # noqa: E402,F401  (attach routes)
+from webapp.dashboard import filters, jobs, model_choice, new_job, overview, results  # noqa: E402,F401  (attach routes)

@@ -91,3 +91,12 @@ def prompt_text(body: dict) -> str:
 def pretty_json(value) -> str:
     """Indented JSON as plain text: the template escapes it like any other text."""
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
+
+
+@bp.app_template_filter()
+def rate(value: Decimal | None) -> str:
+    """A price per million tokens, with the decimals it has and at least two ($0.075, $0.30, $5.00)."""
+    if value is None:
+        return "—"
+    whole, _, decimals = f"{Decimal(value).normalize():f}".partition(".")
+    return f"${int(whole):,}.{decimals.ljust(2, '0')}"

@@ -20,6 +20,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 from webapp.errors import ValidationFailed
 from webapp.models import DEFAULT_ENDPOINT, JobStatus, RequestStatus
 from webapp.models.base import MAX_BIG_ID
+from webapp.models.job_settings import DESCRIPTION, MAX_RETRIES, MAX_TOKENS, MODEL, NAME, TEMPERATURE, Setting
 from webapp.providers import LABELS, available_providers
 from webapp.services.csv_import import CsvMapping, parse_schema
 from webapp.services.queries import MAX_PAGE, MAX_SEARCH
@@ -66,44 +67,43 @@ class WholeNumberField(_Friendly, IntegerField):
     example = "500"
 
 
+def _text_field(setting: Setting, field_class=StringField, **kwargs):
+    """A text field for a job setting: its label, help, default and bounds (WTForms renders maxlength)."""
+    required = [DataRequired(setting.missing_message)] if setting.required else [Optional()]
+    options = {"default": setting.default, "description": setting.help, **kwargs}
+    return field_class(
+        setting.label,
+        filters=[_strip],
+        validators=[*required, Length(max=setting.maximum, message=setting.range_message)],
+        **options,
+    )
+
+
+def _number_field(setting: Setting):
+    """A number field for a job setting: its label, help, default and bounds (WTForms renders min and max)."""
+    required = InputRequired(setting.missing_message) if setting.required else Optional()
+    field_class = WholeNumberField if setting.kind is int else NumberField
+    return field_class(
+        setting.label,
+        default=setting.default,
+        description=setting.help,
+        validators=[required, NumberRange(min=setting.minimum, max=setting.maximum, message=setting.range_message)],
+        render_kw={"step": setting.step} if setting.step else None,
+    )
+
+
 class NewJobForm(FlaskForm):
     """The job's settings, its file, and (for a CSV file) how rows become requests."""
 
-    name = StringField(
-        "Name",
-        filters=[_strip],
-        validators=[
-            DataRequired("Give the job a name"),
-            Length(max=200, message="The name can be at most 200 characters"),
-        ],
-    )
-    description = TextAreaField("Description", filters=[_strip], validators=[Optional(), Length(max=5000)])
+    name = _text_field(NAME)
+    description = _text_field(DESCRIPTION, TextAreaField)
     provider = SelectField("Provider")
     endpoint = SelectField("Endpoint", choices=ENDPOINTS, default=DEFAULT_ENDPOINT)
-    model = StringField(
-        "Model",
-        default="gpt-4o-mini",
-        filters=[_strip],
-        validators=[DataRequired("Name the model, e.g. gpt-4o-mini"), Length(max=100)],
-    )
-    max_tokens = WholeNumberField(
-        "Max output tokens",
-        validators=[
-            Optional(),
-            NumberRange(min=1, max=1_000_000, message="Max output tokens must be between 1 and 1,000,000"),
-        ],
-    )
-    temperature = NumberField(
-        "Temperature", validators=[Optional(), NumberRange(min=0, max=2, message="Temperature must be between 0 and 2")]
-    )
-    max_retries = WholeNumberField(
-        "Retries per failed request",
-        default=3,
-        validators=[
-            InputRequired("Say how often a failed request is retried (0 for never)"),
-            NumberRange(min=0, max=10, message="Retries must be between 0 and 10"),
-        ],
-    )
+    model = _text_field(MODEL, default="gpt-4o-mini")
+    allow_unknown_model = BooleanField("Use this model anyway")
+    max_tokens = _number_field(MAX_TOKENS)
+    temperature = _number_field(TEMPERATURE)
+    max_retries = _number_field(MAX_RETRIES)
     file = FileField("Requests file (CSV or OpenAI batch JSONL)")
     upload = HiddenField()
     filename = HiddenField()

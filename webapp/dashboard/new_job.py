@@ -21,7 +21,6 @@ from webapp.extensions import db
 from webapp.models import BatchJob
 from webapp.services import csv_import, jobs, uploads
 from webapp.services.csv_import import CsvInfo
-from webapp.services.pricing import price_table
 from webapp.services.uploads import UploadRejected, UploadReport
 
 CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
@@ -160,7 +159,12 @@ def create_job_from(form: NewJobForm, upload: Upload) -> tuple[BatchJob, UploadR
         problems = csv_import.check_mapping(mapping, upload.info.columns)
         if problems:
             raise ValidationFailed("the mapping has problems", details=problems)
-    job = jobs.create_job(form.job_settings(), actor=actor(current_user), owner_id=current_user.id)
+    job = jobs.create_job(
+        form.job_settings(),
+        actor=actor(current_user),
+        owner_id=current_user.id,
+        allow_unknown_model=form.allow_unknown_model.data,
+    )
     options = {"filename": upload.filename, "skip_invalid": form.skip_invalid.data, "actor": actor(current_user)}
     try:
         if mapping is not None:
@@ -202,7 +206,6 @@ def new_job_context(form: NewJobForm, upload: Upload | None, **extra) -> dict:
     return {
         "form": form,
         "upload": upload,
-        "models": sorted(price_table().models),
         "max_upload_bytes": current_app.config.get("MAX_CONTENT_LENGTH"),
         **extra,
     }

@@ -11,6 +11,7 @@ from sqlalchemy import BigInteger, ForeignKey, Index, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.models.base import Base, utcnow
+from webapp.models.job_settings import DESCRIPTION, MAX_RETRIES, MAX_TOKENS, MODEL, NAME, TEMPERATURE
 
 if TYPE_CHECKING:  # the two models refer to each other
     from webapp.models.batch import ProviderBatch
@@ -45,15 +46,16 @@ class BatchJob(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
-    description: Mapped[str] = mapped_column(Text, default="")
+    name: Mapped[str] = mapped_column(String(NAME.max_length))
+    description: Mapped[str] = mapped_column(Text, default=DESCRIPTION.default)
     status: Mapped[str] = mapped_column(String(32), default=JobStatus.DRAFT)
     provider: Mapped[str] = mapped_column(String(32))
     endpoint: Mapped[str] = mapped_column(String(64), default=DEFAULT_ENDPOINT)
-    model: Mapped[str] = mapped_column(String(100))
-    max_tokens: Mapped[int | None]
-    temperature: Mapped[float | None]
-    max_retries: Mapped[int] = mapped_column(default=3)
+    model: Mapped[str] = mapped_column(String(MODEL.max_length))
+    # Each setting's default and bounds: webapp/models/job_settings.py (the service checks the bounds).
+    max_tokens: Mapped[int | None] = mapped_column(default=MAX_TOKENS.default)
+    temperature: Mapped[float | None] = mapped_column(default=TEMPERATURE.default)
+    max_retries: Mapped[int] = mapped_column(default=MAX_RETRIES.default)
 
     total_requests: Mapped[int] = mapped_column(default=0)
     pending_requests: Mapped[int] = mapped_column(default=0)

@@ -9,9 +9,19 @@ from webapp.providers.openai_provider import OpenAIProvider
 
 OPENAI = "openai"
 SIMULATOR = "simulator"
+DEFAULT_OPENAI_URL = "https://api.openai.com/v1"
 LABELS = {OPENAI: "OpenAI", SIMULATOR: "Simulator (built-in, no real model calls)"}
 
-__all__ = ["BatchInfo", "FileInfo", "Provider", "ProviderError", "available_providers", "get_provider", "provider_info"]
+__all__ = [
+    "BatchInfo",
+    "FileInfo",
+    "Provider",
+    "ProviderError",
+    "available_providers",
+    "base_url",
+    "get_provider",
+    "provider_info",
+]
 
 
 def available_providers(app: Flask | None = None) -> list[str]:
@@ -44,19 +54,22 @@ def get_provider(name: str, app: Flask | None = None) -> Provider:
     raise ProviderError(f"unknown provider {name!r}", retryable=False)
 
 
+def base_url(name: str, app: Flask | None = None) -> str:
+    """Where the provider ``name`` is reached."""
+    app = app or current_app
+    if name == SIMULATOR:
+        return app.config["SIMULATOR_BASE_URL"]
+    return app.config.get("OPENAI_BASE_URL") or DEFAULT_OPENAI_URL
+
+
 def provider_info(app: Flask | None = None) -> dict:
     """What /health and the pages show about the configured provider (never the key itself)."""
     app = app or current_app
     default = app.config["DEFAULT_PROVIDER"]
-    base_url = (
-        app.config["SIMULATOR_BASE_URL"]
-        if default == SIMULATOR
-        else (app.config.get("OPENAI_BASE_URL") or "https://api.openai.com/v1")
-    )
     return {
         "default": default,
         "label": LABELS[default],
-        "base_url": base_url,
+        "base_url": base_url(default, app),
         "api_key_configured": bool(app.config.get("OPENAI_API_KEY")),
         "available": available_providers(app),
     }

@@ -87,3 +87,6 @@ class Provider(Protocol):
 
     def delete_file(self, file_id: str) -> None:
         """Delete a file; a file that no longer exists is not an error."""
+
+    def list_models(self) -> list[str]:
+        """The ids of the models the provider offers; ProviderError when it has no such list or cannot give it."""

@@ -29,18 +29,28 @@ DOWNLOAD_CHUNK = 1024 * 1024
 FILES_PAGE = 10_000  # the Files API's largest page
 
 
+MODEL_LIST_TIMEOUT = 5.0  # seconds: the model list is read while a page renders, never worth a long wait
+
+
 class OpenAIProvider:
     """Provider over an ``openai.OpenAI`` client; SDK errors become ProviderError.
 
-    The SDK retries reads, cancels and deletes itself (``max_retries``): doing them twice changes nothing. Uploads and
-    creates go through ``once``, a client that never retries: when an answer is lost the file or batch may exist,
-    and sending the call again would make a second one. The engine reconciles with the provider's lists instead.
+    The SDK resends reads, cancels and deletes itself, up to ``http_retries`` times after a lost connection, 408,
+    409, 429 or 5xx (the SDK calls it ``max_retries``; it has nothing to do with a job's ``max_retries``, which
+    counts batches a failed request is sent in again): doing them twice changes nothing. Uploads and creates go
+    through ``once``, a client that never resends: when an answer is lost the file or batch may exist, and sending
+    the call again would make a second one. The engine reconciles with the provider's lists instead.
     """
 
-    def __init__(self, name: str, *, api_key: str, base_url: str | None, max_retries: int = 2, timeout: float = 600):
+    def __init__(self, name: str, *, api_key: str, base_url: str | None, http_retries: int = 2, timeout: float = 600):
         self.name = name
-        self.client = openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout)
+        self.client = openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=http_retries, timeout=timeout)
         self.once = self.client.with_options(max_retries=0)
+
+    def list_models(self) -> list[str]:
+        """The ids of the models the provider offers (``GET /models``), asked once with a short timeout."""
+        with _translated("list models"):
+            return [model.id for model in self.once.with_options(timeout=MODEL_LIST_TIMEOUT).models.list()]
 
     def upload_input(self, path: Path, filename: str) -> str:
         with _translated("upload input file"), open(path, "rb") as fh:

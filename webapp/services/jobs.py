@@ -29,7 +29,9 @@ from webapp.models import (
     request_rows,
     request_states,
 )
+from webapp.models.job_settings import JOB_SETTINGS
 from webapp.providers import available_providers
+from webapp.services import catalog
 from webapp.services import requests as request_lines
 from webapp.services.ledger import record_event, recount
 from webapp.services.pricing import price_table
@@ -37,6 +39,7 @@ from webapp.services.pricing import price_table
 log = logging.getLogger(__name__)
 SETTINGS = ("provider", "endpoint", "model", "max_tokens", "temperature", "max_retries")
 DETAILS = ("name", "description", "meta")
+UNKNOWN_MODEL = " (a model neither the price table nor the provider lists, confirmed)"
 
 
 def get_job(job_id: int, *, owner_id: int | None = None) -> BatchJob:
@@ -47,20 +50,30 @@ def get_job(job_id: int, *, owner_id: int | None = None) -> BatchJob:
     return job
 
 
-def create_job(data: dict[str, Any], *, actor: str = "system", owner_id: int | None = None) -> BatchJob:
-    """Create a draft job from validated fields (name, model, ...); provider defaults to the configured one."""
-    values = {"provider": current_app.config["DEFAULT_PROVIDER"], "endpoint": DEFAULT_ENDPOINT, **data}
+def create_job(
+    data: dict[str, Any], *, actor: str = "system", owner_id: int | None = None, allow_unknown_model: bool = False
+) -> BatchJob:
+    """Create a draft job from its fields (name, model, ...); provider defaults to the configured one, the other
+    settings to their own defaults. Raises ValidationFailed for a setting out of bounds, and for a model neither
+    the price table nor the provider knows unless ``allow_unknown_model`` confirms it."""
+    defaults = {name: setting.default for name, setting in JOB_SETTINGS.items()}
+    values = {**defaults, "provider": current_app.config["DEFAULT_PROVIDER"], "endpoint": DEFAULT_ENDPOINT, **data}
     _check_settings(values)
+    known = catalog.check_model(values["provider"], values["model"], confirmed=allow_unknown_model)
     job = BatchJob(**{k: v for k, v in values.items() if k in SETTINGS + DETAILS}, owner_id=owner_id)
     db.session.add(job)
     db.session.flush()
-    record_event(job, EventKind.CREATED, f"Job created for {job.model} on {job.provider}", actor=actor)
+    message = f"Job created for {job.model} on {job.provider}{'' if known else UNKNOWN_MODEL}"
+    record_event(job, EventKind.CREATED, message, actor=actor)
     db.session.commit()
     return job
 
 
-def update_job(job: BatchJob, data: dict[str, Any], *, actor: str = "system") -> BatchJob:
-    """Change name/description/metadata any time, settings only while the job is a draft without requests."""
+def update_job(
+    job: BatchJob, data: dict[str, Any], *, actor: str = "system", allow_unknown_model: bool = False
+) -> BatchJob:
+    """Change name/description/metadata any time, settings only while the job is a draft without requests; the
+    same checks as ``create_job`` (a new model or provider has its model checked again)."""
     changed = {k: v for k, v in data.items() if k in SETTINGS + DETAILS and getattr(job, k) != v}
     settings = [k for k in changed if k in SETTINGS]
     if settings and job.status != JobStatus.DRAFT:
@@ -68,24 +81,32 @@ def update_job(job: BatchJob, data: dict[str, Any], *, actor: str = "system") ->
     if {"endpoint", "model"} & set(settings) and job.total_requests:
         raise Conflict("endpoint and model cannot change once the job has requests")
     _check_settings({**{k: getattr(job, k) for k in SETTINGS}, **changed})
+    known = True
+    if {"model", "provider"} & set(changed):
+        model, provider = changed.get("model", job.model), changed.get("provider", job.provider)
+        known = catalog.check_model(provider, model, confirmed=allow_unknown_model)
     for key, value in changed.items():
         setattr(job, key, value)
     if changed:
-        record_event(job, EventKind.UPDATED, "Updated " + ", ".join(sorted(changed)), actor=actor)
+        message = "Updated " + ", ".join(sorted(changed)) + ("" if known else UNKNOWN_MODEL)
+        record_event(job, EventKind.UPDATED, message, actor=actor)
     db.session.commit()
     return job
 
 
 def _check_settings(values: dict) -> None:
-    problems = []
+    """Every setting within its bounds (webapp/models/job_settings.py), whoever calls; raises ValidationFailed."""
+    problems = [
+        {"field": name, "message": problem}
+        for name, setting in JOB_SETTINGS.items()
+        if name in values and (problem := setting.problem(values[name]))
+    ]
     if values["provider"] not in available_providers():
         problems.append({"field": "provider", "message": f"provider {values['provider']!r} is not available here"})
     if values["endpoint"] not in ENDPOINTS:
         problems.append({"field": "endpoint", "message": f"endpoint must be one of {', '.join(ENDPOINTS)}"})
-    if not values.get("model"):
-        problems.append({"field": "model", "message": "model is required"})
     if problems:
-        raise ValidationFailed("invalid job settings", details=problems)
+        raise ValidationFailed("invalid job settings: " + "; ".join(p["message"] for p in problems), details=problems)
 
 
 def add_requests(job: BatchJob, items: Iterable[Any], *, actor: str = "system") -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
@@ -12,6 +13,7 @@ from flask import current_app
 
 DEFAULT_PRICES = Path(__file__).resolve().parent.parent / "data" / "prices.json"
 PER_TOKENS = Decimal(1_000_000)
+DATED = re.compile(r"(?P<entry>.+)-\d{4}-\d{2}-\d{2}")  # a dated version of a model: gpt-4o-mini-2024-07-18
 
 
 class PriceTableError(ValueError):
@@ -36,6 +38,19 @@ class PriceTable:
             return self.models[model]
         matches = [name for name in self.models if model.startswith(name)]
         return self.models[max(matches, key=len)] if matches else None
+
+    def names(self, model: str) -> bool:
+        """True when the table has ``model``'s own entry or ``model`` is a dated version of one; a name that merely
+        starts like an entry (``gpt-4o-minii``) is priced as that entry but is not named here."""
+        dated = DATED.fullmatch(model)
+        return model in self.models or bool(dated and dated["entry"] in self.models)
+
+    def batch_price(self, model: str) -> Price | None:
+        """What ``model`` costs per million tokens in a batch (the batch discount applied); None without a price."""
+        price = self.price_for(model)
+        if price is None:
+            return None
+        return Price(*(rate * self.batch_discount for rate in (price.input, price.cached_input, price.output)))
 
     def cost(self, model: str, prompt: int, completion: int, cached: int = 0) -> Decimal | None:
         """Batch cost in USD of the given tokens; None when the model has no price."""
