@@ -43,10 +43,11 @@ FROM generate_series(1, :jobs) AS id;
 
 INSERT INTO batch_jobs (id, name, description, status, provider, endpoint, model, max_tokens, max_retries,
                         total_requests, pending_requests, in_flight_requests, succeeded_requests, failed_requests,
-                        prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, estimated_tokens,
-                        actual_cost, created_at, updated_at, submitted_at, completed_at, metadata, source, owner_id)
+                        cancelled_requests, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens,
+                        estimated_tokens, actual_cost, created_at, updated_at, submitted_at, completed_at, metadata,
+                        source, owner_id)
 SELECT id, CASE WHEN id = :big THEN 'Customer reviews, full year' ELSE 'Reviews batch ' || id END, '', status,
-       'openai', '/v1/chat/completions', 'gpt-4o-mini', 50, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+       'openai', '/v1/chat/completions', 'gpt-4o-mini', 50, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
        created_at, created_at + interval '10 minutes',
        CASE WHEN status <> 'draft' THEN created_at + interval '5 minutes' END,
        CASE WHEN status IN ('completed', 'completed_with_errors', 'failed', 'cancelled')

@@ -1,4 +1,4 @@
-"""Failure-injection markers (``[[sim:...]]``) and the deterministic failure-rate draw."""
+"""Failure-injection markers (``[[sim:...]]``) and the failure-rate draw (deterministic per batch)."""
 
 from __future__ import annotations
 
@@ -29,9 +29,13 @@ def requested_status(markers: dict[str, str | None]) -> int | None:
     return None
 
 
-def drawn_to_fail(custom_id: str, failure_rate: float) -> bool:
-    """Return True for the ``failure_rate`` share of custom_ids, the same ones on every run."""
+def drawn_to_fail(batch_id: str, custom_id: str, failure_rate: float) -> bool:
+    """Return True for the ``failure_rate`` share of a batch's requests, drawn by (batch, custom_id).
+
+    The same batch always fails the same requests (tests can predict them), but a request sent again goes in
+    another batch and is drawn anew: like a real provider's passing error, a retry usually succeeds.
+    """
     if failure_rate <= 0:
         return False
-    digest = hashlib.sha256(custom_id.encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{batch_id}\x00{custom_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < failure_rate

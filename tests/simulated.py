@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from simulator.store import Store
 from webapp.extensions import db
-from webapp.models import BatchJob, BatchResponse
+from webapp.models import BatchJob, BatchResponse, request_states
 from webapp.services.pricing import price_table
 
 
@@ -90,6 +90,16 @@ def assert_counters_and_cost_exact(job: BatchJob) -> None:
     ).one()
     assert (job.prompt_tokens, job.completion_tokens, job.cached_tokens, job.succeeded_requests) == tuple(sums)
     assert job.pending_requests == job.in_flight_requests == 0
+    by_status = dict(
+        db.session.execute(
+            select(request_states.c.status, func.count())
+            .where(request_states.c.job_id == job.id)
+            .group_by(request_states.c.status)
+        ).all()
+    )
+    counters = {"succeeded": job.succeeded_requests, "failed": job.failed_requests, "cancelled": job.cancelled_requests}
+    assert {status: by_status.get(status, 0) for status in counters} == counters
+    assert sum(by_status.values()) == job.total_requests
     expected = price_table().cost(job.model, job.prompt_tokens, job.completion_tokens, job.cached_tokens)
     assert job.actual_cost == expected
     assert job.succeeded_requests == 0 or job.actual_cost > Decimal(0)

@@ -228,6 +228,23 @@ def test_first_visit_goes_to_setup_then_signs_in(app, forms, app_ctx):
     assert db.session.scalar(select(User.role)) == "admin"
 
 
+def test_the_admin_who_set_up_is_signed_in_and_the_users_page_says_when(app, forms, app_ctx):
+    forms.post("/setup", {"email": "boss@example.com", "password": PASSWORD, "confirm": PASSWORD}, page="/setup")
+    page = forms.get("/admin/users").get_data(as_text=True)
+    row = re.search(r"<tr>\s*<td>boss@example.com \(you\)</td>.*?</tr>", page, re.S).group(0)
+    assert "never" not in row and re.search(r'<td class="nowrap">\d{4}-\d\d-\d\d \d\d:\d\d UTC</td>', row)
+
+
+@pytest.mark.parametrize("path", ["/setup", "/account/password", "/admin/users"])
+def test_the_password_rule_is_shown_before_anyone_fails_it(app, forms, app_ctx, path):
+    if path != "/setup":
+        forms.post("/setup", {"email": "boss@example.com", "password": PASSWORD, "confirm": PASSWORD}, page="/setup")
+    page = forms.get(path).get_data(as_text=True)
+    assert accounts.PASSWORD_RULE in page.replace("&#39;", "'")
+    field = re.search(r'<input(?=[^>]*type="password")[^>]*aria-describedby="([^"]+)"', page)
+    assert field and re.search(rf'<small id="{field.group(1).split()[0]}" class="hint">', page)
+
+
 def test_login_and_logout(forms, member):
     response = forms.post("/login", {"email": "member@example.com", "password": "nope nope nope"})
     assert response.status_code == 401 and b"Wrong email or password" in response.data

@@ -160,10 +160,11 @@ def test_cancel_stops_the_job_and_keeps_partial_results(app_ctx, simulator, conf
     assert job.status == JobStatus.CANCELLED
     assert all(b.status == BatchStatus.CANCELLED for b in job.batches)
     assert len(job.batches) == 2  # no batch created after the cancel
-    assert job.succeeded_requests + job.failed_requests == 10
+    assert job.succeeded_requests + job.failed_requests + job.cancelled_requests == 10
     assert job.succeeded_requests > 0  # partial results were ingested
-    cancelled = [r for r in by_custom_id(job.id).values() if r.status == RequestStatus.FAILED]
-    assert cancelled and all(r.error_code == "cancelled" for r in cancelled)
+    assert job.failed_requests == 0  # what the cancel stopped is cancelled, not failed
+    cancelled = [r for r in by_custom_id(job.id).values() if r.status == RequestStatus.CANCELLED]
+    assert len(cancelled) == job.cancelled_requests > 0 and all(r.error_code == "cancelled" for r in cancelled)
     assert {"cancel_requested", "cancelled"} <= set(event_kinds(job.id))
 
 
@@ -175,7 +176,7 @@ def test_cancel_before_any_batch_is_sent(app_ctx, simulator):
     job = run_until_done(job.id)
     assert job.status == JobStatus.CANCELLED
     assert job.batches == []
-    assert job.failed_requests == 3
+    assert (job.cancelled_requests, job.failed_requests) == (3, 0)
 
 
 def test_provider_errors_back_off_and_recover(app_ctx, simulator, config):

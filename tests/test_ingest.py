@@ -276,10 +276,17 @@ def test_a_cancelled_job_settles_what_did_not_run_as_cancelled_without_retry(app
     summary = ingest.ingest_files(batch, job, write_lines(tmp_path / "out.jsonl", lines), cancelled=True)
     assert states(job) == {
         "ran": (RequestStatus.SUCCEEDED, None, 0),
-        "never": (RequestStatus.FAILED, "cancelled", 0),
-        "broke": (RequestStatus.FAILED, "http_500", 0),
+        "never": (RequestStatus.CANCELLED, "cancelled", 0),
+        "broke": (RequestStatus.FAILED, "http_500", 0),  # it ran and failed: not the cancel's doing
     }
-    assert (summary.succeeded, summary.failed, summary.retried, summary.missing) == (1, 2, 0, 1)
+    assert (summary.succeeded, summary.failed, summary.cancelled, summary.retried, summary.missing) == (1, 1, 1, 0, 1)
+    assert summary.counter_changes() == {
+        "in_flight_requests": -3,
+        "succeeded_requests": 1,
+        "failed_requests": 1,
+        "cancelled_requests": 1,
+        "pending_requests": 0,
+    }
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import MetaData, Table, create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from tests.conftest import TEST_DATABASE_URL, base_config
@@ -63,6 +63,12 @@ def test_upgrade_matches_models_and_downgrade_empties(empty_database, tmp_path):
         db.engine.dispose()
 
 
+def as_of_now(conn, model) -> Table:
+    """The model's table with only the columns the database has at its current revision, defaults included."""
+    existing = {column["name"] for column in inspect(conn).get_columns(model.__tablename__)}
+    return Table(model.__tablename__, MetaData(), *(c._copy() for c in model.__table__.c if c.name in existing))
+
+
 def test_request_states_migration_keeps_every_request_state(empty_database, tmp_path):
     """Moving state out of batch_requests (d5f3a9b6c2e1) and back keeps each request's status, tries, batch
     and error; responses keep their bodies through the JSONB -> JSON change (e7a1c4d9b8f2)."""
@@ -70,10 +76,12 @@ def test_request_states_migration_keeps_every_request_state(empty_database, tmp_
     with app.app_context():
         upgrade(revision="c4d2e8f1a7b3")
         with db.engine.begin() as conn:
-            # Jobs and batches are as the models have them today: their own defaults fill every column.
-            conn.execute(BatchJob.__table__.insert(), {"id": 1, "name": "j", "provider": "simulator", "model": "m"})
+            # Jobs and batches as the models have them (their defaults fill every column) at that revision.
             conn.execute(
-                ProviderBatch.__table__.insert(),
+                as_of_now(conn, BatchJob).insert(), {"id": 1, "name": "j", "provider": "simulator", "model": "m"}
+            )
+            conn.execute(
+                as_of_now(conn, ProviderBatch).insert(),
                 {"id": 7, "job_id": 1, "model": "m", "endpoint": "/v1/chat/completions"},
             )
             conn.execute(
@@ -156,4 +164,66 @@ def test_user_sessions_migration_keeps_accounts(empty_database, tmp_path):
         with db.engine.connect() as conn:
             assert conn.execute(text("SELECT id, session_version FROM users")).all() == [(1, 1)]
         assert "user_sessions" not in inspect(db.engine).get_table_names()
+        db.engine.dispose()
+
+
+def test_cancelled_requests_migration_moves_cancels_out_of_the_failures(empty_database, tmp_path):
+    """Cancelled requests (a8c3e5f1b7d2): "failed with code cancelled" becomes its own state, the jobs that hold
+    any are recounted, a summary of cancels only is cleared; down again, they are failures as before."""
+    app = create_app(base_config(tmp_path, SQLALCHEMY_DATABASE_URI=empty_database))
+    with app.app_context():
+        upgrade(revision="f3b8d2c6a9e4")
+        with db.engine.begin() as conn:
+            jobs = as_of_now(conn, BatchJob)
+            for job_id, failed, summary in (
+                (1, 3, "errors: cancelled ×2, server_error ×1"),
+                (2, 2, "errors: cancelled ×2"),
+            ):
+                conn.execute(
+                    jobs.insert(),
+                    {
+                        "id": job_id,
+                        "name": "j",
+                        "provider": "simulator",
+                        "model": "m",
+                        "status": "cancelled",
+                        "total_requests": failed + 1,
+                        "succeeded_requests": 1,
+                        "failed_requests": failed,
+                        "last_error": summary,
+                    },
+                )
+            conn.execute(
+                text(
+                    "INSERT INTO request_states (request_id, job_id, status, retry_count, error_code, error) VALUES "
+                    "(1, 1, 'succeeded', 0, NULL, NULL), (2, 1, 'failed', 0, 'cancelled', 'c'), "
+                    "(3, 1, 'failed', 0, 'cancelled', 'c'), (4, 1, 'failed', 3, 'server_error', 'boom'), "
+                    "(5, 2, 'succeeded', 0, NULL, NULL), (6, 2, 'failed', 0, 'cancelled', 'c'), "
+                    "(7, 2, 'failed', 0, 'cancelled', 'c')"
+                )
+            )
+        upgrade()
+        with db.engine.connect() as conn:
+            states = conn.execute(text("SELECT request_id, status, error_code FROM request_states ORDER BY 1")).all()
+            counters = conn.execute(
+                text("SELECT id, failed_requests, cancelled_requests, last_error FROM batch_jobs ORDER BY id")
+            ).all()
+        assert [tuple(row) for row in states] == [
+            (1, "succeeded", None),
+            (2, "cancelled", "cancelled"),
+            (3, "cancelled", "cancelled"),
+            (4, "failed", "server_error"),
+            (5, "succeeded", None),
+            (6, "cancelled", "cancelled"),
+            (7, "cancelled", "cancelled"),
+        ]
+        assert [tuple(row) for row in counters] == [
+            (1, 1, 2, "errors: cancelled ×2, server_error ×1"),
+            (2, 0, 2, None),
+        ]
+        downgrade(revision="f3b8d2c6a9e4")
+        with db.engine.connect() as conn:
+            failed = conn.execute(text("SELECT count(*) FROM request_states WHERE status = 'failed'")).scalar_one()
+            counters = conn.execute(text("SELECT id, failed_requests FROM batch_jobs ORDER BY id")).all()
+        assert failed == 5 and [tuple(row) for row in counters] == [(1, 3), (2, 2)]
         db.engine.dispose()

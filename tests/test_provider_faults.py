@@ -135,11 +135,11 @@ def test_a_refused_cancel_is_read_back_and_the_cancel_sent_again(app_ctx, simula
     # What ran keeps its result, what never ran is cancelled; nothing is failed for the refusal.
     ran = remote.request_counts.completed
     assert job.succeeded_requests == ran
-    assert job.failed_requests == 5 - ran
+    assert (job.cancelled_requests, job.failed_requests) == (5 - ran, 0)
     assert all(
         r.error_code == "cancelled"
         for r in db.session.scalars(
-            select(BatchRequest).where(BatchRequest.job_id == job.id, BatchRequest.status == RequestStatus.FAILED)
+            select(BatchRequest).where(BatchRequest.job_id == job.id, BatchRequest.status == RequestStatus.CANCELLED)
         )
     )
     assert_exactly_once(job, simulator)
@@ -246,5 +246,5 @@ def test_provider_files_of_a_cancelled_unsent_batch_are_deleted(app_ctx, simulat
     assert job.batches[0].input_file_id is None and len(provider_files(simulator)) == 1
     jobs.cancel_job(job)
     job = run_until_done(job.id)
-    assert job.status == JobStatus.CANCELLED and job.failed_requests == 3
+    assert job.status == JobStatus.CANCELLED and (job.cancelled_requests, job.failed_requests) == (3, 0)
     assert provider_files(simulator) == []  # found by its name and deleted

@@ -79,9 +79,94 @@ def test_phase_in_words_follows_the_batches(app_ctx, simulator):
     sync.sync_all()
     db.session.expire_all()
     assert queries.job_phase(job).startswith(("Validating", "Running", "Finalizing", "Downloading"))
-    assert queries.time_left(job).total_seconds() > 23 * 3600
+    assert queries.job_timing(job).time_left().total_seconds() > 23 * 3600
     batch = db.session.get(ProviderBatch, job.batches[0].id)
     batch.status = BatchStatus.WAITING
     assert queries.job_phase(job).startswith("Waiting for capacity")
     db.session.rollback()
     assert queries.job_phase(run_until_done(job.id)) == "Completed"
+
+
+def running_job(*batches: dict, count: int = 10):
+    """A submitted job whose requests are in flight in provider batches made of ``batches``' columns."""
+    from datetime import UTC, datetime, timedelta
+
+    job = new_job(count=count, submit=True)
+    now = datetime.now(UTC)
+    for values in batches:
+        started = values.pop("started_ago", None)
+        db.session.add(
+            ProviderBatch(
+                job_id=job.id,
+                model=job.model,
+                endpoint=job.endpoint,
+                in_progress_at=now - timedelta(seconds=started) if started is not None else None,
+                expires_at=now + timedelta(hours=23),
+                **values,
+            )
+        )
+    db.session.flush()
+    set_states(request_states.c.job_id == job.id, status="in_flight")
+    from webapp.services.ledger import recount
+
+    recount(job)
+    db.session.commit()
+    return job, now
+
+
+def test_the_provider_reported_answers_move_the_progress_before_any_result_is_stored(app_ctx):
+    job, _ = running_job(
+        {"status": BatchStatus.IN_PROGRESS, "counts_total": 6, "counts_completed": 4, "counts_failed": 1},
+        {"status": BatchStatus.VALIDATING, "counts_total": 4},
+    )
+    other, _ = running_job({"status": BatchStatus.IN_PROGRESS, "counts_total": 10, "counts_completed": 7})
+    assert queries.answered_at_provider([job.id, other.id]) == {job.id: 5, other.id: 7}
+    assert (job.finished_requests, job.answered(5), job.answered_share(5)) == (0, 5, 0.5)
+    assert job.answered(500) == job.in_flight_requests == 10  # never more than is in flight
+    assert queries.answered_at_provider([]) == {}
+
+
+def test_expected_finish_follows_the_pace_so_far_and_never_passes_the_deadline(app_ctx):
+    job, now = running_job(
+        {"status": BatchStatus.IN_PROGRESS, "counts_total": 8, "counts_completed": 2, "started_ago": 60},
+        {"status": BatchStatus.IN_PROGRESS, "counts_total": 2, "counts_completed": 1, "started_ago": 30},
+    )
+    timing = queries.job_timing(job, now=now)
+    assert (timing.expected - now).total_seconds() == 180  # 2 of 8 in 60 s: 6 more take 180 s
+    assert timing.deadline == max(b.expires_at for b in job.batches)
+    slow, now = running_job(
+        {"status": BatchStatus.IN_PROGRESS, "counts_total": 1000, "counts_completed": 1, "started_ago": 3600}
+    )
+    assert queries.job_timing(slow, now=now).expected == queries.job_timing(slow, now=now).deadline
+
+
+def test_expected_finish_is_unknown_until_every_batch_has_answered_some(app_ctx):
+    job, now = running_job(
+        {"status": BatchStatus.IN_PROGRESS, "counts_total": 8, "counts_completed": 2, "started_ago": 60},
+        {"status": BatchStatus.IN_PROGRESS, "counts_total": 2, "started_ago": 30},
+    )
+    assert queries.job_timing(job, now=now).expected is None and queries.job_timing(job, now=now).deadline
+    waiting, now = running_job(
+        {"status": BatchStatus.IN_PROGRESS, "counts_total": 8, "counts_completed": 2, "started_ago": 60},
+        {"status": BatchStatus.WAITING},
+    )
+    assert queries.job_timing(waiting, now=now).expected is None  # a batch not sent yet: no pace for it
+    assert queries.job_timing(new_job(count=1)) == queries.Timing(None, None)
+
+
+def test_why_requests_failed_is_kept_with_the_event_that_ended_the_job(app_ctx, simulator, monkeypatch):
+    texts = ["ok", "gone [[sim:error=server_error]]", "bad [[sim:status=400]]", "worse [[sim:status=400]]"]
+    job = run_until_done(new_job(texts, submit=True, max_retries=0).id)
+    ended = job.events[-1]
+    assert ended.data == {"errors": [["invalid_request_error", 2], ["server_error", 1]]}
+    assert job.last_error == "errors: invalid_request_error ×2, server_error ×1"
+
+    def counted_again(*_, **__):
+        raise AssertionError("the breakdown was counted again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(queries, "error_counts", counted_again)
+        assert queries.failure_breakdown(job) == [("invalid_request_error", 2), ("server_error", 1)]
+    ended.data = None  # a job that ended before the events kept it
+    db.session.flush()
+    assert queries.failure_breakdown(job) == [("invalid_request_error", 2), ("server_error", 1)]

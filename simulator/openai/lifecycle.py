@@ -130,6 +130,7 @@ def _validate(store: Store, record: dict, now: float, settings: Settings) -> Non
         record["endpoint"],
         max_requests=settings.max_requests,
         failure_rate=settings.failure_rate,
+        batch_id=record["id"],
     )
     record.update(
         model=report.model or DEFAULT_MODELS.get(record["endpoint"]),

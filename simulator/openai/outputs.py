@@ -45,8 +45,8 @@ class Failure:
     param: str | None = None
 
 
-def planned_failure(request: dict, failure_rate: float) -> Failure | None:
-    """Return how the request is meant to fail, or None when it succeeds."""
+def planned_failure(request: dict, failure_rate: float, batch_id: str) -> Failure | None:
+    """Return how the request is meant to fail in batch ``batch_id``, or None when it succeeds."""
     body = request.get("body") or {}
     required = REQUIRED_BODY_PARAMS.get(str(request.get("url")))
     if required and required not in body:
@@ -57,13 +57,13 @@ def planned_failure(request: dict, failure_rate: float) -> Failure | None:
         return Failure(status=status)
     if markers.get("error"):
         return Failure(code=markers["error"])
-    if drawn_to_fail(str(request.get("custom_id")), failure_rate):
+    if drawn_to_fail(batch_id, str(request.get("custom_id")), failure_rate):
         return Failure(status=500)
     return None
 
 
-def request_fails(request: dict, failure_rate: float) -> bool:
-    return planned_failure(request, failure_rate) is not None
+def request_fails(request: dict, failure_rate: float, batch_id: str) -> bool:
+    return planned_failure(request, failure_rate, batch_id) is not None
 
 
 def error_output(batch_id: str, custom_id: str, code: str, message: str | None = None) -> dict:
@@ -84,7 +84,7 @@ def simulated_output(request: dict, *, batch_id: str, failure_rate: float = 0.0,
     """
     custom_id = request["custom_id"]
     line_id, request_id = line_ids(batch_id, custom_id)
-    failure = planned_failure(request, failure_rate)
+    failure = planned_failure(request, failure_rate, batch_id)
     if failure is not None and failure.code is not None and failure.status is None:
         return error_output(batch_id, custom_id, failure.code)
     if failure is not None and failure.status is not None:

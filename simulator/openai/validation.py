@@ -56,7 +56,7 @@ def parse_line(text: str) -> dict | None:
     return value if isinstance(value, dict) else None
 
 
-def inspect_input(path: str, endpoint: str, *, max_requests: int, failure_rate: float) -> InputReport:
+def inspect_input(path: str, endpoint: str, *, max_requests: int, failure_rate: float, batch_id: str) -> InputReport:
     """Read the input once: collect every validation error, and what running the batch needs."""
     report = InputReport()
     seen: set[str] = set()
@@ -69,7 +69,7 @@ def inspect_input(path: str, endpoint: str, *, max_requests: int, failure_rate: 
             continue
         if _check_request(report, request, endpoint, number, seen):
             report.prompt_tokens += prompt_tokens(request["body"])
-            if request_fails(request, failure_rate):
+            if request_fails(request, failure_rate, batch_id):
                 report.failing.append(report.total - 1)
     _check_file(report, max_requests)
     return report

@@ -49,7 +49,7 @@ def test_bad_lines_reject_the_whole_file_with_line_numbers(api):
         '{"custom_id": "n", "body": {"messages": [{"role": "user", "content": "\\u0000"}]}}',
     )
     error = error_of(upload(api, job["id"], content, expect=422))
-    assert error["message"] == "3 line(s) of the file are invalid; nothing was stored"
+    assert error["message"] == "3 lines of the file are invalid; nothing was stored"
     assert [d["field"] for d in error["details"]] == ["line 2", "line 3", "line 4"]
     assert error["details"][0]["message"].startswith("invalid_json_line:")
     assert error["details"][2]["message"].startswith("unstorable_value:")

@@ -44,6 +44,7 @@ OPERATIONS = [
     ("POST", "/api/v1/jobs/{job_id}/submit"),
     ("POST", "/api/v1/jobs/{job_id}/cancel"),
     ("POST", "/api/v1/jobs/{job_id}/retry"),
+    ("POST", "/api/v1/jobs/{job_id}/resend-cancelled"),
 ]
 
 

@@ -195,7 +195,16 @@ def test_list_jobs_rejects_bad_parameters(api, query, field):
 def test_get_job_shows_details_and_404_for_unknown(api):
     job = api.job_with_requests(3, metadata={"k": "v"})
     shown = api.get(f"/jobs/{job['id']}").get_json()
-    assert shown["counts"] == {"total": 3, "pending": 3, "in_flight": 0, "succeeded": 0, "failed": 0, "finished": 0}
+    assert shown["counts"] == {
+        "total": 3,
+        "pending": 3,
+        "in_flight": 0,
+        "succeeded": 0,
+        "failed": 0,
+        "cancelled": 0,
+        "finished": 0,
+        "answered_at_provider": 0,
+    }
     assert shown["tokens"]["estimated_prompt"] > 0
     assert shown["phase"] == "Draft: ready to submit" and shown["time_left_seconds"] is None
     assert error_of(api.get("/jobs/999999", 404))["code"] == "not_found"
@@ -299,7 +308,7 @@ def test_overview_counts_jobs_and_usage(api):
     api.job_with_requests(2, name="one")
     stats = api.get("/jobs/stats/overview").get_json()
     assert stats["jobs"] == 1 and stats["jobs_by_status"]["draft"] == 1
-    assert stats["requests"] == {"total": 2, "succeeded": 0, "failed": 0, "success_rate": None}
+    assert stats["requests"] == {"total": 2, "succeeded": 0, "failed": 0, "cancelled": 0, "success_rate": None}
     assert stats["by_model"] == [
         {
             "key": "gpt-4o-mini",

@@ -22,7 +22,16 @@ def test_submit_runs_the_job_and_results_can_be_read(api, simulator):
     assert submitted["cost"]["estimated"] is not None
     done = run(api, job["id"])
     assert done["status"] == "completed_with_errors" and done["phase"] == "Completed with errors"
-    assert done["counts"] == {"total": 3, "pending": 0, "in_flight": 0, "succeeded": 2, "failed": 1, "finished": 3}
+    assert done["counts"] == {
+        "total": 3,
+        "pending": 0,
+        "in_flight": 0,
+        "succeeded": 2,
+        "failed": 1,
+        "cancelled": 0,
+        "finished": 3,
+        "answered_at_provider": 0,
+    }
     assert done["progress"] == 1 and done["tokens"]["prompt"] > 0
     assert done["completed_at"] and float(done["cost"]["actual"]) > 0
     batch = done["batches"][0]
@@ -101,5 +110,66 @@ def test_retry_without_failures_is_409(api, simulator):
     job = api.job_with_requests(1)
     api.post(f"/jobs/{job['id']}/submit", 200)
     assert run(api, job["id"])["status"] == "completed"
-    assert error_of(api.post(f"/jobs/{job['id']}/retry", 409))["message"] == "the job has no failed requests to retry"
+    assert (
+        error_of(api.post(f"/jobs/{job['id']}/retry", 409))["message"] == "the job has no failed requests to send again"
+    )
     assert api.get(f"/jobs/{job['id']}").get_json()["links"]["results"] == f"{API}/jobs/{job['id']}/results"
+
+
+def test_a_cancelled_job_says_cancelled_and_sends_them_again_on_its_own_endpoint(api, simulator):
+    job = api.job_with_requests(2)
+    api.post(f"/jobs/{job['id']}/submit", 200)
+    api.post(f"/jobs/{job['id']}/cancel", 200)
+    done = run(api, job["id"])
+    assert done["status"] == "cancelled" and done["last_error"] is None
+    assert (done["counts"]["cancelled"], done["counts"]["failed"], done["counts"]["finished"]) == (2, 0, 0)
+    requests = api.get(f"/jobs/{job['id']}/requests?status=cancelled").get_json()["data"]
+    assert [(r["status"], r["error_code"]) for r in requests] == [("cancelled", "cancelled")] * 2
+    assert (
+        error_of(api.post(f"/jobs/{job['id']}/retry", 409))["message"] == "the job has no failed requests to send again"
+    )
+
+    resent = api.post(f"/jobs/{job['id']}/resend-cancelled", 200).get_json()
+    assert resent["resent"] == 2 and resent["job"]["status"] == "queued"
+    assert resent["job"]["counts"]["pending"] == 2 and resent["job"]["counts"]["cancelled"] == 0
+    assert run(api, job["id"])["status"] == "completed"
+    assert "no cancelled requests" in error_of(api.post(f"/jobs/{job['id']}/resend-cancelled", 409))["message"]
+    events = api.get(f"/jobs/{job['id']}/events?limit=500").get_json()["data"]
+    assert ("resent", "Sending 2 cancelled requests again") in [(e["kind"], e["message"]) for e in events]
+    api.post("/jobs/123456/resend-cancelled", 404)
+
+
+def test_the_job_object_shows_what_was_asked(api):
+    job = api.job_with_requests(1, max_tokens=64, temperature=0.5)
+    recipe = api.get(f"/jobs/{job['id']}").get_json()["recipe"]
+    assert recipe == {
+        "model": "gpt-4o-mini",
+        "endpoint": "/v1/chat/completions",
+        "max_tokens": 64,
+        "temperature": 0.5,
+        "max_retries": 3,
+        "source_format": "api",
+        "filename": None,
+        "prompt_template": None,
+        "system_prompt": None,
+        "id_column": None,
+        "json_schema": None,
+    }
+    csv_job = api.create_job(name="csv")
+    schema = '{"type": "object", "properties": {"b": {"type": "string"}, "a": {"type": "integer"}}}'
+    api.post(
+        f"/jobs/{csv_job['id']}/files",
+        201,
+        data={
+            "file": (io.BytesIO(b"review_id,review\n1,great\n"), "reviews.csv"),
+            "template": "Rate: {{ review }}",
+            "system_prompt": "Be brief.",
+            "id_column": "review_id",
+            "json_schema": schema,
+        },
+        content_type="multipart/form-data",
+    )
+    shown = api.get(f"/jobs/{csv_job['id']}").get_json()["recipe"]
+    assert (shown["source_format"], shown["filename"], shown["id_column"]) == ("csv", "reviews.csv", "review_id")
+    assert (shown["prompt_template"], shown["system_prompt"]) == ("Rate: {{ review }}", "Be brief.")
+    assert list(shown["json_schema"]["properties"]) == ["b", "a"]  # in the user's order

@@ -34,7 +34,7 @@ def test_one_bad_request_stores_none_and_names_its_index(api):
         {"custom_id": "nul", "body": chat_body("a\u0000b")},
     ]
     error = error_of(api.post(f"/jobs/{job['id']}/requests", 422, json=items))
-    assert error["message"] == "3 request(s) are invalid; none was added"
+    assert error["message"] == "3 requests are invalid; none was added"
     details = {d["field"]: d["message"] for d in error["details"]}
     assert set(details) == {"[1]", "[2]", "[3]"}
     assert details["[1]"].startswith("model_mismatch:")

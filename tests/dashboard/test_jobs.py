@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from tests.factories import new_job, run_until_done
 from webapp.extensions import db
-from webapp.models import BatchJob, JobStatus
+from webapp.models import BatchJob, BatchRequest, JobStatus, request_states
 from webapp.services import jobs
 
 
@@ -42,7 +42,8 @@ def test_jobs_list_shows_each_job_with_its_numbers(browser, app_ctx, simulator):
     assert '<progress value="2" max="2"' in row
     assert "1 / 1" in row  # succeeded / failed
     assert f"{done.prompt_tokens + done.completion_tokens:,}" in row
-    assert "Simulator · gpt-4o-mini" in row
+    assert 'gpt-4o-mini<br><small class="muted">Simulator</small>' in row
+    assert re.search(r'<td class="nowrap"><time datetime="[^"]+" title="[^"]+ UTC">\d+ \w{3} \d\d:\d\d</time>', row)
     assert "hx-trigger" not in row  # a finished row does not poll
 
 
@@ -110,7 +111,7 @@ def test_draft_page_offers_submit_and_delete_only(browser, app_ctx):
 
     assert page.status_code == 200
     assert "Draft: ready to submit" in page.text
-    assert "Submit 2 request(s)" in page.text and "Delete this job" in page.text
+    assert "Submit 2 requests" in page.text and "Delete this job" in page.text
     assert "Cancel job" not in page.text and "Retry" not in page.text
     assert "hx-trigger" not in page.text  # nothing to watch yet
     assert "Estimated cost" in page.text and "$0.0000" in page.text
@@ -142,10 +143,11 @@ def test_finished_job_page_shows_costs_batches_timeline_and_downloads(browser, a
     text = page.text
 
     assert "Completed with errors" in text
-    assert "Retry 1 failed request(s)" in text and "Cancel job" not in text
-    assert "Estimated cost" in text and "Actual cost" in text and "Took" in text
+    assert "Retry 1 failed request<" in text and "Cancel job" not in text
+    assert "Estimated cost" in text and "Cost at OpenAI&#39;s prices" in text and "Took" in text
+    assert "the simulator charges nothing" in text
     assert "Provider batches" in text and job.batches[0].provider_batch_id in text
-    assert "Timeline" in text and "Submitted 2 request(s)" in text
+    assert "Timeline" in text and "Submitted 2 requests" in text
     for href in (
         f"/jobs/{job.id}/results.csv",
         f"/jobs/{job.id}/results.jsonl",
@@ -169,7 +171,7 @@ def test_cancel_asks_the_engine_to_stop_the_job(browser, app_ctx):
     browser.post(f"/jobs/{job.id}/cancel")
     db.session.expire_all()
     assert job.status == JobStatus.CANCELLING
-    assert "Cancellation requested" in browser.get(f"/jobs/{job.id}").text
+    assert "Cancelling: running batches are being stopped" in browser.get(f"/jobs/{job.id}").text
 
 
 def test_retry_sends_the_failed_requests_again(browser, app_ctx, simulator):
@@ -177,7 +179,7 @@ def test_retry_sends_the_failed_requests_again(browser, app_ctx, simulator):
     browser.post(f"/jobs/{job.id}/retry")
     db.session.expire_all()
     assert job.status == JobStatus.QUEUED and job.pending_requests == 1
-    assert "The failed requests are being sent again" in browser.get(f"/jobs/{job.id}").text
+    assert "Sending 1 failed request again." in browser.get(f"/jobs/{job.id}").text
 
 
 def test_delete_removes_the_job_and_returns_to_the_list(browser, app_ctx):
@@ -198,7 +200,8 @@ def test_delete_removes_the_job_and_returns_to_the_list(browser, app_ctx):
     [
         ("cancel", False, "Could not cancel the job: a draft job cannot be cancelled"),
         ("submit", True, "Could not submit the job: cannot submit a job that is queued"),
-        ("retry", False, "Could not retry the job: only a finished job can be retried"),
+        ("retry", False, "Could not send the failed requests again: only a finished job&#39;s requests can be sent"),
+        ("resend", False, "Could not send the cancelled requests again: only a finished job&#39;s requests can be"),
         ("delete", True, "Could not delete the job: a queued job cannot be deleted; cancel it first"),
     ],
 )
@@ -255,7 +258,10 @@ def test_htmx_requests_carry_the_csrf_token_in_a_header(csrf_on, browser, app_ct
 
 def test_layout_shows_the_provider_and_loads_no_inline_script(browser):
     page = browser.get("/jobs").text
-    assert "Provider: Simulator (built-in, no real model calls)" in page
+    assert (
+        '<span class="provider-prefix">Provider: </span>Simulator'
+        '<span class="provider-note"> (built-in, no real model calls)</span>' in page
+    )
     assert "provider-simulator" in page
     scripts = re.findall(r"<script([^>]*)>(.*?)</script>", page, re.S)
     assert scripts and all('src="/static/' in attrs and not body.strip() for attrs, body in scripts)
@@ -282,3 +288,136 @@ def test_overview_draws_the_statistics_with_their_numbers(browser, app_ctx, simu
     assert "gpt-4o-mini" in text and "gpt-4o" in text
     assert "Tokens per day" in text and "Cost per day" in text
     assert re.search(r'<th scope="row">completed with errors</th>.*?<td class="num">1</td>', text, re.S)
+
+
+def test_a_cancelled_job_counts_cancelled_requests_and_offers_to_send_them_again(browser, app_ctx, simulator):
+    job = new_job(count=3, submit=True, name="Stopped")
+    jobs.cancel_job(job)
+    job = run_until_done(job.id)
+    text = browser.get(f"/jobs/{job.id}").text
+
+    assert re.search(r'stat-label">Cancelled</span>\s*<span class="stat-value">3</span>', text)
+    assert re.search(r'stat-label">Failed</span>\s*<span class="stat-value">0</span>', text)
+    assert "Send the 3 cancelled requests again" in text and "Retry" not in text
+    assert "0 of 3 requests answered, 3 cancelled before they ran." in text
+    assert "Why" not in text  # a cancel is no failure to explain
+
+    browser.post(f"/jobs/{job.id}/resend")
+    db.session.expire_all()
+    assert (job.status, job.pending_requests, job.cancelled_requests) == (JobStatus.QUEUED, 3, 0)
+    page = browser.get(f"/jobs/{job.id}").text
+    assert "Sending 3 cancelled requests again." in page
+    assert "Sending 3 cancelled requests again" in re.search(r'<ol class="timeline">.*?</ol>', page, re.S).group(0)
+
+
+def test_cancelling_asks_first_and_says_what_happens_to_the_requests(browser, app_ctx):
+    job = new_job(count=4, submit=True, name="Long one")
+    form = re.search(
+        r'<form method="post" action="/jobs/\d+/cancel"\s+data-confirm="([^"]+)">', browser.get(f"/jobs/{job.id}").text
+    )
+    question = form.group(1).replace("&#34;", '"')
+    assert question.startswith("Cancel the job “Long one”?")
+    assert "up to 4 requests) will be cancelled" in question and "Results already in are kept" in question
+
+
+def test_failures_are_explained_with_what_to_do_and_the_code_one_click_away(browser, app_ctx, simulator):
+    texts = ["fine", "gone [[sim:error=server_error]]", "again [[sim:error=server_error]]", "bad [[sim:status=400]]"]
+    job = run_until_done(new_job(texts, submit=True, max_retries=0).id)
+    text = browser.get(f"/jobs/{job.id}").text
+    failures = re.search(r'<section class="failures".*?</section>', text, re.S).group(0)
+
+    assert "Why 3 requests failed" in failures
+    temporary, permanent = failures.split("<li>")[1:3]
+    assert "2 requests" in temporary and "The provider&#39;s servers had an internal error." in temporary
+    assert '<span class="tag">temporary</span>' in temporary and "press “Retry failed”" in temporary
+    assert "<summary>Technical detail</summary>" in temporary and "<code>server_error</code>" in temporary
+    assert "1 request" in permanent and "The provider found the request malformed." in permanent
+    assert '<span class="tag">permanent</span>' in permanent
+    assert "server_error ×" not in text  # the summary in code words is the API's, not the page's
+
+
+def test_the_request_page_explains_its_error_and_shows_the_json_on_many_lines(browser, app_ctx, simulator):
+    job = run_until_done(new_job(["gone [[sim:error=server_error]]"], submit=True, max_retries=0).id)
+    request_id = db.session.scalar(select(BatchRequest.id).where(BatchRequest.job_id == job.id))
+    text = browser.get(f"/jobs/{job.id}/requests/{request_id}").text
+
+    assert "Why it failed" in text and "The provider&#39;s servers had an internal error." in text
+    assert "temporary" in text and "<code>server_error</code>" in text
+    assert '<pre class="json"><code>{\n  &#34;model&#34;' in text  # indented, one key a line
+    listed = browser.get(f"/jobs/{job.id}/requests").text
+    assert "The provider&#39;s servers had an internal error." in listed
+
+
+def test_the_job_page_shows_what_was_asked(browser, app_ctx, tmp_path):
+    from tests.test_uploads import csv_file
+    from webapp.services import csv_import
+    from webapp.services.csv_import import CsvMapping
+
+    job = new_job([], name="Recipe", max_tokens=50, temperature=0.2)
+    schema = {"type": "object", "properties": {"sentiment": {"type": "string"}, "reason": {"type": "string"}}}
+    mapping = CsvMapping("Classify: {{ Text }}", "You are terse.", "Id", schema)
+    csv_import.import_csv(job, csv_file(tmp_path), mapping, filename="reviews.csv")
+    text = browser.get(f"/jobs/{job.id}").text
+    recipe = re.search(r'<section class="recipe".*?</section>', text, re.S).group(0)
+
+    assert "What was asked" in recipe and "<code>gpt-4o-mini</code>" in recipe
+    assert "<dd>50</dd>" in recipe and "<dd>0.2</dd>" in recipe
+    assert "one per row of reviews.csv (UTF-8), named by the column Id" in recipe
+    assert '<pre class="output">Classify: {{ Text }}</pre>' in recipe
+    assert '<pre class="output">You are terse.</pre>' in recipe
+    assert recipe.index("&#34;sentiment&#34;") < recipe.index("&#34;reason&#34;")  # the user's order
+
+
+def test_the_last_poll_of_a_job_clears_the_flash_of_the_action_that_started_it(browser, app_ctx, simulator):
+    job = new_job(count=1)
+    browser.post(f"/jobs/{job.id}/submit")
+    page = browser.get(f"/jobs/{job.id}").text
+    assert '<div id="flashes" class="flashes">' in page and "Submitted:" in page
+
+    running = browser.get(f"/jobs/{job.id}", htmx=True).text
+    assert 'hx-swap-oob="true"></div>' not in running  # still running: the message still holds
+    assert '<section id="job-activity" class="job-activity" hx-swap-oob="true">' in running
+    run_until_done(job.id)
+    ended = browser.get(f"/jobs/{job.id}", htmx=True).text
+    assert '<div id="flashes" class="flashes" hx-swap-oob="true"></div>' in ended
+    assert "hx-swap-oob" not in browser.get(f"/jobs/{job.id}").text  # a whole page has nothing out of band
+
+
+def test_a_running_job_shows_the_providers_progress_and_its_expected_finish(browser, app_ctx):
+    from datetime import UTC, datetime, timedelta
+
+    from webapp.models import BatchStatus, ProviderBatch
+    from webapp.services.ledger import recount
+
+    job = new_job(count=10, submit=True, name="Counting")
+    now = datetime.now(UTC)
+    batch = ProviderBatch(
+        job_id=job.id,
+        model=job.model,
+        endpoint=job.endpoint,
+        status=BatchStatus.IN_PROGRESS,
+        counts_total=10,
+        counts_completed=6,
+        counts_failed=2,
+        in_progress_at=now - timedelta(minutes=8),
+        expires_at=now + timedelta(hours=23, minutes=52),
+    )
+    db.session.add(batch)
+    db.session.flush()
+    db.session.execute(
+        update(request_states)
+        .where(request_states.c.job_id == job.id)
+        .values(status="in_flight", provider_batch_id=batch.id)
+    )
+    recount(job)
+    db.session.commit()
+
+    text = browser.get(f"/jobs/{job.id}").text
+    assert '<progress value="8" max="10"' in text and "<small>80%</small>" in text
+    assert "8 of 10 requests answered (8 reported done by the provider" in text
+    assert "2 being run by the provider" in text
+    assert "The simulator answers with made-up text: each batch spends about 0.3 s there" in text
+    expected = text.index("Expected finish")
+    assert expected < text.index("Deadline") and "at the pace so far" in text
+    row = browser.get(f"/jobs/{job.id}/row", htmx=True).text
+    assert '<progress value="8" max="10"' in row

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,19 @@ def test_form_offers_the_providers_endpoints_and_file_types(browser):
     assert 'enctype="multipart/form-data"' in page.text
 
 
+def test_the_simulator_is_described_as_it_is(browser, config):
+    config(
+        SIMULATOR_VALIDATING_SECONDS=1.0,
+        SIMULATOR_IN_PROGRESS_SECONDS=5.0,
+        SIMULATOR_FINALIZING_SECONDS=1.0,
+        SYNC_INTERVAL_SECONDS=5,
+    )
+    text = html.unescape(browser.get("/jobs/new").text)
+    assert "calls no model and charges nothing" in text and "about 7–12 s after you submit" in text
+    assert "Costs are shown at OpenAI's prices." in text
+    assert "instantly" not in text and "costs nothing" not in text
+
+
 def test_valid_jsonl_becomes_a_draft_job_that_is_not_submitted(browser, app_ctx):
     lines = [chat_line(f"t-{i}", f"Ticket {i}: my order is late") for i in range(3)]
     response = browser.new_job((jsonl_file(lines), "tickets.jsonl"), name="Tickets", temperature="0.2")
@@ -48,8 +62,8 @@ def test_valid_jsonl_becomes_a_draft_job_that_is_not_submitted(browser, app_ctx)
     assert (job.name, job.status, job.total_requests, job.temperature) == ("Tickets", JobStatus.DRAFT, 3, 0.2)
     assert job.source == {"format": "jsonl", "filename": "tickets.jsonl"}
     page = browser.get(response.headers["Location"])
-    assert "Created the job with 3 request(s)" in page.text
-    assert "Submit 3 request(s)" in page.text
+    assert "Created the job with 3 requests" in page.text
+    assert "Submit 3 requests" in page.text
 
 
 def bad_jsonl() -> bytes:
@@ -73,7 +87,7 @@ def test_jsonl_with_bad_lines_lists_every_line_and_stores_nothing(browser, app_c
 
     assert response.status_code == 422
     text = html.unescape(response.text)
-    assert "6 line(s) of mixed.jsonl cannot be used. Nothing was stored." in text
+    assert "6 lines of mixed.jsonl cannot be used. Nothing was stored." in text
     rows = {
         int(line): code
         for line, code in __import__("re").findall(
@@ -91,7 +105,7 @@ def test_jsonl_with_bad_lines_lists_every_line_and_stores_nothing(browser, app_c
     assert job_count() == 0
     assert 'value="Mixed bag"' in response.text and "keep me" in response.text  # what was typed stays
     assert hidden(response.text, "upload")  # the file is kept for the second submit
-    assert "Skip the 6 invalid line(s) and create the job" in text
+    assert "Skip the 6 invalid lines and create the job" in text
 
 
 def test_second_submit_skips_the_bad_lines(browser, app_ctx, config):
@@ -108,7 +122,7 @@ def test_second_submit_skips_the_bad_lines(browser, app_ctx, config):
     assert response.status_code == 302
     job = only_job()
     assert custom_ids(job) == ["ok-1", "ok-2"]
-    assert "skipped 6 invalid line(s)" in browser.get(response.headers["Location"]).text
+    assert "skipped 6 invalid lines" in browser.get(response.headers["Location"]).text
 
 
 def test_skip_checkbox_creates_the_job_at_the_first_submit(browser, app_ctx, config):
@@ -136,7 +150,7 @@ def test_csv_upload_leads_to_the_mapping_step_without_creating_a_job(browser, ap
     assert response.status_code == 200
     text = html.unescape(response.text)
     assert "Found 3 rows and 3 columns" in text.replace("<strong>", "").replace("</strong>", "")
-    assert "separated by comma, text encoding utf-8" in text
+    assert "separated by comma, text read as UTF-8)" in text
     for column in ("{{ Id }}", "{{ Text }}", "{{ Stars }}"):
         assert f"<code>{column}</code>" in text
     assert "Great, really great: would buy again" in text  # the sample rows, quoted comma intact
@@ -151,6 +165,8 @@ def test_csv_detection_of_delimiter_and_encoding(browser, app_ctx):
     text = html.unescape(response.text)
     assert response.status_code == 200
     assert "separated by semicolon" in text
+    assert "text read as Windows-1252 (Western European, as older Excel versions save it)" in text
+    assert "cp1252" not in text
     assert "Ça coûte très cher" in text
 
 
@@ -178,7 +194,7 @@ def test_live_preview_renders_the_first_requests_and_the_estimate(browser, app_c
     assert "Classify this review: Très bien — mais un peu cher.\nSecond line of the review" in text
     assert "<code>r1</code>" in text
     assert "Answer in one word." in text  # the system prompt is in the request as sent
-    assert "<strong>3</strong> request(s)" in text
+    assert "<strong>3</strong> requests" in text
     assert "Estimated cost: <strong>$" in text
     assert job_count() == 0
 
@@ -211,6 +227,28 @@ def test_invalid_json_schema_is_shown_next_to_its_field(browser, app_ctx):
     assert job_count() == 0
 
 
+def test_form_errors_are_said_once_in_words_with_the_validators_text_one_click_away(browser, app_ctx):
+    schema = '{"type": "object", "properties": {"sentiment": "string"}}'
+    response = browser.post("/jobs/new", mapping_step(browser, template="Rate: {{ Txt }}", json_schema=schema))
+    assert response.status_code == 422
+    summary = re.search(r'<div class="flash flash-error error-summary".*?</ul>', response.text, re.S).group(0)
+
+    assert summary.count("no column named") == 1  # the preview's check of the same mapping adds nothing
+    words = field_error(response.text, "json_schema")
+    assert words == (
+        "The JSON schema is not valid: “properties → sentiment” should be a schema in braces, such as "
+        "{&#34;type&#34;: &#34;string&#34;}, not the text &#34;string&#34;."
+    )
+    assert summary.count(words) == 1 and "is not of type" not in summary
+    detail = re.search(
+        r'</small>\s*<details class="technical"><summary>Technical detail</summary><code>(.*?)</code>',
+        response.text.split('id="json_schema-error"')[1],
+        re.S,
+    )
+    assert detail and "is not of type &#39;object&#39;, &#39;boolean&#39;" in detail.group(1)
+    assert job_count() == 0
+
+
 def test_csv_job_is_created_with_one_request_per_row(browser, app_ctx):
     schema = {"type": "object", "properties": {"sentiment": {"type": "string"}}, "required": ["sentiment"]}
     data = mapping_step(browser, id_column="Id", json_schema=json.dumps(schema))
@@ -231,7 +269,7 @@ def test_csv_rows_that_cannot_become_requests_are_listed(browser, app_ctx):
     data = mapping_step(browser, rows=rows, id_column="Id")
     response = browser.post("/jobs/new", data)
     assert response.status_code == 422
-    assert "1 row(s) of reviews.csv cannot be used" in html.unescape(response.text)
+    assert "1 row of reviews.csv cannot be used" in html.unescape(response.text)
     assert "duplicate_custom_id" in response.text
     assert job_count() == 0
 

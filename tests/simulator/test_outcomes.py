@@ -31,7 +31,7 @@ def test_request_failures_land_in_the_error_file(sim_client):
     assert errors["non-http"]["error"]["code"] == "server_error" and errors["non-http"]["error"]["message"]
 
 
-def test_failure_rate_fails_the_same_requests_every_time(sim_serve):
+def test_failure_rate_fails_a_predictable_share_of_each_batch(sim_serve):
     client = sim_client_for(sim_serve(SIMULATOR_FAILURE_RATE=0.5))
     lines = [chat_line(f"r{i}", f"q{i}") for i in range(20)]
     batch = run(client, lines)
@@ -44,6 +44,21 @@ def test_failure_rate_fails_the_same_requests_every_time(sim_serve):
     }
     assert failed == expected and 0 < len(failed) < 20
     assert batch.request_counts.failed == len(failed)
+
+
+def test_a_request_that_failed_by_the_rate_usually_succeeds_when_sent_again(sim_serve):
+    """The draw is per batch: sending the failed requests again in a new batch is a fresh draw, as a passing
+    provider error would be, so "retry failed" does not end "0 succeeded" every time."""
+    client = sim_client_for(sim_serve(SIMULATOR_FAILURE_RATE=0.3))
+    lines = [chat_line(f"r{i}", f"q{i}") for i in range(100)]
+    first = run(client, lines)
+    failed = {line["custom_id"] for line in read_lines(client, first.error_file_id)}
+    again = run(client, [line for line in lines if line["custom_id"] in failed])
+
+    still_failing = {line["custom_id"] for line in read_lines(client, again.error_file_id)}
+    assert len(failed) >= 4
+    assert len(still_failing) < len(failed)
+    assert {line["custom_id"] for line in read_lines(client, again.output_file_id)} == failed - still_failing
 
 
 def test_batch_where_every_request_failed_completes_without_output_file(sim_client):

@@ -6,7 +6,16 @@ from webapp.api import JOBS, bp
 from webapp.api.auth import creator_id, current_actor, load_job, owner_id
 from webapp.api.http import respond
 from webapp.api.schemas import JobCreate, JobPath, JobsQuery, JobUpdate, OverviewQuery
-from webapp.api.serialisers import JobDetail, JobList, OverviewOut, RetryOut, error_responses, job_detail, job_list
+from webapp.api.serialisers import (
+    JobDetail,
+    JobList,
+    OverviewOut,
+    ResendOut,
+    RetryOut,
+    error_responses,
+    job_detail,
+    job_list,
+)
 from webapp.services import jobs, queries
 
 BODY_ERRORS = error_responses(400, 413, 415)
@@ -66,16 +75,28 @@ def submit_job(path: JobPath):
 
 @bp.post("/jobs/<int:job_id>/cancel", tags=[JOBS], responses={200: JobDetail, **error_responses(404, 409)})
 def cancel_job(path: JobPath):
-    """Cancel a queued or running job; running provider batches are cancelled too."""
+    """Cancel a queued or running job; running provider batches are cancelled too.
+
+    Requests the cancel stops before they run end `cancelled` (counted in `counts.cancelled`, not as failed);
+    results already in are kept. `POST .../resend-cancelled` sends the cancelled ones later.
+    """
     return respond(job_detail(jobs.cancel_job(load_job(path.job_id), actor=current_actor())))
 
 
 @bp.post("/jobs/<int:job_id>/retry", tags=[JOBS], responses={200: RetryOut, **error_responses(404, 409)})
 def retry_job(path: JobPath):
-    """Send the failed requests of a finished job again."""
+    """Send the failed requests of a finished job again (409 when it has none; cancelled ones are not sent)."""
     job = load_job(path.job_id)
     retried = jobs.retry_failed(job, actor=current_actor())
     return respond(RetryOut(retried=retried, job=job_detail(job)))
+
+
+@bp.post("/jobs/<int:job_id>/resend-cancelled", tags=[JOBS], responses={200: ResendOut, **error_responses(404, 409)})
+def resend_cancelled(path: JobPath):
+    """Send the requests a cancel stopped before they ran, of a finished job (409 when it has none)."""
+    job = load_job(path.job_id)
+    resent = jobs.resend_cancelled(job, actor=current_actor())
+    return respond(ResendOut(resent=resent, job=job_detail(job)))
 
 
 @bp.get("/jobs/stats/overview", tags=[JOBS], responses={200: OverviewOut})

@@ -72,7 +72,12 @@ class JobCounts(BaseModel):
     in_flight: int
     succeeded: int
     failed: int
-    finished: int
+    cancelled: int = Field(description="Stopped by the job's cancel before they ran: neither failed nor succeeded.")
+    finished: int = Field(description="With a result: succeeded + failed.")
+    answered_at_provider: int = Field(
+        description="Of the requests in flight, those the provider reports done in its running batches; their "
+        "results are stored when the batch ends."
+    )
 
 
 class JobCost(BaseModel):
@@ -134,6 +139,23 @@ class BatchOut(BaseModel):
     ingested_at: datetime | None = Field(description="When the results were stored.")
 
 
+class Recipe(BaseModel):
+    """What the job asks of the model: the same for every request of a CSV job (its prompts and schema), and
+    the settings of any job. A JSONL or API job's prompts are in its requests."""
+
+    model: str
+    endpoint: str
+    max_tokens: int | None = Field(description="Longest answer allowed, in tokens; null: the model's own limit.")
+    temperature: float | None = Field(description="null: the model's default.")
+    max_retries: int = Field(description="How often a request that failed for a passing reason is sent again.")
+    source_format: str = Field(description="Where the requests came from: `csv`, `jsonl` (a file) or `api`.")
+    filename: str | None
+    prompt_template: str | None = Field(description="CSV jobs: the user message, `{{ column }}` filled per row.")
+    system_prompt: str | None = Field(description="CSV jobs: the system message (instructions), if any.")
+    id_column: str | None = Field(description="CSV jobs: the column whose values are the custom_ids.")
+    json_schema: dict[str, Any] | None = Field(description="CSV jobs: the shape asked of each answer, if any.")
+
+
 class JobSummary(BaseModel):
     id: int
     name: str
@@ -141,7 +163,9 @@ class JobSummary(BaseModel):
     provider: str
     endpoint: str
     model: str
-    progress: float = Field(ge=0, le=1, description="Share of requests with a final result.")
+    progress: float = Field(
+        ge=0, le=1, description="Share of requests answered: with a result, or reported done by the provider."
+    )
     counts: JobCounts
     cost: JobCost
     created_at: datetime
@@ -156,6 +180,15 @@ class JobDetail(JobSummary):
     time_left_seconds: int | None = Field(
         description="Until the provider's 24-hour window closes on the latest running batch; null when none runs."
     )
+    expected_finish_at: datetime | None = Field(
+        description="When the running batches should end at the pace they have kept so far; null until each has "
+        "answered some requests (and while requests wait to be sent)."
+    )
+    deadline_at: datetime | None = Field(
+        description="When the provider's 24-hour window closes on the latest running batch (what has not run by "
+        "then is sent again); null when none runs."
+    )
+    recipe: Recipe = Field(description="What was asked: the model, its settings and, for a CSV, the prompts.")
     max_tokens: int | None
     temperature: float | None
     max_retries: int
@@ -189,6 +222,11 @@ class RetryOut(BaseModel):
     job: JobDetail
 
 
+class ResendOut(BaseModel):
+    resent: int = Field(description="How many cancelled requests are sent again.")
+    job: JobDetail
+
+
 def _links(job: BatchJob) -> JobLinks:
     def link(endpoint: str) -> str:
         return url_for(f"api.{endpoint}", job_id=job.id)
@@ -202,7 +240,7 @@ def _links(job: BatchJob) -> JobLinks:
     )
 
 
-def _summary_fields(job: BatchJob) -> dict[str, Any]:
+def _summary_fields(job: BatchJob, at_provider: int) -> dict[str, Any]:
     return {
         "id": job.id,
         "name": job.name,
@@ -210,14 +248,16 @@ def _summary_fields(job: BatchJob) -> dict[str, Any]:
         "provider": job.provider,
         "endpoint": job.endpoint,
         "model": job.model,
-        "progress": round(job.progress, 4),
+        "progress": round(job.answered_share(at_provider), 4),
         "counts": JobCounts(
             total=job.total_requests,
             pending=job.pending_requests,
             in_flight=job.in_flight_requests,
             succeeded=job.succeeded_requests,
             failed=job.failed_requests,
+            cancelled=job.cancelled_requests,
             finished=job.finished_requests,
+            answered_at_provider=job.answered(at_provider) - job.finished_requests,
         ),
         "cost": JobCost(estimated=job.estimated_cost, actual=job.actual_cost or Decimal(0)),
         "created_at": job.created_at,
@@ -227,17 +267,21 @@ def _summary_fields(job: BatchJob) -> dict[str, Any]:
     }
 
 
-def job_summary(job: BatchJob) -> JobSummary:
-    return JobSummary(**_summary_fields(job))
+def job_summary(job: BatchJob, at_provider: int = 0) -> JobSummary:
+    return JobSummary(**_summary_fields(job, at_provider))
 
 
 def job_detail(job: BatchJob) -> JobDetail:
-    left = queries.time_left(job)
+    timing = queries.job_timing(job)
+    left = timing.time_left()
     return JobDetail(
-        **_summary_fields(job),
+        **_summary_fields(job, queries.answered_at_provider([job.id]).get(job.id, 0)),
         description=job.description,
         phase=queries.job_phase(job),
         time_left_seconds=max(0, int(left.total_seconds())) if left is not None else None,
+        expected_finish_at=timing.expected,
+        deadline_at=timing.deadline,
+        recipe=Recipe.model_validate(queries.job_recipe(job)),
         max_tokens=job.max_tokens,
         temperature=job.temperature,
         max_retries=job.max_retries,
@@ -267,8 +311,9 @@ def _columns(row: Any, model: type[BaseModel], exclude: set[str]) -> dict[str, A
 
 def job_list(page, link) -> JobList:
     """A Flask-SQLAlchemy Pagination as a JobList; ``link(page)`` is the URL of another page."""
+    at_provider = queries.answered_at_provider(job.id for job in page.items if job.is_active)
     return JobList(
-        data=[job_summary(job) for job in page.items],
+        data=[job_summary(job, at_provider.get(job.id, 0)) for job in page.items],
         page=page.page,
         per_page=page.per_page,
         total=page.total or 0,
@@ -416,6 +461,7 @@ class RequestTotals(BaseModel):
     total: int
     succeeded: int
     failed: int
+    cancelled: int
     success_rate: float | None = Field(description="succeeded / (succeeded + failed); null before any result.")
 
 

@@ -5,7 +5,7 @@ from wtforms import BooleanField, EmailField, PasswordField, SelectField, String
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length
 
-from webapp.services.accounts import MIN_PASSWORD
+from webapp.services.accounts import MIN_PASSWORD, PASSWORD_RULE
 
 EXPIRY_CHOICES = [
     SelectChoice("", "Never"),
@@ -25,13 +25,17 @@ class LoginForm(FlaskForm):
 
 class SetupForm(FlaskForm):
     email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(min=MIN_PASSWORD)])
+    password = PasswordField(
+        "Password", validators=[DataRequired(), Length(min=MIN_PASSWORD)], description=PASSWORD_RULE
+    )
     confirm = PasswordField("Repeat the password", validators=[EqualTo("password", "the passwords differ")])
 
 
 class PasswordForm(FlaskForm):
     current_password = PasswordField("Current password", validators=[DataRequired()])
-    new_password = PasswordField("New password", validators=[DataRequired(), Length(min=MIN_PASSWORD)])
+    new_password = PasswordField(
+        "New password", validators=[DataRequired(), Length(min=MIN_PASSWORD)], description=PASSWORD_RULE
+    )
     confirm = PasswordField("Repeat the new password", validators=[EqualTo("new_password", "the passwords differ")])
 
 
@@ -42,12 +46,16 @@ class TokenForm(FlaskForm):
 
 class NewUserForm(FlaskForm):
     email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
-    password = PasswordField("Initial password", validators=[DataRequired(), Length(min=MIN_PASSWORD)])
+    password = PasswordField(
+        "Initial password", validators=[DataRequired(), Length(min=MIN_PASSWORD)], description=PASSWORD_RULE
+    )
     role = SelectField("Role", choices=ROLE_CHOICES, default="member")
 
 
 class ResetPasswordForm(FlaskForm):
-    password = PasswordField("New password", validators=[DataRequired(), Length(min=MIN_PASSWORD)])
+    password = PasswordField(
+        "New password", validators=[DataRequired(), Length(min=MIN_PASSWORD)], description=PASSWORD_RULE
+    )
 
 
 class RoleForm(FlaskForm):

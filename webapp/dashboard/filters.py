@@ -6,11 +6,23 @@ import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from webapp import __version__
+from flask import current_app
+
+from simulator.settings import load_settings as simulator_settings
+from webapp import __version__, error_words, words
 from webapp.dashboard import bp
 from webapp.providers import LABELS, SIMULATOR, provider_info
 
 STATUS_WORDS = {"completed_with_errors": "completed with errors", "in_flight": "in flight"}
+
+
+ENCODINGS = {
+    "utf-8": "UTF-8",
+    "utf-8-sig": "UTF-8 (with a byte order mark, as Excel saves it)",
+    "cp1252": "Windows-1252 (Western European, as older Excel versions save it)",
+    "latin-1": "Latin-1 (Western European)",
+    "iso-8859-1": "Latin-1 (Western European)",
+}
 
 
 @bp.app_context_processor
@@ -24,6 +36,39 @@ def layout_context() -> dict:
         "provider_labels": LABELS,
         "provider_names": {name: label.split(" (")[0] for name, label in LABELS.items()},
     }
+
+
+@bp.app_template_global()
+def explain_error(code: str | None, status_code: int | None = None) -> error_words.ErrorWords:
+    """A request's error code in words (macros are imported without the context: a global reaches them)."""
+    return error_words.explain(code, status_code)
+
+
+@bp.app_template_global()
+def simulator_timing() -> dict[str, float]:
+    """How long a simulated job takes, from the settings: seconds a batch spends at the simulator (validating,
+    in progress, finalizing) and between the app's checks of running batches."""
+    simulated = simulator_settings()
+    batch = simulated.validating + simulated.in_progress + simulated.finalizing
+    return {"batch": round(batch, 1), "check": float(current_app.config["SYNC_INTERVAL_SECONDS"])}
+
+
+@bp.app_template_filter()
+def count_of(count: int | None, singular: str, plural: str | None = None) -> str:
+    """``{{ n|count_of("request") }}``: "1 request", "1,200 requests"."""
+    return words.count_of(count or 0, singular, plural)
+
+
+@bp.app_template_filter()
+def encoding_words(encoding: str | None) -> str:
+    """A file's text encoding as a person knows it: "UTF-8", "Windows-1252 (Western European, ...)"."""
+    return ENCODINGS.get((encoding or "").lower(), encoding or "unknown")
+
+
+@bp.app_template_filter()
+def seconds(value: float) -> str:
+    """``7.0`` -> "7", ``0.5`` -> "0.5": seconds without a useless decimal."""
+    return f"{value:g}"
 
 
 @bp.app_template_filter()
@@ -71,9 +116,23 @@ def since(value: datetime | None) -> timedelta | None:
 
 
 @bp.app_template_filter()
+def until(value: datetime | None) -> timedelta | None:
+    return None if value is None else value - datetime.now(UTC)
+
+
+@bp.app_template_filter()
 def when(value: datetime | None, seconds: bool = False) -> str:
     pattern = "%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC"
     return "—" if value is None else value.astimezone(UTC).strftime(pattern)
+
+
+@bp.app_template_filter()
+def short_when(value: datetime | None) -> str:
+    """A date in a narrow column: "30 Nov 06:35" this year, "30 Nov 2025" before (UTC)."""
+    if value is None:
+        return "—"
+    value = value.astimezone(UTC)
+    return value.strftime("%-d %b %H:%M" if value.year == datetime.now(UTC).year else "%-d %b %Y")
 
 
 @bp.app_template_filter()

@@ -144,7 +144,8 @@ class NewJobForm(FlaskForm):
         for detail in exc.details or [{"field": None, "message": exc.message}]:
             name = (aliases or {}).get(detail.get("field"), detail.get("field"))
             if name in self._fields and name != "csrf_token":
-                self[name].errors = [*self[name].errors, detail["message"]]
+                if detail["message"] not in self[name].errors:  # a form checked twice says it once
+                    self[name].errors = [*self[name].errors, detail["message"]]
             else:
                 unclaimed.append(detail["message"])
         return unclaimed

@@ -25,8 +25,11 @@ def page_or_fragment(page: str, fragment: str, /, *, status: int = 200, done: bo
 
 
 def fragment_response(fragment: str, /, *, done: bool = False, **context):
-    """Render a fragment for htmx; 286 when ``done`` tells a polling element to stop."""
-    return _response(render_template(fragment, **context), STOP_POLLING if done else 200)
+    """Render a fragment for htmx; 286 when ``done`` tells a polling element to stop.
+
+    The fragment sees ``is_fragment``: only an answer to htmx may carry out-of-band parts (``hx-swap-oob``).
+    """
+    return _response(render_template(fragment, is_fragment=True, **context), STOP_POLLING if done else 200)
 
 
 def _response(html: str, status: int):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
 from flask import flash, redirect, request, url_for
 from flask_login import current_user
 
@@ -12,6 +15,7 @@ from webapp.dashboard.htmx import fragment_response, page_or_fragment, wants_fra
 from webapp.errors import AppError
 from webapp.models import JobStatus
 from webapp.services import jobs, queries
+from webapp.words import count_of
 
 # Estimating a draft's cost reads every request body; past this many the page says "on submit" instead.
 DRAFT_ESTIMATE_LIMIT = 10_000
@@ -23,7 +27,10 @@ def list_jobs():
     pagination = queries.list_jobs(
         page=form.page_number(), per_page=20, owner_id=owner_scope(current_user), **form.filters()
     )
-    return page_or_fragment("dashboard/jobs.html", "dashboard/_jobs_table.html", form=form, pagination=pagination)
+    at_provider = queries.answered_at_provider(job.id for job in pagination.items if job.is_active)
+    return page_or_fragment(
+        "dashboard/jobs.html", "dashboard/_jobs_table.html", form=form, pagination=pagination, at_provider=at_provider
+    )
 
 
 @bp.get("/jobs/<int:job_id>/row")
@@ -32,7 +39,8 @@ def job_row(job_id: int):
     job = load_job(job_id, current_user)
     if not wants_fragment():  # a row is no page of its own: a browser gets the job
         return redirect(url_for(".show_job", job_id=job.id))
-    return fragment_response("dashboard/_job_row.html", job=job, done=not job.is_active)
+    at_provider = queries.answered_at_provider([job.id])
+    return fragment_response("dashboard/_job_row.html", job=job, at_provider=at_provider, done=not job.is_active)
 
 
 @bp.get("/jobs/<int:job_id>")
@@ -50,30 +58,58 @@ def job_context(job) -> dict:
     return {
         "job": job,
         "phase": queries.job_phase(job),
-        "time_left": queries.time_left(job),
+        "at_provider": queries.answered_at_provider([job.id]) if job.is_active else {},
+        "timing": queries.job_timing(job),
+        "errors": queries.failure_breakdown(job) if job.failed_requests and job.is_terminal else [],
+        "recipe": queries.job_recipe(job),
         "events": queries.list_events(job.id),
         "estimate": estimate,
         "action_form": ActionForm(),
     }
 
 
+class Action(NamedTuple):
+    """A button that changes a job: the service it calls, what it does in words, and the flash message made from
+    what the service returned (the job, or how many requests)."""
+
+    service: Callable[..., Any]
+    what: str
+    done: Callable[[Any], str]
+
+
 ACTIONS = {
-    "submit": (jobs.submit_job, "Submitted: the requests are on their way to the provider."),
-    "cancel": (jobs.cancel_job, "Cancellation requested: running batches are being stopped."),
-    "retry": (jobs.retry_failed, "The failed requests are being sent again."),
+    "submit": Action(
+        jobs.submit_job, "submit the job", lambda job: "Submitted: the requests are on their way to the provider."
+    ),
+    "cancel": Action(
+        jobs.cancel_job,
+        "cancel the job",
+        lambda job: "Cancelling: running batches are being stopped. Requests they have not run yet will be "
+        "counted as cancelled; results already in are kept.",
+    ),
+    "retry": Action(
+        jobs.retry_failed,
+        "send the failed requests again",
+        lambda count: f"Sending {count_of(count, 'failed request')} again.",
+    ),
+    "resend": Action(
+        jobs.resend_cancelled,
+        "send the cancelled requests again",
+        lambda count: f"Sending {count_of(count, 'cancelled request')} again.",
+    ),
 }
 
 
-@bp.post("/jobs/<int:job_id>/<any(submit, cancel, retry):action>")
+@bp.post("/jobs/<int:job_id>/<any(submit, cancel, retry, resend):action>")
 def change_job(job_id: int, action: str):
     job = load_job(job_id, current_user)  # CSRFProtect has already refused a request without a valid token
-    service, done = ACTIONS[action]
+    chosen = ACTIONS[action]
     try:
-        service(job, actor=actor(current_user))
+        result = chosen.service(job, actor=actor(current_user))
     except AppError as exc:
-        flash(f"Could not {action} the job: {exc.message}", "error")
+        flash(f"Could not {chosen.what}: {exc.message}", "error")
     else:
-        flash(done, "success")
+        flash(chosen.done(result), "success")
     return redirect(url_for(".show_job", job_id=job.id))
 
 

@@ -22,6 +22,7 @@ from webapp.models import BatchJob
 from webapp.services import csv_import, jobs, uploads
 from webapp.services.csv_import import CsvInfo
 from webapp.services.uploads import UploadRejected, UploadReport
+from webapp.words import count_of
 
 CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
@@ -60,8 +61,8 @@ def new_job():
             return render_new_job(form, upload, report=exc.report, status=422)
         except ValidationFailed as exc:
             return render_new_job(form, upload, unclaimed=form.add_errors(exc, {"upload": "file"}), status=422)
-    skipped = f"; skipped {report.skipped} invalid line(s)" if report.skipped else ""
-    flash(f"Created the job with {report.added:,} request(s){skipped}. Check it, then submit it.", "success")
+    skipped = f"; skipped {count_of(report.skipped, 'invalid line')}" if report.skipped else ""
+    flash(f"Created the job with {count_of(report.added, 'request')}{skipped}. Check it, then submit it.", "success")
     return redirect(url_for(".show_job", job_id=job.id))
 
 

@@ -62,6 +62,7 @@ class BatchJob(Base):
     in_flight_requests: Mapped[int] = mapped_column(default=0)
     succeeded_requests: Mapped[int] = mapped_column(default=0)
     failed_requests: Mapped[int] = mapped_column(default=0)
+    cancelled_requests: Mapped[int] = mapped_column(default=0)
 
     prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -103,12 +104,22 @@ class BatchJob(Base):
 
     @property
     def finished_requests(self) -> int:
+        """Requests with a result: succeeded or failed (a cancelled request has none)."""
         return self.succeeded_requests + self.failed_requests
 
     @property
     def progress(self) -> float:
-        """Share of requests with a final result, 0.0 to 1.0."""
+        """Share of requests with a stored result, 0.0 to 1.0."""
         return self.finished_requests / self.total_requests if self.total_requests else 0.0
+
+    def answered(self, at_provider: int = 0) -> int:
+        """Requests answered: those with a stored result, plus ``at_provider``, the requests of running batches
+        the provider reports done (completed or failed) whose results are not stored yet."""
+        return self.finished_requests + min(max(at_provider, 0), self.in_flight_requests)
+
+    def answered_share(self, at_provider: int = 0) -> float:
+        """``answered`` as a share of the job's requests, 0.0 to 1.0."""
+        return self.answered(at_provider) / self.total_requests if self.total_requests else 0.0
 
     def __repr__(self) -> str:
         return f"<BatchJob {self.id} {self.status} {self.name!r}>"
@@ -125,6 +136,7 @@ class EventKind(StrEnum):
     BATCH_ENDED = "batch_ended"
     RESULTS_INGESTED = "results_ingested"
     RETRIED = "retried"
+    RESENT = "resent"  # cancelled requests sent again
     CANCEL_REQUESTED = "cancel_requested"
     CANCELLED = "cancelled"
     COMPLETED = "completed"

@@ -17,6 +17,7 @@ class RequestStatus(StrEnum):
     IN_FLIGHT = "in_flight"  # part of a running provider batch
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # the job was cancelled before the request ran: neither failed nor succeeded
 
 
 # A request is two rows. What the user sent never changes after upload (``batch_requests``: wide, the body

@@ -18,6 +18,11 @@ from webapp.extensions import db
 from webapp.models import ApiToken, Role, User, UserSession
 
 MIN_PASSWORD = 10
+# The rule as people read it, shown beside every new-password field before anyone fails it.
+PASSWORD_RULE = (
+    f"At least {MIN_PASSWORD} characters and hard to guess: not your email address, a common password, a word "
+    "or a name, nor a pattern such as aaaa, abcabc, 12345 or qwerty. A few unrelated words make a good one."
+)
 ZXCVBN_MAX_LENGTH = 72
 # zxcvbn's score 3: about 10^8 guesses or more. Below are common passwords, words and names, keyboard walks,
 # repeats and sequences, dates, and the account's own email.
@@ -106,6 +111,7 @@ def sign_in(email: str, password: str, *, remember: bool = False) -> User | None
 
 def start_session(user: User) -> None:
     """A new sign-in for ``user`` without a password check (just after setup created the account)."""
+    user.last_login_at = datetime.now(UTC)
     _start_session(user, remember=False)
     db.session.commit()
 

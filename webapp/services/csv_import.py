@@ -15,7 +15,7 @@ import charset_normalizer
 from jsonschema import SchemaError
 from jsonschema.validators import validator_for
 
-from webapp import json_input
+from webapp import error_words, json_input
 from webapp.errors import ValidationFailed
 from webapp.models import BatchJob
 from webapp.services import jobs as job_service
@@ -246,7 +246,7 @@ def _schema_problems(schema: dict) -> list[dict]:
     try:
         validator_for(schema).check_schema(schema)
     except SchemaError as exc:
-        return [{"field": "json_schema", "message": f"not a valid JSON schema: {exc.message}"}]
+        return [{"field": "json_schema", "message": error_words.schema_error(exc)}]
     if schema.get("type") != "object" or not isinstance(schema.get("properties"), dict):
         return [{"field": "json_schema", "message": "the schema must describe an object with properties"}]
     return []

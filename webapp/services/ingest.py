@@ -22,13 +22,22 @@ from webapp.extensions import db
 from webapp.models import BatchJob, BatchResponse, ProviderBatch, RequestStatus, request_rows, request_states
 from webapp.providers import Provider
 from webapp.services.ledger import TOKEN_COLUMNS
-from webapp.services.results import CANCELLED, MISSING_RESULT, BadResultLine, Result, parse_result_line
+from webapp.services.results import (
+    CANCELLED,
+    CANCELLED_AT_PROVIDER,
+    MISSING_RESULT,
+    PROVIDER_CANCELLED,
+    BadResultLine,
+    Result,
+    parse_result_line,
+)
 
 log = logging.getLogger(__name__)
 STATE = request_states.c
 RESPONSES = cast(Table, BatchResponse.__table__)
 WRITE_CHUNK = 5000
 ERROR_LIMIT = 10_000
+NO_RESULT = "the provider returned no result for this request"
 RESPONSE_COLUMNS = (
     "request_id",
     "job_id",
@@ -54,6 +63,7 @@ class IngestSummary:
     succeeded: int = 0
     failed: int = 0
     retried: int = 0
+    cancelled: int = 0
     missing: int = 0
     unknown_lines: int = 0
     bad_lines: int = 0
@@ -65,22 +75,24 @@ class IngestSummary:
     def counter_changes(self) -> dict[str, int]:
         """How the job's request counters move: every request of the batch leaves ``in_flight``."""
         return {
-            "in_flight_requests": -(self.succeeded + self.failed + self.retried),
+            "in_flight_requests": -(self.succeeded + self.failed + self.retried + self.cancelled),
             "succeeded_requests": self.succeeded,
             "failed_requests": self.failed,
+            "cancelled_requests": self.cancelled,
             "pending_requests": self.retried,
         }
 
-    def count(self, requests: int, *, succeeded: bool, retry: bool, code: str | None) -> None:
-        """Tally ``requests`` requests that ended the same way."""
-        if succeeded:
-            self.succeeded += requests
+    def count(self, outcome: Outcome) -> None:
+        """Tally one request that did not succeed."""
+        if outcome.status == RequestStatus.CANCELLED:
+            self.cancelled += 1
             return
-        self.error_codes[code or "error"] = self.error_codes.get(code or "error", 0) + requests
-        if retry:
-            self.retried += requests
+        code = outcome.error_code or "error"
+        self.error_codes[code] = self.error_codes.get(code, 0) + 1
+        if outcome.retry:
+            self.retried += 1
         else:
-            self.failed += requests
+            self.failed += 1
 
     def as_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if v and k != "tokens"}
@@ -194,7 +206,7 @@ class _Reading:
             for name in TOKEN_COLUMNS:
                 self.tokens[name] += getattr(result, name)
             if result.succeeded:
-                self.summary.count(1, succeeded=True, retry=False, code=None)
+                self.summary.succeeded += 1
             else:
                 self._failed(request_id, tries, result.error_code, result.error, result.retryable)
             yield (
@@ -218,28 +230,25 @@ class _Reading:
 
     def settle_unanswered(self) -> None:
         """The requests no line answered: missing (sent again) or, in a cancelled batch, cancelled."""
-        code, message = (
-            (CANCELLED, "cancelled before it ran")
-            if self.cancelled
-            else (MISSING_RESULT, "the provider returned no result for this request")
-        )
         self.summary.missing += len(self.requests)
         for request_id, tries in self.requests.values():
-            self._failed(request_id, tries, code, message, True)
+            if self.cancelled:
+                self._settle(Outcome(request_id, RequestStatus.CANCELLED, CANCELLED, CANCELLED_AT_PROVIDER, False))
+            else:
+                self._failed(request_id, tries, MISSING_RESULT, NO_RESULT, True)
         self.requests.clear()
 
     def _failed(self, request_id: int, tries: int, code: str | None, message: str | None, retryable: bool) -> None:
+        if self.cancelled and code == PROVIDER_CANCELLED:  # a provider that lists what its cancel stopped
+            self._settle(Outcome(request_id, RequestStatus.CANCELLED, CANCELLED, message, False))
+            return
         retry = retryable and not self.cancelled and tries < self.job.max_retries
-        self.outcomes.append(
-            Outcome(
-                request_id,
-                RequestStatus.PENDING if retry else RequestStatus.FAILED,
-                code,
-                (message or "")[:ERROR_LIMIT] or None,
-                retry,
-            )
-        )
-        self.summary.count(1, succeeded=False, retry=retry, code=code)
+        status = RequestStatus.PENDING if retry else RequestStatus.FAILED
+        self._settle(Outcome(request_id, status, code, (message or "")[:ERROR_LIMIT] or None, retry))
+
+    def _settle(self, outcome: Outcome) -> None:
+        self.outcomes.append(outcome)
+        self.summary.count(outcome)
 
 
 def _results(paths: Iterable[Path], summary: IngestSummary) -> Iterator[Result]:

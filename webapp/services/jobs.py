@@ -35,6 +35,7 @@ from webapp.services import catalog
 from webapp.services import requests as request_lines
 from webapp.services.ledger import record_event, recount
 from webapp.services.pricing import price_table
+from webapp.words import count_of
 
 log = logging.getLogger(__name__)
 SETTINGS = ("provider", "endpoint", "model", "max_tokens", "temperature", "max_retries")
@@ -123,7 +124,7 @@ def add_requests(job: BatchJob, items: Iterable[Any], *, actor: str = "system") 
     if report.problem_count or not count:
         db.session.rollback()
         raise _refused(report)
-    note_requests_added(job, count, tokens, f"Added {count} request(s)", data={"count": count}, actor=actor)
+    note_requests_added(job, count, tokens, f"Added {count_of(count, 'request')}", data={"count": count}, actor=actor)
     db.session.commit()
     return count
 
@@ -133,7 +134,7 @@ def _refused(report: request_lines.UploadReport) -> ValidationFailed:
         return ValidationFailed("no requests given", details=[{"field": "", "message": "send at least one request"}])
     problems = sorted(report.problems, key=lambda problem: problem.line)
     return ValidationFailed(
-        f"{report.problem_count} request(s) are invalid; none was added",
+        f"{count_of(report.problem_count, 'request is', 'requests are')} invalid; none was added",
         details=[{"field": f"[{p.line - 1}]", "message": f"{p.code}: {p.message}"} for p in problems],
     )
 
@@ -156,7 +157,7 @@ def submit_job(job: BatchJob, *, actor: str = "system") -> BatchJob:
     job.submitted_at = datetime.now(UTC)
     job.estimated_cost = estimate_cost(job)
     cost = f", estimated cost ${job.estimated_cost:.4f}" if job.estimated_cost is not None else ""
-    record_event(job, EventKind.SUBMITTED, f"Submitted {job.total_requests} request(s){cost}", actor=actor)
+    record_event(job, EventKind.SUBMITTED, f"Submitted {count_of(job.total_requests, 'request')}{cost}", actor=actor)
     db.session.commit()
     _kick(job)
     return job
@@ -167,14 +168,17 @@ def _check_running_limit(job: BatchJob) -> None:
     limit = current_app.config["MAX_ACTIVE_JOBS_PER_USER"]
     if job.owner_id is None or not limit:
         return
-    active = db.session.scalar(
-        select(func.count())
-        .select_from(BatchJob)
-        .where(BatchJob.owner_id == job.owner_id, BatchJob.status.in_(ACTIVE_JOB_STATUSES))
+    active = (
+        db.session.scalar(
+            select(func.count())
+            .select_from(BatchJob)
+            .where(BatchJob.owner_id == job.owner_id, BatchJob.status.in_(ACTIVE_JOB_STATUSES))
+        )
+        or 0
     )
     if active >= limit:
         raise AppError(
-            f"you already have {active} running job(s), the most allowed at once; wait for one to finish",
+            f"you already have {count_of(active, 'running job')}, the most allowed at once; wait for one to finish",
             status=429,
             code="too_many_running_jobs",
         )
@@ -192,30 +196,40 @@ def cancel_job(job: BatchJob, *, actor: str = "system") -> BatchJob:
 
 
 def retry_failed(job: BatchJob, *, actor: str = "system") -> int:
-    """Send the failed requests of a finished job again; return how many."""
+    """Send the failed requests of a finished job again (each counts as one more try); return how many."""
+    return _send_again(job, RequestStatus.FAILED, EventKind.RETRIED, actor=actor, tries=1)
+
+
+def resend_cancelled(job: BatchJob, *, actor: str = "system") -> int:
+    """Send the requests a cancel stopped before they ran (they used no try); return how many."""
+    return _send_again(job, RequestStatus.CANCELLED, EventKind.RESENT, actor=actor, tries=0)
+
+
+def _send_again(job: BatchJob, status: RequestStatus, kind: EventKind, *, actor: str, tries: int) -> int:
+    """Put a finished job's requests in ``status`` back in the queue; Conflict when there are none."""
     if job.status not in TERMINAL_JOB_STATUSES:
-        raise Conflict(f"only a finished job can be retried (this one is {job.status})")
-    retried = bulk.changed(
+        raise Conflict(f"only a finished job's requests can be sent again (this one is {job.status})")
+    count = bulk.changed(
         update(request_states)
-        .where(request_states.c.job_id == job.id, request_states.c.status == RequestStatus.FAILED)
+        .where(request_states.c.job_id == job.id, request_states.c.status == status)
         .values(
             status=RequestStatus.PENDING,
             provider_batch_id=None,
             error=None,
             error_code=None,
-            retry_count=request_states.c.retry_count + 1,
+            retry_count=request_states.c.retry_count + tries,
         )
     )
-    if not retried:
-        raise Conflict("the job has no failed requests to retry")
+    if not count:
+        raise Conflict(f"the job has no {status} requests to send again")
     job.status = JobStatus.QUEUED
     job.completed_at = None
     job.last_error = None
     recount(job)
-    record_event(job, EventKind.RETRIED, f"Retrying {retried} failed request(s) by hand", actor=actor)
+    record_event(job, kind, f"Sending {count_of(count, f'{status} request')} again", actor=actor)
     db.session.commit()
     _kick(job)
-    return retried
+    return count
 
 
 def delete_job(job: BatchJob, *, actor: str = "system") -> None:
@@ -226,7 +240,7 @@ def delete_job(job: BatchJob, *, actor: str = "system") -> None:
     _delete_requests(job)
     db.session.execute(delete(ProviderBatch).where(ProviderBatch.job_id == job.id))
     job.deleted_at = datetime.now(UTC)
-    record_event(job, EventKind.DELETED, f"Job deleted with its {job.total_requests} request(s)", actor=actor)
+    record_event(job, EventKind.DELETED, f"Job deleted with its {count_of(job.total_requests, 'request')}", actor=actor)
     db.session.commit()
 
 

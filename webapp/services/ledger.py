@@ -34,6 +34,7 @@ def recount(job: BatchJob) -> None:
     job.in_flight_requests = by_status.get(RequestStatus.IN_FLIGHT, 0)
     job.succeeded_requests = by_status.get(RequestStatus.SUCCEEDED, 0)
     job.failed_requests = by_status.get(RequestStatus.FAILED, 0)
+    job.cancelled_requests = by_status.get(RequestStatus.CANCELLED, 0)
     for name, total in token_sums(BatchResponse.job_id == job.id).items():
         setattr(job, name, total)
     _price(job)
@@ -50,7 +51,13 @@ def token_sums(*where) -> dict[str, int]:
     return dict(zip(TOKEN_COLUMNS, (int(v) for v in sums), strict=True))
 
 
-REQUEST_COUNTERS = ("pending_requests", "in_flight_requests", "succeeded_requests", "failed_requests")
+REQUEST_COUNTERS = (
+    "pending_requests",
+    "in_flight_requests",
+    "succeeded_requests",
+    "failed_requests",
+    "cancelled_requests",
+)
 
 
 def adjust_counters(job: BatchJob, *, tokens: dict[str, int] | None = None, **requests: int) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -12,17 +12,21 @@ from sqlalchemy import Select, func, select, tuple_
 
 from webapp.extensions import db
 from webapp.models import (
+    PROVIDER_RUNNING,
     PROVIDER_TERMINAL,
     BatchJob,
     BatchRequest,
     BatchResponse,
     BatchStatus,
+    EventKind,
     JobEvent,
     JobStatus,
+    ProviderBatch,
     RequestStatus,
     request_rows,
     request_states,
 )
+from webapp.words import count_of
 
 T = TypeVar("T")
 MAX_LIMIT = 500
@@ -149,6 +153,7 @@ def overview(*, owner_id: int | None = None, days: int = 30) -> dict[str, Any]:
             func.coalesce(func.sum(BatchJob.total_requests), 0),
             func.coalesce(func.sum(BatchJob.succeeded_requests), 0),
             func.coalesce(func.sum(BatchJob.failed_requests), 0),
+            func.coalesce(func.sum(BatchJob.cancelled_requests), 0),
         ).where(*scope)
     ).one()
     finished = int(totals[1]) + int(totals[2])
@@ -159,6 +164,7 @@ def overview(*, owner_id: int | None = None, days: int = 30) -> dict[str, Any]:
             "total": int(totals[0]),
             "succeeded": int(totals[1]),
             "failed": int(totals[2]),
+            "cancelled": int(totals[3]),
             "success_rate": round(int(totals[1]) / finished, 4) if finished else None,
         },
         "by_model": _usage_by(BatchJob.model, scope),
@@ -221,7 +227,7 @@ def job_phase(job: BatchJob) -> str:
     ]
     phase = next((text for match, text in steps if match), "Preparing provider batches")
     if retrying:
-        phase += f"; retrying {job.pending_requests} failed request(s)"
+        phase += f"; sending {count_of(job.pending_requests, 'request')} again that failed for a passing reason"
     return phase
 
 
@@ -237,7 +243,124 @@ def _retried_pending(job_id: int) -> bool:
     )
 
 
-def time_left(job: BatchJob) -> timedelta | None:
-    """Time until the provider's 24-hour window closes on the job's latest running batch."""
-    ends = [b.expires_at for b in job.batches if b.expires_at and b.ingested_at is None]
-    return max(ends) - datetime.now(UTC) if ends else None
+def error_counts(job_id: int, limit: int = 10) -> list[tuple[str | None, int]]:
+    """The job's failed requests by error code, most frequent first: ``[("server_error", 11), ...]``."""
+    state = request_states.c
+    return [
+        (code, count)
+        for code, count in db.session.execute(
+            select(state.error_code, func.count())
+            .where(state.job_id == job_id, state.status == RequestStatus.FAILED)
+            .group_by(state.error_code)
+            .order_by(func.count().desc(), state.error_code)
+            .limit(limit)
+        ).all()
+    ]
+
+
+ENDINGS = (EventKind.COMPLETED, EventKind.FAILED, EventKind.CANCELLED)
+
+
+def failure_breakdown(job: BatchJob) -> list[tuple[str | None, int]]:
+    """Why the ended job's requests failed, as ``error_counts`` found when it ended (kept with the event that
+    ended it: a job of a million failures is not counted again on every view); counted now for a job that
+    ended before the events kept it."""
+    data = db.session.scalar(
+        select(JobEvent.data)
+        .where(JobEvent.job_id == job.id, JobEvent.kind.in_(ENDINGS))
+        .order_by(JobEvent.id.desc())
+        .limit(1)
+    )
+    if isinstance(data, dict) and isinstance(data.get("errors"), list):
+        return [(code, count) for code, count in data["errors"]]
+    return error_counts(job.id)
+
+
+def answered_at_provider(job_ids: Iterable[int]) -> dict[int, int]:
+    """Per job, the requests of its open provider batches that the provider reports done (completed or failed)
+    but whose results are not stored yet: they move the progress bar while batches run, before any ingest.
+
+    A few rows per job (its batches, by the ``(job_id, status)`` index), so the polled pages stay cheap.
+    """
+    ids = list(job_ids)
+    if not ids:
+        return {}
+    rows = db.session.execute(
+        select(ProviderBatch.job_id, func.sum(ProviderBatch.counts_completed + ProviderBatch.counts_failed))
+        .where(
+            ProviderBatch.job_id.in_(ids),
+            ProviderBatch.status.in_(PROVIDER_RUNNING | PROVIDER_TERMINAL),
+            ProviderBatch.ingested_at.is_(None),
+        )
+        .group_by(ProviderBatch.job_id)
+    ).all()
+    return {job_id: int(done or 0) for job_id, done in rows}
+
+
+@dataclass(frozen=True)
+class Timing:
+    """When a running job should end: ``expected`` at the pace its batches have kept so far (None until every
+    batch at the provider has answered some requests and none waits to be sent), and the ``deadline``, when the
+    provider's 24-hour window closes on its latest batch (what it has not run by then is sent again)."""
+
+    expected: datetime | None
+    deadline: datetime | None
+
+    def time_left(self) -> timedelta | None:
+        """Until the deadline (never below zero); None without one."""
+        return max(self.deadline - datetime.now(UTC), timedelta(0)) if self.deadline else None
+
+
+def job_timing(job: BatchJob, now: datetime | None = None) -> Timing:
+    """The expected end and the deadline of a job's open batches (both None when none is at the provider)."""
+    now = now or datetime.now(UTC)
+    open_batches = [b for b in job.batches if b.ingested_at is None]
+    at_provider = [b for b in open_batches if b.status in PROVIDER_RUNNING | PROVIDER_TERMINAL]
+    deadline = max((b.expires_at for b in at_provider if b.expires_at), default=None)
+    ends = [_batch_end(b, now) for b in at_provider]
+    unsent = job.pending_requests or len(at_provider) < len(open_batches)
+    if unsent or not ends or None in ends:
+        return Timing(None, deadline)
+    expected = max(end for end in ends if end is not None)
+    return Timing(min(expected, deadline) if deadline else expected, deadline)
+
+
+def _batch_end(batch: ProviderBatch, now: datetime) -> datetime | None:
+    """When the batch should be done at the pace it has kept since it started running (None before any answer)."""
+    done = batch.counts_completed + batch.counts_failed
+    started = batch.in_progress_at or batch.provider_created_at
+    if batch.status not in (BatchStatus.VALIDATING, BatchStatus.IN_PROGRESS):
+        return now  # finalizing or ended: its results come with the next check
+    if not done or started is None or not batch.counts_total:
+        return None
+    return now + (now - started) * (batch.counts_total - done) / done
+
+
+def job_recipe(job: BatchJob) -> dict[str, Any]:
+    """What the job asks: model and settings, and a file job's prompts (CSV: template, system prompt, schema)."""
+    source = job.source or {}
+    prompts = "template" in source  # a file turned into requests by a template (a CSV); a JSONL has its own
+    return {
+        "model": job.model,
+        "endpoint": job.endpoint,
+        "max_tokens": job.max_tokens,
+        "temperature": job.temperature,
+        "max_retries": job.max_retries,
+        "source_format": source.get("format") or "api",
+        "filename": source.get("filename"),
+        "prompt_template": source.get("template") if prompts else None,
+        "system_prompt": (source.get("system_prompt") or None) if prompts else None,
+        "id_column": (source.get("id_column") or None) if prompts else None,
+        "json_schema": _schema_in_order(source) if prompts else None,
+    }
+
+
+def _schema_in_order(source: dict) -> dict | None:
+    """The stored schema with its properties in the user's order (JSONB keeps objects' keys in its own)."""
+    schema = source.get("json_schema")
+    properties = schema.get("properties") if isinstance(schema, dict) else None
+    if not isinstance(schema, dict) or not isinstance(properties, dict):
+        return schema
+    order = [name for name in source.get("output_fields") or [] if name in properties]
+    ordered = {name: properties[name] for name in order} | properties
+    return {**schema, "properties": ordered}

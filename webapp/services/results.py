@@ -23,7 +23,10 @@ RETRYABLE_CODES = frozenset(
 )
 MISSING_RESULT = "missing_result"
 MAX_INT = 10**9  # token counts and status codes beyond this are not believable: read as absent
-CANCELLED = "cancelled"
+CANCELLED = "cancelled"  # the code a request stopped by the job's cancel keeps beside its status
+CANCELLED_UNSENT = "the job was cancelled before this request was sent"
+CANCELLED_AT_PROVIDER = "the job was cancelled before the provider ran this request"
+PROVIDER_CANCELLED = "batch_cancelled"  # OpenAI's code for a request its batch's cancel stopped
 
 
 @dataclass(frozen=True)

@@ -34,11 +34,12 @@ from webapp.models import (
     request_states,
 )
 from webapp.providers import BatchInfo, Provider, ProviderError, get_provider
-from webapp.services import ingest, leases, planning, reconcile
+from webapp.services import ingest, leases, planning, queries, reconcile
 from webapp.services.installation import install_id
 from webapp.services.leases import Lease, LeaseLost
 from webapp.services.ledger import adjust_counters, record_event, recount
-from webapp.services.results import CANCELLED
+from webapp.services.results import CANCELLED, CANCELLED_UNSENT
+from webapp.words import count_of, tally
 
 log = logging.getLogger(__name__)
 STATE = request_states.c
@@ -118,7 +119,8 @@ def _plan(job_id: int) -> None:
         record_event(
             job,
             EventKind.BATCHES_PLANNED,
-            f"Split {requests} request(s) into {len(batches)} provider batch(es)",
+            f"Split {count_of(requests, 'request')} into "
+            f"{count_of(len(batches), 'provider batch', 'provider batches')}",
             data={"batches": [b.id for b in batches]},
         )
     db.session.commit()
@@ -129,15 +131,16 @@ def _cancel_unassigned(job_id: int) -> None:
     if job is None:
         db.session.rollback()
         return
-    _fail_requests(planning.unassigned(job_id), CANCELLED, "the job was cancelled before this request was sent")
+    _settle_requests(planning.unassigned(job_id), RequestStatus.CANCELLED, CANCELLED, CANCELLED_UNSENT)
     db.session.commit()
 
 
-def _fail_requests(conditions: tuple, code: str, message: str) -> int:
+def _settle_requests(conditions: tuple, status: RequestStatus, code: str, message: str) -> int:
+    """End the requests ``conditions`` select as ``status`` (failed or cancelled) with the error code and message."""
     return bulk.changed(
         update(request_states)
         .where(*conditions)
-        .values(status=RequestStatus.FAILED, error_code=code, error=message)
+        .values(status=status, error_code=code, error=message)
         .execution_options(synchronize_session=False)
     )
 
@@ -293,10 +296,11 @@ def _record_created(batch: ProviderBatch, info: BatchInfo, *, adopted: bool) -> 
         job.status = JobStatus.RUNNING
     adjust_counters(job, pending_requests=-sent, in_flight_requests=sent)
     how = "found again after a restart" if adopted else "created"
+    round_ = f" (retry round {batch.attempt})" if batch.attempt else ""
     record_event(
         job,
         EventKind.BATCH_CREATED,
-        f"Provider batch {info.id} {how} with {batch.request_count} request(s) (attempt {batch.attempt})",
+        f"Provider batch {info.id} {how} with {count_of(batch.request_count, 'request')}{round_}",
         data={"batch": batch.id, "provider_batch_id": info.id},
     )
     db.session.commit()
@@ -357,8 +361,9 @@ def _give_up(batch: ProviderBatch, reason: str, *, sent: bool) -> None:
     if sent:  # its requests were in flight: settle them as results that never came
         ingest.ingest_files(batch, batch.job, [], cancelled=False)
     else:
-        _fail_requests(
+        _settle_requests(
             (STATE.provider_batch_id == batch.id, STATE.status == RequestStatus.PENDING),
+            RequestStatus.FAILED,
             "provider_rejected",
             reason[:1000],
         )
@@ -374,10 +379,11 @@ def _cancel_unsent(batch: ProviderBatch, provider: Provider) -> None:
         batch.files_deleted_at = utcnow()
     batch.status = BatchStatus.CANCELLED
     batch.ingested_at = utcnow()
-    _fail_requests(
+    _settle_requests(
         (STATE.provider_batch_id == batch.id, STATE.status == RequestStatus.PENDING),
+        RequestStatus.CANCELLED,
         CANCELLED,
-        "the job was cancelled before this request was sent",
+        CANCELLED_UNSENT,
     )
     recount(batch.job)
     db.session.commit()
@@ -398,12 +404,22 @@ def _finish_batch(batch: ProviderBatch, provider: Provider) -> None:
     record_event(
         job,
         EventKind.RESULTS_INGESTED,
-        f"Batch {batch.provider_batch_id} {batch.status}: {summary.succeeded} succeeded, "
-        f"{summary.failed} failed, {summary.retried} to retry",
+        f"Batch {batch.provider_batch_id} {batch.status}: "
+        + tally(
+            succeeded=summary.succeeded,
+            failed=summary.failed,
+            cancelled=summary.cancelled,
+            to_send_again=summary.retried,
+        ),
         data={"batch": batch.id, **summary.as_dict()},
     )
     if summary.retried:
-        record_event(job, EventKind.RETRIED, f"{summary.retried} request(s) will be sent again in a follow-up batch")
+        record_event(
+            job,
+            EventKind.RETRIED,
+            f"{count_of(summary.retried, 'request')} failed for a passing reason and will be sent again "
+            "in a follow-up batch",
+        )
     db.session.commit()
     _delete_files(batch, provider)
 
@@ -438,8 +454,9 @@ def _batch_failed(batch: ProviderBatch, provider: Provider) -> None:
         outcomes_failed += 1
     db.session.flush()
     if general and not line_errors:
-        _fail_requests(
+        _settle_requests(
             (STATE.provider_batch_id == batch.id, STATE.status == RequestStatus.IN_FLIGHT),
+            RequestStatus.FAILED,
             general.get("code") or "batch_failed",
             general.get("message") or "the batch failed",
         )
@@ -559,30 +576,25 @@ def finish_job(job_id: int) -> None:
         return
     job.status = _final_status(job)
     job.completed_at = utcnow()
-    job.last_error = _error_summary(job_id) if job.failed_requests else None
+    errors = queries.error_counts(job_id) if job.failed_requests else []
+    job.last_error = _error_summary(errors) if errors else None
     record_event(
         job,
         FINAL_EVENTS.get(job.status, EventKind.COMPLETED),
-        f"Job {job.status.replace('_', ' ')}: {job.succeeded_requests} succeeded, {job.failed_requests} failed"
-        + (f"; {job.last_error}" if job.last_error else ""),
+        f"Job {job.status.replace('_', ' ')}: "
+        + tally(succeeded=job.succeeded_requests, failed=job.failed_requests, cancelled=job.cancelled_requests),
+        data={"errors": errors} if errors else None,  # the job page explains them without counting again
     )
     db.session.commit()
 
 
 def _final_status(job: BatchJob) -> str:
-    if job.status == JobStatus.CANCELLING:
+    if job.status == JobStatus.CANCELLING or job.cancelled_requests:  # requests a cancel stopped are left
         return JobStatus.CANCELLED
     if not job.failed_requests:
         return JobStatus.COMPLETED
     return JobStatus.FAILED if not job.succeeded_requests else JobStatus.COMPLETED_WITH_ERRORS
 
 
-def _error_summary(job_id: int) -> str:
-    rows = db.session.execute(
-        select(STATE.error_code, func.count())
-        .where(STATE.job_id == job_id, STATE.status == RequestStatus.FAILED)
-        .group_by(STATE.error_code)
-        .order_by(func.count().desc())
-        .limit(5)
-    ).all()
-    return "errors: " + ", ".join(f"{code or 'error'} ×{count}" for code, count in rows)
+def _error_summary(errors: list[tuple[str | None, int]]) -> str:
+    return "errors: " + ", ".join(f"{code or 'error'} ×{count}" for code, count in errors[:5])

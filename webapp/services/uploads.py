@@ -18,6 +18,7 @@ from webapp.models import BatchJob
 from webapp.services import jobs as job_service
 from webapp.services import requests as request_lines
 from webapp.services.requests import UploadReport
+from webapp.words import count_of
 
 UPLOAD_TTL_SECONDS = 24 * 3600
 TOKEN_RE = re.compile(r"^[a-f0-9]{32}$")
@@ -31,7 +32,8 @@ class UploadRejected(ValidationFailed):
     def __init__(self, report: UploadReport):
         shown = [p.as_dict() for p in report.problems]
         super().__init__(
-            f"{report.problem_count} line(s) of the file are invalid; nothing was stored",
+            f"{count_of(report.problem_count, 'line of the file is', 'lines of the file are')} invalid; "
+            "nothing was stored",
             details=[{"field": f"line {p['line']}", "message": f"{p['code']}: {p['message']}"} for p in shown],
         )
         self.report = report
@@ -149,12 +151,12 @@ def _is_utf8(raw: bytes) -> bool:
 
 def record_added(job: BatchJob, count: int, tokens: int, filename: str, report: UploadReport, actor: str) -> None:
     """Count a file's requests on the job, note it on the timeline, and commit the upload."""
-    skipped = f", skipped {report.skipped} invalid line(s)" if report.skipped else ""
+    skipped = f", skipped {count_of(report.skipped, 'invalid line')}" if report.skipped else ""
     job_service.note_requests_added(
         job,
         count,
         tokens,
-        f"Added {count} request(s) from {filename}{skipped}",
+        f"Added {count_of(count, 'request')} from {filename}{skipped}",
         data={"count": count, "skipped": report.skipped, "file": filename},
         actor=actor,
     )
