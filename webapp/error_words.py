@@ -153,7 +153,7 @@ def _expected(exc: SchemaError, path: list, where: str) -> str:
         return f"{where} names {_shown(exc.instance)}; a type is one of {', '.join(SCHEMA_TYPES)}."
     if exc.validator == "type":
         wanted = exc.validator_value if isinstance(exc.validator_value, list) else [exc.validator_value]
-        expected = " or ".join(TYPE_WORDS.get(kind, kind) for kind in wanted)
+        expected = " or ".join(TYPE_WORDS.get(kind) or str(kind) for kind in wanted)
         if set(wanted) == {"object", "boolean"}:  # where the rules expect a (sub)schema
             expected = A_SCHEMA
         return f"{where} should be {expected}, not {_shown(exc.instance)}."

@@ -17,7 +17,7 @@ MAX_DEPTH = 64
 SMALLEST_INT, LARGEST_INT = -(2**63), 2**63 - 1
 READ_SIZE = 1024 * 1024
 # Text up to the next bracket (or comma, where commas split items) outside strings, whole strings included.
-_SKIP = {
+_SKIP: dict[tuple[type, bool], Any] = {
     (kind, commas): re.compile(pattern)
     for kind, commas, pattern in (
         (bytes, True, rb'(?:[^\[\]{}",]++|"(?:[^"\\]++|\\.)*+")*+'),
@@ -28,14 +28,20 @@ _SKIP = {
 }
 # The rest of a string cut by the end of the text read so far: up to its closing quote, or again to the end
 # (possessive: an escape cut in two is left for the next read).
-_STRING_REST = {bytes: re.compile(rb'(?:[^"\\]++|\\.)*+', re.S), str: re.compile(r'(?:[^"\\]++|\\.)*+', re.S)}
+_STRING_REST: dict[type, Any] = {
+    bytes: re.compile(rb'(?:[^"\\]++|\\.)*+', re.S),
+    str: re.compile(r'(?:[^"\\]++|\\.)*+', re.S),
+}
 # One pass over a text marks what needs a closer look: digits become 9 (orjson reads integers of up to 64 bits
 # exactly and longer ones as floats, silently; each has a run of 19 digits) and "[" becomes "{" (a text with at
 # most MAX_DEPTH of them cannot nest deeper). A regex search for the digits cost ten times more.
 _MARKS = bytes.maketrans(b"012345678[", b"999999999{")
 _LONG_NUMBER = b"9" * 19
 _WHITESPACE = b" \t\r\n"
-_PUNCTUATION = {bytes: (b'"', (b"[", b"{"), b","), str: ('"', ("[", "{"), ",")}  # quote, openers, comma
+_PUNCTUATION: dict[type, Any] = {
+    bytes: (b'"', (b"[", b"{"), b","),
+    str: ('"', ("[", "{"), ","),
+}  # quote, openers, comma
 
 
 class JsonRefused(ValueError):
@@ -238,7 +244,7 @@ class _ArrayReader:
             raise JsonRefused("invalid_json", f"'{char.decode()}' closes the array", self.count)
         if self.count or self.buffer[self.start : position].strip(_WHITESPACE):
             yield self._item(position)
-        rest = self.buffer[position + 1 :]
+        rest: bytes | bytearray = self.buffer[position + 1 :]
         while True:
             if rest.strip(_WHITESPACE):
                 raise JsonRefused("invalid_json", "there is more after the array", self.count)

@@ -1,5 +1,7 @@
 """Job endpoints: create, list, show, change, delete, the state actions and the statistics."""
 
+from typing import Any
+
 from flask import url_for
 
 from webapp.api import JOBS, bp
@@ -40,7 +42,8 @@ def list_jobs(query: JobsQuery):
     page = queries.list_jobs(page=query.page, per_page=query.per_page, owner_id=owner_id(), **filters)
 
     def link(number: int) -> str:
-        return url_for("api.list_jobs", page=number, per_page=query.per_page, **{k: v for k, v in filters.items() if v})
+        given: dict[str, Any] = {name: value for name, value in filters.items() if value}
+        return url_for("api.list_jobs", page=number, per_page=query.per_page, **given)
 
     return respond(job_list(page, link))
 

@@ -47,12 +47,8 @@ def _small_metadata(value: dict) -> dict:
     return value
 
 
-def _text(max_length: int, min_length: int = 0, strip: bool = False) -> Any:
-    return Annotated[
-        str,
-        StringConstraints(strip_whitespace=strip, min_length=min_length, max_length=max_length),
-        AfterValidator(_storable),
-    ]
+def _limits(max_length: int, min_length: int = 0, strip: bool = False) -> StringConstraints:
+    return StringConstraints(strip_whitespace=strip, min_length=min_length, max_length=max_length)
 
 
 def _not_null_default(schema: dict) -> None:
@@ -64,13 +60,13 @@ def optional(**kwargs: Any) -> Any:
     return Field(None, json_schema_extra=_not_null_default, **kwargs)
 
 
-Name = _text(NAME.max_length, 1, strip=True)
-Description = _text(DESCRIPTION.max_length)
-ModelName = _text(MODEL.max_length, 1, strip=True)
-SearchText = _text(MAX_SEARCH)
-CustomIdPrefix = _text(MAX_CUSTOM_ID)
-LongText = _text(100_000)
-ColumnName = _text(200)
+Name = Annotated[str, _limits(NAME.max_length, 1, strip=True), AfterValidator(_storable)]
+Description = Annotated[str, _limits(DESCRIPTION.max_length), AfterValidator(_storable)]
+ModelName = Annotated[str, _limits(MODEL.max_length, 1, strip=True), AfterValidator(_storable)]
+SearchText = Annotated[str, _limits(MAX_SEARCH), AfterValidator(_storable)]
+CustomIdPrefix = Annotated[str, _limits(MAX_CUSTOM_ID), AfterValidator(_storable)]
+LongText = Annotated[str, _limits(100_000), AfterValidator(_storable)]
+ColumnName = Annotated[str, _limits(200), AfterValidator(_storable)]
 Provider = Literal["openai", "simulator"]
 Endpoint = Literal[ENDPOINTS]  # type: ignore[valid-type]
 # Each setting's bounds from its one definition (webapp/models/job_settings.py), which the service checks too.
@@ -256,7 +252,7 @@ class CsvFields(BaseModel):
                 details=[{"field": "template", "message": "required for CSV files, e.g. 'Classify: {{ Text }}'"}],
             )
         schema = csv_import.parse_schema(self.json_schema)
-        return csv_import.CsvMapping(self.template, self.system_prompt, self.id_column.strip(), schema)
+        return csv_import.CsvMapping(self.template or "", self.system_prompt, self.id_column.strip(), schema)
 
 
 class UploadForm(CsvFields):

@@ -59,7 +59,7 @@ class ErrorOut(BaseModel):
     error: ErrorInfo
 
 
-def error_responses(*statuses: int) -> dict[int, type[BaseModel]]:
+def error_responses(*statuses: int) -> dict[Any, Any]:
     return {status: ErrorOut for status in statuses}
 
 
@@ -485,7 +485,7 @@ def csv_preview_out(info, rendered: dict | None) -> CsvPreviewOut:
         row_count=info.row_count,
         rows=info.preview,
     )
-    empty = {
+    empty: dict[str, Any] = {
         "requests": [],
         "request_count": None,
         "estimated_prompt_tokens": None,

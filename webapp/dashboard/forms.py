@@ -142,7 +142,8 @@ class NewJobForm(FlaskForm):
         """Put a service's field errors next to their fields; return the messages no field claims."""
         unclaimed = []
         for detail in exc.details or [{"field": None, "message": exc.message}]:
-            name = (aliases or {}).get(detail.get("field"), detail.get("field"))
+            field = detail.get("field") or ""
+            name = (aliases or {}).get(field, field)
             if name in self._fields and name != "csrf_token":
                 if detail["message"] not in self[name].errors:  # a form checked twice says it once
                     self[name].errors = [*self[name].errors, detail["message"]]

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, delete, func, select, update
 
 from webapp import bulk, queue
 from webapp import jobs as job_functions
@@ -246,7 +246,8 @@ def delete_job(job: BatchJob, *, actor: str = "system") -> None:
 
 def _delete_requests(job: BatchJob) -> None:
     """Bulk deletes, table by table (a job may hold millions of rows): no cascade runs row by row."""
-    for table in (BatchResponse.__table__, request_states, request_rows):
+    tables: tuple[Table, ...] = (BatchResponse.__table__, request_states, request_rows)  # type: ignore[assignment]
+    for table in tables:
         db.session.execute(delete(table).where(table.c.job_id == job.id))
 
 
