@@ -13,9 +13,9 @@ from sqlalchemy.engine import Engine
 if TYPE_CHECKING:
     from flask_openapi3 import OpenAPI
 
-__version__ = "0.1.0"
-SERVICE_NAME = "ai-batch-processor"
-ROOT = Path(__file__).resolve().parent.parent
+from webapp.about import ROOT, SERVICE_NAME, __version__
+
+__all__ = ["ROOT", "SERVICE_NAME", "__version__", "create_app", "create_app_or_exit"]
 
 
 def create_app(config: dict | None = None) -> Flask:

@@ -1,6 +1,6 @@
 """The models a job may name, with their batch prices: the price table's, and the provider's own list."""
 
-from webapp.api import MODELS, bp
+from webapp.api.blueprint import MODELS, bp
 from webapp.api.http import respond
 from webapp.api.schemas import ModelsQuery
 from webapp.api.serialisers import ModelList, model_list

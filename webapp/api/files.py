@@ -6,8 +6,8 @@ from pathlib import Path, PurePath
 
 from werkzeug.datastructures import FileStorage
 
-from webapp.api import FILES, bp
 from webapp.api.auth import current_actor, load_job
+from webapp.api.blueprint import FILES, bp
 from webapp.api.http import respond
 from webapp.api.schemas import JobPath, PreviewForm, UploadForm
 from webapp.api.serialisers import CsvPreviewOut, UploadReportOut, csv_preview_out, error_responses, report_out

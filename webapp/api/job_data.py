@@ -4,8 +4,8 @@ from flask import url_for
 from flask_openapi3.models import RequestBody
 from flask_openapi3.utils import parse_body
 
-from webapp.api import CONTENTS, bp
 from webapp.api.auth import current_actor, load_job
+from webapp.api.blueprint import CONTENTS, bp
 from webapp.api.http import respond, stream, streamed_items, streams_json
 from webapp.api.schemas import (
     MAX_LINES_PER_CALL,

@@ -4,8 +4,8 @@ from typing import Any
 
 from flask import url_for
 
-from webapp.api import JOBS, bp
 from webapp.api.auth import creator_id, current_actor, load_job, owner_id
+from webapp.api.blueprint import JOBS, bp
 from webapp.api.http import respond
 from webapp.api.schemas import JobCreate, JobPath, JobsQuery, JobUpdate, OverviewQuery
 from webapp.api.serialisers import (

@@ -1,7 +1,6 @@
 """Accounts in the browser: first-run setup, sign-in and out, own password and API tokens, user admin."""
 
-from flask import Blueprint
+from webapp.auth import admin, views  # noqa: F401  (attach routes)
+from webapp.auth.blueprint import bp
 
-bp = Blueprint("auth", __name__)
-
-from webapp.auth import admin, views  # noqa: E402,F401  (attach routes)
+__all__ = ["bp"]

@@ -8,7 +8,7 @@ from functools import wraps
 from flask import abort, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
-from webapp.auth import bp
+from webapp.auth.blueprint import bp
 from webapp.auth.forms import ActionForm, NewUserForm, ResetPasswordForm, RoleForm
 from webapp.auth.views import form_errors
 from webapp.errors import AppError

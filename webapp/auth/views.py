@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from webapp.auth import bp
+from webapp.auth.blueprint import bp
 from webapp.auth.forms import ActionForm, LoginForm, PasswordForm, SetupForm, TokenForm
 from webapp.errors import AppError
 from webapp.security import limit_failed_sign_ins

@@ -1,17 +1,6 @@
 """The analysts' dashboard: server-rendered pages and htmx fragments over the same services as the API."""
 
-from flask import Blueprint, current_app
-from flask_login import current_user
+from webapp.dashboard import filters, jobs, model_choice, new_job, overview, results  # noqa: F401  (attach routes)
+from webapp.dashboard.blueprint import bp
 
-bp = Blueprint("dashboard", __name__)
-
-
-@bp.before_request
-def require_sign_in():
-    """Every dashboard page is for signed-in people only (one hook, so no view can forget it)."""
-    if not current_user.is_authenticated:
-        return current_app.login_manager.unauthorized()
-    return None
-
-
-from webapp.dashboard import filters, jobs, model_choice, new_job, overview, results  # noqa: E402,F401  (attach routes)
+__all__ = ["bp"]

@@ -9,8 +9,9 @@ from decimal import Decimal
 from flask import current_app
 
 from simulator.settings import load_settings as simulator_settings
-from webapp import __version__, error_words, words
-from webapp.dashboard import bp
+from webapp import error_words, words
+from webapp.about import __version__
+from webapp.dashboard.blueprint import bp
 from webapp.providers import LABELS, SIMULATOR, provider_info
 
 STATUS_WORDS = {"completed_with_errors": "completed with errors", "in_flight": "in flight"}

@@ -9,7 +9,7 @@ from flask import flash, redirect, request, url_for
 from flask_login import current_user
 
 from webapp.access import actor, load_job, owner_scope
-from webapp.dashboard import bp
+from webapp.dashboard.blueprint import bp
 from webapp.dashboard.forms import ActionForm, JobFilterForm
 from webapp.dashboard.htmx import fragment_response, page_or_fragment, wants_fragment
 from webapp.errors import AppError

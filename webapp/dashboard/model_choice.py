@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from flask import current_app, request
 
-from webapp.dashboard import bp
+from webapp.dashboard.blueprint import bp
 from webapp.dashboard.forms import NewJobForm
 from webapp.dashboard.htmx import page_or_fragment
 from webapp.dashboard.new_job import new_job_context

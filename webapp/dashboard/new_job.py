@@ -13,7 +13,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from webapp.access import actor
-from webapp.dashboard import bp
+from webapp.dashboard.blueprint import bp
 from webapp.dashboard.forms import NewJobForm
 from webapp.dashboard.htmx import page_or_fragment
 from webapp.errors import AppError, ValidationFailed

@@ -8,7 +8,8 @@ from flask import render_template
 from flask_login import current_user
 
 from webapp.access import owner_scope
-from webapp.dashboard import bp, charts
+from webapp.dashboard import charts
+from webapp.dashboard.blueprint import bp
 from webapp.services import queries
 
 DAYS = 30

@@ -6,7 +6,7 @@ from flask import Response, abort, request, stream_with_context
 from flask_login import current_user
 
 from webapp.access import load_job
-from webapp.dashboard import bp
+from webapp.dashboard.blueprint import bp
 from webapp.dashboard.forms import RequestFilterForm
 from webapp.dashboard.htmx import page_or_fragment
 from webapp.services import exports, queries

@@ -3,9 +3,9 @@
 from flask import current_app, jsonify, redirect, request, url_for
 from flask_login import current_user
 
-from webapp import SERVICE_NAME, __version__
+from webapp.about import SERVICE_NAME, __version__
 from webapp.api.serialisers import ErrorOut
-from webapp.main import SERVICE, bp
+from webapp.main.blueprint import SERVICE, bp
 from webapp.main.schemas import HealthOut, ServiceOut
 from webapp.security import Unauthorized, bearer_token, refused_tokens
 from webapp.services import accounts
