@@ -25,8 +25,11 @@ test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The suite without its slow tests (browser, end to end, memory, fuzzing, fault storms): for the edit-test loop.
+# Four processes (pytest-xdist): most tests wait on a simulated provider rather than compute. With
+# TEST_DATABASE_URL each process gets its own database (test_gw0, ...), with TEST_REDIS_URL=.../15 the Redis
+# databases 15 down to 12.
 test-fast: install-dev
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow" -n 4 $(PYTEST_ARGS)
 
 # ruff's lint rules and formatting (pyproject.toml), and mypy on webapp/ and simulator/; CI runs it before the tests.
 lint: install-dev

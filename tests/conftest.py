@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, make_url, text
 from werkzeug.serving import make_server
 
 from simulator import create_app as create_simulator_app
@@ -22,8 +22,36 @@ from webapp.config import database_url
 from webapp.extensions import db
 from webapp.services import installation
 
-TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
-TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL")
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ... when pytest-xdist runs the suite in processes
+
+
+def _own_database(url: str | None) -> str | None:
+    """Under pytest-xdist each process gets a database of its own: ``test`` becomes ``test_gw1``, created once."""
+    if not (url and WORKER):
+        return url
+    server = make_url(database_url(url, ""))
+    name = f"{server.database}_{WORKER}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if not conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}):
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return server.set(database=name).render_as_string(hide_password=False)
+
+
+def _own_redis_database(url: str | None) -> str | None:
+    """Under pytest-xdist, process N uses the Redis database N below the one given (15, 14, 13, ...)."""
+    if not (url and WORKER):
+        return url
+    base, _, number = url.rstrip("/").rpartition("/")
+    own = int(number or 0) - int(WORKER.removeprefix("gw"))
+    if own < 0:
+        raise pytest.UsageError(f"TEST_REDIS_URL: too many processes below Redis database {number}")
+    return f"{base}/{own}"
+
+
+TEST_DATABASE_URL = _own_database(os.environ.get("TEST_DATABASE_URL"))
+TEST_REDIS_URL = _own_redis_database(os.environ.get("TEST_REDIS_URL"))
 SIMULATOR_KEY = "sim"  # the key the app's provider client sends and every simulator in the suite expects
 FAST_SIMULATOR = {
     "SIMULATOR_API_KEY": SIMULATOR_KEY,
@@ -69,6 +97,9 @@ def base_config(tmp: Path, **overrides) -> dict:
         "LOGIN_ACCOUNT_RATE_LIMIT": "10000 per minute",
         "API_RATE_LIMIT": "100000 per minute",
         "API_AUTH_FAILURE_LIMIT": "10000 per minute",
+        # scrypt takes 0.12 s a hash; tests create and sign in users hundreds of times (tests/test_accounts.py
+        # checks the scrypt default).
+        "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
         **FAST_SIMULATOR,
     }
     config.update(overrides)

@@ -170,6 +170,7 @@ def test_results_that_never_come_are_given_up_after_some_tries(app_ctx, simulato
 # --- a provider that fails often -------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a fault storm: 12 s
 def test_under_high_error_rates_every_result_is_stored_once(app_ctx, simulator, config):
     config(BATCH_MAX_REQUESTS=4, PROVIDER_BACKOFF_SECONDS=0.01)
     add_fault(simulator, status=500, after=True, method="POST", path="/batches", count=1)  # at least one
