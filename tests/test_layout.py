@@ -122,3 +122,24 @@ def test_a_lazy_import_counts_and_type_checking_does_not(tmp_path, monkeypatch):
     known = {module_name(path): path for path in package.rglob("*.py")}
     assert imported("webapp.a", package / "a.py", known) == {"webapp.b"}
     assert imported("webapp.b", package / "b.py", known) == set()
+
+
+def layout_block() -> str:
+    """The README's code block that lists the tree (the one after "## Architecture" that starts with webapp/)."""
+    text = (ROOT / "README.md").read_text()
+    architecture = text[text.index("## Architecture") :]
+    return next(block for block in architecture.split("```")[1::2] if block.lstrip().startswith("webapp/"))
+
+
+def test_the_readme_layout_names_every_module_and_folder():
+    block = layout_block()
+    listed = {word.rstrip(",:") for word in block.split()}
+    entries = [
+        *(f"webapp/{path.name}" for path in (ROOT / "webapp").iterdir() if path.suffix == ".py"),
+        *(f"webapp/{path.name}/" for path in (ROOT / "webapp").iterdir() if path.is_dir() and path.name[0] != "_"),
+        *("worker.py", "simulator/", "migrations/", "tests/", "bench/", "examples/", "docs/", "templates/", "static/"),
+    ]
+    missing = [entry for entry in entries if entry not in listed]
+    assert missing == []
+    named = {word for word in listed if word.startswith("webapp/")}
+    assert [word for word in named if not (ROOT / word).exists()] == []
