@@ -119,7 +119,8 @@ def run(args: argparse.Namespace) -> dict:
     fields = {"skip_invalid": "true" if args.skip_invalid else "false"}
     fields.update({k: v for k, v in (("template", args.template), ("id_column", args.id_column)) if v})
     report = client.upload(f"/jobs/{job['id']}/files", args.file, fields)
-    print(f"uploaded {args.file.name}: {report['added']} request(s) added, {report['skipped']} skipped")
+    added = f"{report['added']} request{'' if report['added'] == 1 else 's'}"
+    print(f"uploaded {args.file.name}: {added} added, {report['skipped']} skipped")
 
     client.json("POST", f"/jobs/{job['id']}/submit")
     job = wait(client, job["id"], args.poll_interval, args.timeout)

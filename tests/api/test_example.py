@@ -56,7 +56,7 @@ def test_example_runs_a_jsonl_file_to_results(app, simulator, committed_db, tmp_
     finally:
         server.stop()
     assert done.returncode == 0, done.stderr
-    assert "5 request(s) added" in done.stdout and "completed" in done.stdout
+    assert "5 requests added" in done.stdout and "completed" in done.stdout
     lines = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
     assert [line["custom_id"] for line in lines][:2] == ["capital-fr", "haiku-autumn"]
     assert all(line["response"]["status_code"] == 200 for line in lines)

@@ -31,6 +31,7 @@ from webapp.services.results import (
     Result,
     parse_result_line,
 )
+from webapp.words import count_of
 
 log = logging.getLogger(__name__)
 STATE = request_states.c
@@ -307,7 +308,7 @@ def _apply(batch: ProviderBatch, outcomes: list[Outcome], *, succeeded: int) -> 
         .values(status=RequestStatus.SUCCEEDED, error_code=None, error=None)
     )
     if settled != succeeded:  # the batch is leased: nothing else settles its requests
-        raise RuntimeError(f"batch {batch.id}: {settled} request(s) left in flight, {succeeded} succeeded")
+        raise RuntimeError(f"batch {batch.id}: {count_of(settled, 'request')} left in flight, {succeeded} succeeded")
 
 
 def _state_update(table):

@@ -75,7 +75,7 @@ def sync_all(run_batch: Callable[[int], None] | None = None) -> dict:
             failures.append(job_id)
     cleaned = clean_up_files()
     if failures:
-        raise RuntimeError(f"sync failed for job(s) {failures}; see the log")
+        raise RuntimeError(f"sync failed for jobs {failures}; see the log")
     return {"jobs": len(job_ids), "files_cleaned": cleaned}
 
 
