@@ -193,13 +193,15 @@ def lines(url: str, repeats: int = 3) -> None:
 
 
 def import_line(line: bytes, size: int) -> tuple[float, str]:
-    from webapp.services import jobs, uploads
+    from webapp.intake import imports
+    from webapp.intake.store import UploadRejected
+    from webapp.services import jobs
 
     job = jobs.create_job({"name": f"line {size}", "model": "gpt-4o-mini"})
     started = time.perf_counter()
     try:
-        outcome = f"{uploads.import_jsonl(job, io.BytesIO(line)).added} stored"
-    except uploads.UploadRejected as exc:
+        outcome = f"{imports.import_jsonl(job, io.BytesIO(line)).added} stored"
+    except UploadRejected as exc:
         outcome = exc.report.problems[0].code
     return time.perf_counter() - started, outcome
 

@@ -14,8 +14,9 @@ from sqlalchemy import delete, update
 
 from webapp import bulk, create_app
 from webapp.extensions import db
+from webapp.intake import imports, requests
 from webapp.models import BatchJob, BatchResponse, JobStatus, ProviderBatch, RequestStatus, request_states
-from webapp.services import exports, ingest, jobs, ledger, planning, requests, uploads
+from webapp.services import exports, ingest, jobs, ledger, planning
 
 
 def app_for(database_url: str, instance: str):
@@ -72,7 +73,7 @@ def upload_ingest(path: Path) -> dict:
     job = new_job("upload ingest")
     started = time.perf_counter()
     with open(path, "rb") as fh:
-        report = uploads.import_jsonl(job, fh, filename=path.name)
+        report = imports.import_jsonl(job, fh, filename=path.name)
     return {"rows": report.added, "seconds": time.perf_counter() - started, "job_id": job.id}
 
 

@@ -7,6 +7,7 @@ import time
 from sqlalchemy import select, update
 
 from webapp.extensions import db
+from webapp.intake import imports
 from webapp.models import BatchJob, request_rows, request_states
 from webapp.services import jobs, sync
 
@@ -22,7 +23,7 @@ def new_job(
     texts = texts if texts is not None else [f"Classify review number {i}: great product" for i in range(count)]
     job = jobs.create_job({"name": "test job", "model": "gpt-4o-mini", **settings}, owner_id=owner_id)
     if texts:
-        jobs.add_requests(
+        imports.add_requests(
             job, [{"custom_id": f"req-{i}", "body": chat_body(t, job.model)} for i, t in enumerate(texts)]
         )
     if submit:

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from tests.conftest import PASSWORD, api_token, sign_in
 from tests.factories import chat_body, new_job, run_until_done
 from webapp.extensions import db
+from webapp.intake import imports
 from webapp.models import BatchJob, BatchRequest
 from webapp.services import accounts, jobs
 
@@ -38,7 +39,7 @@ def fill(template: str, job_id: int, request_id: int) -> str:
 def owned(app_ctx, member_user):
     """A finished-looking job of ``member_user`` with one request."""
     job = jobs.create_job({"name": "private", "model": "gpt-4o-mini"}, owner_id=member_user.id)
-    jobs.add_requests(job, [{"custom_id": "secret", "body": chat_body("confidential text")}])
+    imports.add_requests(job, [{"custom_id": "secret", "body": chat_body("confidential text")}])
     request_id = db.session.scalar(select(BatchRequest.id).where(BatchRequest.job_id == job.id))
     return job, request_id
 

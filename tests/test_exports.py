@@ -13,8 +13,9 @@ from simulator import simulated_text
 from tests.factories import new_job, run_until_done
 from tests.test_uploads import csv_file
 from webapp.extensions import db
-from webapp.services import csv_import, exports, formulas
-from webapp.services.csv_import import CsvMapping
+from webapp.intake import imports
+from webapp.intake.mapping import Mapping
+from webapp.services import exports, formulas
 
 
 def test_jsonl_export_has_one_output_line_per_request(app_ctx, simulator):
@@ -44,8 +45,8 @@ def test_csv_export_keeps_the_original_columns_and_adds_results(app_ctx, simulat
         "type": "object",
         "properties": {"sentiment": {"type": "string", "enum": ["pos", "neg"]}, "score": {"type": "integer"}},
     }
-    csv_import.import_csv(
-        job, csv_file(tmp_path), CsvMapping("Classify: {{ Text }}", json_schema=schema), filename="reviews.csv"
+    imports.import_table(
+        job, csv_file(tmp_path), Mapping("Classify: {{ Text }}", json_schema=schema), filename="reviews.csv"
     )
     from webapp.services import jobs
 
@@ -163,9 +164,7 @@ def test_both_writers_neutralise_header_names_and_cells_alike(app_ctx, tmp_path,
     source = io.StringIO()
     csv.writer(source).writerows([["Id", "Text", "=cmd|' /C calc'!A0"], *rows])
     job = new_job([])
-    csv_import.import_csv(
-        job, csv_file(tmp_path, source.getvalue()), CsvMapping("Echo: {{ Text }}"), filename="cells.csv"
-    )
+    imports.import_table(job, csv_file(tmp_path, source.getvalue()), Mapping("Echo: {{ Text }}"), filename="cells.csv")
     by_database = b"".join(exports.csv_chunks(job))
     monkeypatch.setattr(bulk, "is_postgresql", lambda: False)
     by_python = b"".join(exports.csv_chunks(job))
@@ -191,7 +190,7 @@ def test_database_written_csv_reads_as_the_python_written_csv(app_ctx, simulator
     from webapp import bulk
 
     job = new_job([])
-    csv_import.import_csv(job, csv_file(tmp_path, TRICKY), CsvMapping("Echo: {{ Text }}"), filename="t.csv")
+    imports.import_table(job, csv_file(tmp_path, TRICKY), Mapping("Echo: {{ Text }}"), filename="t.csv")
     from webapp.services import jobs
 
     jobs.submit_job(job)

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from tests.factories import chat_body, new_job, set_states
 from webapp.extensions import db
+from webapp.intake import imports
 from webapp.models import BatchRequest, BatchResponse, JobStatus, RequestStatus, request_states
 from webapp.services import ingest, jobs, ledger, planning
 from webapp.services.results import parse_result_line
@@ -155,7 +156,7 @@ SHAPES = {
 
 def in_flight_batch(custom_ids, max_retries=2):
     job = new_job(count=0, max_retries=max_retries)
-    jobs.add_requests(job, [{"custom_id": c, "body": chat_body(f"prompt {c}")} for c in custom_ids])
+    imports.add_requests(job, [{"custom_id": c, "body": chat_body(f"prompt {c}")} for c in custom_ids])
     jobs.submit_job(job)
     [batch] = planning.plan_batches(job)
     set_states(request_states.c.provider_batch_id == batch.id, status=RequestStatus.IN_FLIGHT)

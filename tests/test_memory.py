@@ -18,8 +18,9 @@ from tests.conftest import api_token
 from tests.factories import set_states
 from webapp import bulk
 from webapp.extensions import db
+from webapp.intake import imports
 from webapp.models import JobStatus, RequestStatus, request_states
-from webapp.services import exports, ingest, jobs, planning, uploads
+from webapp.services import exports, ingest, jobs, planning
 
 pytestmark = pytest.mark.slow
 
@@ -62,7 +63,7 @@ def peak_bytes(step) -> tuple[int, object]:
 def uploaded_job(count: int):
     job = jobs.create_job({"name": f"memory {count}", "model": "gpt-4o-mini"})
     data = request_file(count)
-    peak, report = peak_bytes(lambda: uploads.import_jsonl(job, io.BytesIO(data)))
+    peak, report = peak_bytes(lambda: imports.import_jsonl(job, io.BytesIO(data)))
     assert report.added == count
     return job, peak
 

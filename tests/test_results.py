@@ -13,6 +13,7 @@ from sqlalchemy import select
 from simulator import simulated_output, simulated_text
 from tests.factories import chat_body, new_job, set_states
 from webapp.extensions import db
+from webapp.intake import imports
 from webapp.models import BatchRequest, ProviderBatch, RequestStatus
 from webapp.services import jobs, planning
 from webapp.services.pricing import PriceTableError, load_price_table, price_table
@@ -344,7 +345,7 @@ def test_input_files_carry_any_custom_id_and_body_text_unchanged(app_ctx, tmp_pa
         "\\.",
         "emoji 😀 and \\u0041 literal",
     ]
-    jobs.add_requests(
+    imports.add_requests(
         job,
         [
             {

@@ -27,9 +27,10 @@ from tests.factories import new_job
 from webapp.auth.forms import LoginForm, NewUserForm, PasswordForm, ResetPasswordForm, RoleForm, SetupForm, TokenForm
 from webapp.dashboard.forms import JobFilterForm, NewJobForm, RequestFilterForm
 from webapp.extensions import db
+from webapp.intake import files
 from webapp.models import BatchRequest
 from webapp.models.base import MAX_BIG_ID, MAX_ID
-from webapp.services import accounts, uploads
+from webapp.services import accounts
 
 pytestmark = pytest.mark.slow
 
@@ -330,9 +331,9 @@ def world(app_ctx):
     member = accounts.create_user("member@example.com", PASSWORD)
     victim = accounts.create_user("victim@example.com", PASSWORD)
     jobs = {user.id: new_job(count=2, owner_id=user.id) for user in (admin, member)}
-    upload = uploads.save_upload(io.BytesIO(CSV), ".csv")
+    upload = files.save_upload(io.BytesIO(CSV), ".csv")
     yield {"admin": admin, "member": member, "victim": victim, "jobs": jobs, "upload": upload}
-    uploads.discard_upload(upload)
+    files.discard_upload(upload)
 
 
 def ids_for(user, world: dict) -> dict:

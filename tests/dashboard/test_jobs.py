@@ -350,13 +350,13 @@ def test_the_request_page_explains_its_error_and_shows_the_json_on_many_lines(br
 
 def test_the_job_page_shows_what_was_asked(browser, app_ctx, tmp_path):
     from tests.test_uploads import csv_file
-    from webapp.services import csv_import
-    from webapp.services.csv_import import CsvMapping
+    from webapp.intake import imports
+    from webapp.intake.mapping import Mapping
 
     job = new_job([], name="Recipe", max_tokens=50, temperature=0.2)
     schema = {"type": "object", "properties": {"sentiment": {"type": "string"}, "reason": {"type": "string"}}}
-    mapping = CsvMapping("Classify: {{ Text }}", "You are terse.", "Id", schema)
-    csv_import.import_csv(job, csv_file(tmp_path), mapping, filename="reviews.csv")
+    mapping = Mapping("Classify: {{ Text }}", "You are terse.", "Id", schema)
+    imports.import_table(job, csv_file(tmp_path), mapping, filename="reviews.csv")
     text = browser.get(f"/jobs/{job.id}").text
     recipe = re.search(r'<section class="recipe".*?</section>', text, re.S).group(0)
 

@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from tests.dashboard.conftest import REVIEWS, SETTINGS, chat_line, csv_file, field_error, hidden, job_count, jsonl_file
 from webapp.extensions import db
+from webapp.intake import tables
 from webapp.models import BatchJob, BatchRequest, JobStatus
-from webapp.services import csv_import
 
 TEMPLATE = "Classify this review: {{ Text }}"
 
@@ -373,8 +373,8 @@ def stored_uploads(app) -> set[str]:
 def test_a_csv_is_inspected_once_per_upload(browser, app, app_ctx, monkeypatch):
     """Every step read the whole file again: the mapping page, each live preview (one per keystroke), the create."""
     calls, before = [], stored_uploads(app)
-    inspect = csv_import.inspect_csv
-    monkeypatch.setattr(csv_import, "inspect_csv", lambda path: calls.append(path) or inspect(path))
+    inspect = tables.inspect
+    monkeypatch.setattr(tables, "inspect", lambda path: calls.append(path) or inspect(path))
     data = mapping_step(browser, id_column="Id")
     for template in ("Classify: {{ Text }}", "Classify this: {{ Text }}"):
         assert browser.post("/jobs/new/preview", {**data, "template": template}, htmx=True).status_code == 200
@@ -398,7 +398,7 @@ def test_an_unexpected_error_leaves_no_upload_behind(browser, app, app_ctx, monk
     def broken(path):
         raise OSError("disk gone")
 
-    monkeypatch.setattr(csv_import, "inspect_csv", broken)
+    monkeypatch.setattr(tables, "inspect", broken)
     before = stored_uploads(app)
     response = browser.new_job((csv_file(REVIEWS), "reviews.csv"))
     assert response.status_code == 500

@@ -30,8 +30,9 @@ from webapp.api.serialisers import (
     response_out,
 )
 from webapp.errors import NotFound
-from webapp.services import exports, jobs, queries
-from webapp.services.requests import max_request_bytes
+from webapp.intake import imports
+from webapp.intake.requests import max_request_bytes
+from webapp.services import exports, queries
 
 NOT_FOUND = error_responses(404)
 RESULT_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv"}
@@ -63,7 +64,7 @@ def add_requests(path: JobPath):
     """
     job = load_job(path.job_id)
     items = streamed_items(RequestLine, max_items=MAX_LINES_PER_CALL, max_item_bytes=max_request_bytes())
-    added = jobs.add_requests(job, (item.line() for item in items), actor=current_actor())
+    added = imports.add_requests(job, (item.line() for item in items), actor=current_actor())
     return respond(AddedOut(added=added, total_requests=job.total_requests), 201)
 
 

@@ -18,15 +18,14 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from werkzeug.datastructures import FileStorage
 
-from webapp.errors import ValidationFailed
+from webapp.intake import mapping as table_mapping
+from webapp.intake.requests import MAX_CUSTOM_ID
 from webapp.json_input import unstorable
 from webapp.models import DEFAULT_ENDPOINT, ENDPOINTS, JobStatus, RequestStatus
 from webapp.models.base import MAX_BIG_ID, MAX_ID
 from webapp.models.job_settings import DESCRIPTION, MAX_RETRIES, MAX_TOKENS, MODEL, NAME, TEMPERATURE
-from webapp.services import csv_import
 from webapp.services.catalog import CONFIRM_FIELD
 from webapp.services.queries import MAX_PAGE, MAX_SEARCH
-from webapp.services.requests import MAX_CUSTOM_ID
 
 MAX_LIMIT = 500
 METADATA_MAX_BYTES = 16 * 1024
@@ -244,15 +243,12 @@ class CsvFields(BaseModel):
             data = {**data, **{name: request.form[name] for name in TEXT_FIELDS if name in request.form}}
         return data
 
-    def mapping(self) -> csv_import.CsvMapping:
-        """The CSV mapping; raises ValidationFailed without a template or when the schema is not JSON."""
+    def mapping(self) -> table_mapping.Mapping | None:
+        """The CSV mapping, None without a template; raises ValidationFailed when the schema is not JSON."""
+        schema = table_mapping.parse_schema(self.json_schema)
         if not (self.template or "").strip():
-            raise ValidationFailed(
-                "a CSV file needs a prompt template",
-                details=[{"field": "template", "message": "required for CSV files, e.g. 'Classify: {{ Text }}'"}],
-            )
-        schema = csv_import.parse_schema(self.json_schema)
-        return csv_import.CsvMapping(self.template or "", self.system_prompt, self.id_column.strip(), schema)
+            return None
+        return table_mapping.Mapping(self.template or "", self.system_prompt, self.id_column.strip(), schema)
 
 
 class UploadForm(CsvFields):

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from flask import url_for
 from pydantic import BaseModel, Field, PlainSerializer, WithJsonSchema
 
+from webapp.intake.requests import UploadReport
 from webapp.models import (
     BatchJob,
     BatchRequest,
@@ -21,7 +22,6 @@ from webapp.models import (
 )
 from webapp.services import queries
 from webapp.services.catalog import Catalog
-from webapp.services.uploads import UploadReport
 
 Money = Annotated[
     Decimal,

@@ -18,13 +18,13 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, StopValidation
 
 from webapp.errors import ValidationFailed
+from webapp.intake.mapping import Mapping, parse_schema
+from webapp.intake.requests import MAX_CUSTOM_ID
 from webapp.models import DEFAULT_ENDPOINT, JobStatus, RequestStatus
 from webapp.models.base import MAX_BIG_ID
 from webapp.models.job_settings import DESCRIPTION, MAX_RETRIES, MAX_TOKENS, MODEL, NAME, TEMPERATURE, Setting
 from webapp.providers import LABELS, available_providers
-from webapp.services.csv_import import CsvMapping, parse_schema
 from webapp.services.queries import MAX_PAGE, MAX_SEARCH
-from webapp.services.requests import MAX_CUSTOM_ID
 
 ENDPOINTS = [
     SelectChoice("/v1/chat/completions", "Chat completions (/v1/chat/completions)"),
@@ -129,9 +129,9 @@ class NewJobForm(FlaskForm):
     def job_settings(self) -> dict:
         return {name: self[name].data for name in SETTINGS}
 
-    def mapping(self) -> CsvMapping:
+    def mapping(self) -> Mapping:
         """The CSV mapping typed in; raises ValidationFailed (field json_schema) when the schema is not JSON."""
-        return CsvMapping(
+        return Mapping(
             self.template.data or "",
             self.system_prompt.data or "",
             self.id_column.data or "",

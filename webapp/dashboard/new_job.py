@@ -17,32 +17,33 @@ from webapp.dashboard.blueprint import bp
 from webapp.dashboard.forms import NewJobForm
 from webapp.dashboard.htmx import page_or_fragment
 from webapp.errors import AppError, ValidationFailed
-from webapp.extensions import db
+from webapp.intake import files, formats, imports, table_requests
+from webapp.intake.imports import SourceFile
+from webapp.intake.store import UploadRejected
+from webapp.intake.tables import TableInfo
 from webapp.models import BatchJob
-from webapp.services import csv_import, jobs, uploads
-from webapp.services.csv_import import CsvInfo
-from webapp.services.uploads import UploadRejected, UploadReport
 from webapp.words import count_of
-
-CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
-JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
 
 
 @dataclass(frozen=True)
 class Upload:
-    """A file stored between the steps of the form; ``info`` is what was found in a CSV (None for JSONL)."""
+    """A file stored between the steps of the form: its token, and the file the service reads."""
 
     token: str
-    filename: str
-    path: Path
-    info: CsvInfo | None
+    source: SourceFile
     fresh: bool  # arrived with this submission
 
     @classmethod
     def load(cls, token: str, filename: str, fresh: bool = False) -> Upload:
-        path = uploads.upload_path(token)
-        info = csv_import.inspect_stored(path) if path.suffix == ".csv" else None
-        return cls(token, filename or path.name, path, info, fresh)
+        return cls(token, SourceFile.stored(files.upload_path(token), filename), fresh)
+
+    @property
+    def filename(self) -> str:
+        return self.source.filename
+
+    @property
+    def info(self) -> TableInfo | None:
+        return self.source.info
 
 
 @bp.route("/jobs/new", methods=["GET", "POST"])
@@ -56,11 +57,20 @@ def new_job():
         if upload is None or has_errors(form) or (upload.info and upload.fresh):
             return render_new_job(form, upload, status=422 if has_errors(form) else 200)
         try:
-            job, report = create_job_from(form, upload)
+            job, report = imports.create_job_from_file(
+                form.job_settings(),
+                upload.source,
+                form.mapping() if upload.info else None,
+                owner_id=current_user.id,
+                actor=actor(current_user),
+                allow_unknown_model=form.allow_unknown_model.data,
+                skip_invalid=form.skip_invalid.data,
+            )
         except UploadRejected as exc:
             return render_new_job(form, upload, report=exc.report, status=422)
         except ValidationFailed as exc:
             return render_new_job(form, upload, unclaimed=form.add_errors(exc, {"upload": "file"}), status=422)
+    files.discard_upload(upload.token)
     skipped = f"; skipped {count_of(report.skipped, 'invalid line')}" if report.skipped else ""
     flash(f"Created the job with {count_of(report.added, 'request')}{skipped}. Check it, then submit it.", "success")
     return redirect(url_for(".show_job", job_id=job.id))
@@ -74,7 +84,7 @@ def upload_dropped_on_crash(form: NewJobForm) -> Iterator[None]:
     except AppError:
         raise  # answered with the form, which offers the upload again
     except Exception:
-        uploads.discard_upload(form.upload.data or "")
+        files.discard_upload(form.upload.data or "")
         raise
 
 
@@ -128,57 +138,23 @@ def receive_upload(form: NewJobForm) -> Upload | None:
     file = form.file.data
     try:
         if file and file.filename:
-            uploads.discard_upload(form.upload.data or "")
-            form.upload.data = uploads.save_upload(file.stream, file_suffix(file))
+            files.discard_upload(form.upload.data or "")
+            form.upload.data = files.save_upload(file.stream, formats.suffix(file_format(file)))
             form.filename.data = Path(file.filename).name
             return Upload.load(form.upload.data, form.filename.data, fresh=True)
         if form.upload.data:
             return Upload.load(form.upload.data, form.filename.data)
         raise ValidationFailed("no file", details=[{"field": "file", "message": "Choose the file with the requests"}])
     except ValidationFailed as exc:
-        uploads.discard_upload(form.upload.data or "")
+        files.discard_upload(form.upload.data or "")
         form.upload.data = form.filename.data = ""
         form.add_errors(exc, {"upload": "file"})
         return None
 
 
-def file_suffix(file) -> str:
-    """CSV or JSONL, from the file's name, else from its first character (a JSON line starts with "{")."""
-    suffix = Path(file.filename).suffix.lower()
-    if suffix in CSV_SUFFIXES | JSONL_SUFFIXES:
-        return ".csv" if suffix in CSV_SUFFIXES else ".jsonl"
-    head = file.stream.read(512)
-    file.stream.seek(0)
-    return ".jsonl" if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{") else ".csv"
-
-
-def create_job_from(form: NewJobForm, upload: Upload) -> tuple[BatchJob, UploadReport]:
-    """Create the draft and store its requests in one flow: when the file is refused, no job remains."""
-    mapping = None
-    if upload.info:
-        mapping = form.mapping()
-        problems = csv_import.check_mapping(mapping, upload.info.columns)
-        if problems:
-            raise ValidationFailed("the mapping has problems", details=problems)
-    job = jobs.create_job(
-        form.job_settings(),
-        actor=actor(current_user),
-        owner_id=current_user.id,
-        allow_unknown_model=form.allow_unknown_model.data,
-    )
-    options = {"filename": upload.filename, "skip_invalid": form.skip_invalid.data, "actor": actor(current_user)}
-    try:
-        if mapping is not None:
-            report = csv_import.import_csv(job, upload.path, mapping, info=upload.info, **options)
-        else:
-            with open(upload.path, "rb") as stream:
-                report = uploads.import_jsonl(job, stream, **options)
-    except Exception:
-        db.session.rollback()
-        jobs.discard_draft(job)
-        raise
-    uploads.discard_upload(upload.token)
-    return job, report
+def file_format(file) -> str:
+    """The chosen file's format, by the rule the API follows too."""
+    return formats.detect(file.filename, file.mimetype, formats.peek(file.stream))
 
 
 def csv_preview(form: NewJobForm, upload: Upload) -> tuple[dict | None, list[str]]:
@@ -189,7 +165,7 @@ def csv_preview(form: NewJobForm, upload: Upload) -> tuple[dict | None, list[str
         return None, ["Choose one of the endpoints to see the preview."]
     try:
         draft = BatchJob(**form.job_settings())  # never added to the session: a preview stores nothing
-        return csv_import.preview(draft, upload.path, upload.info, form.mapping()), []
+        return table_requests.preview(draft, upload.source.path, upload.info, form.mapping()), []
     except ValidationFailed as exc:
         form.add_errors(exc)
         return None, messages(exc)

@@ -44,7 +44,7 @@ request_states = Table(
     Base.metadata,
     # No foreign keys to the request or job: checking them costs a third of storing an upload (measured, 1.3 s
     # of 4.5 s for 200,000 requests). Requests and states are written together by ``requests.insert_rows`` and
-    # the ORM (which maps both rows as one object), and deleted together by ``jobs.delete_job``/``discard_draft``.
+    # the ORM (which maps both rows as one object), and deleted together by ``jobs.delete_job``.
     Column("request_id", BigIntPK, primary_key=True),
     Column("job_id", Integer, nullable=False),  # the request's, copied for the indexes below
     Column("status", String(16), nullable=False, default=RequestStatus.PENDING),

@@ -1,9 +1,9 @@
-"""Job use cases: create, update, add requests, submit, cancel, retry, delete (the ledger they keep: ``ledger``)."""
+"""Job use cases: create, update, submit, cancel, retry, delete (requests come in through ``webapp.intake``; the
+ledger the use cases keep: ``ledger``)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -15,6 +15,7 @@ from webapp import bulk, queue
 from webapp import jobs as job_functions
 from webapp.errors import AppError, Conflict, NotFound, ValidationFailed
 from webapp.extensions import db
+from webapp.intake import requests as request_lines
 from webapp.models import (
     ACTIVE_JOB_STATUSES,
     DEFAULT_ENDPOINT,
@@ -32,7 +33,6 @@ from webapp.models import (
 from webapp.models.job_settings import JOB_SETTINGS
 from webapp.providers import available_providers
 from webapp.services import catalog
-from webapp.services import requests as request_lines
 from webapp.services.ledger import record_event, recount
 from webapp.services.pricing import price_table
 from webapp.words import count_of
@@ -57,6 +57,15 @@ def create_job(
     """Create a draft job from its fields (name, model, ...); provider defaults to the configured one, the other
     settings to their own defaults. Raises ValidationFailed for a setting out of bounds, and for a model neither
     the price table nor the provider knows unless ``allow_unknown_model`` confirms it."""
+    job = new_draft(data, actor=actor, owner_id=owner_id, allow_unknown_model=allow_unknown_model)
+    db.session.commit()
+    return job
+
+
+def new_draft(
+    data: dict[str, Any], *, actor: str = "system", owner_id: int | None = None, allow_unknown_model: bool = False
+) -> BatchJob:
+    """``create_job`` without the commit: for a use case that creates the job as one of its steps."""
     defaults = {name: setting.default for name, setting in JOB_SETTINGS.items()}
     values = {**defaults, "provider": current_app.config["DEFAULT_PROVIDER"], "endpoint": DEFAULT_ENDPOINT, **data}
     _check_settings(values)
@@ -66,7 +75,6 @@ def create_job(
     db.session.flush()
     message = f"Job created for {job.model} on {job.provider}{'' if known else UNKNOWN_MODEL}"
     record_event(job, EventKind.CREATED, message, actor=actor)
-    db.session.commit()
     return job
 
 
@@ -108,43 +116,6 @@ def _check_settings(values: dict) -> None:
         problems.append({"field": "endpoint", "message": f"endpoint must be one of {', '.join(ENDPOINTS)}"})
     if problems:
         raise ValidationFailed("invalid job settings: " + "; ".join(p["message"] for p in problems), details=problems)
-
-
-def add_requests(job: BatchJob, items: Iterable[Any], *, actor: str = "system") -> int:
-    """Add request objects to a draft job, all or none: with a bad one, raises ValidationFailed naming each bad
-    item by its index (``[3]``) with the reason, and stores none.
-
-    Items are validated and written a chunk at a time as they come, so ``items`` may be a body still streaming in.
-    """
-    require_draft(job, "add requests to")
-    report = request_lines.UploadReport()
-    validator = request_lines.RequestValidator(job, request_lines.max_request_bytes())
-    rows = request_lines.checked_rows(enumerate(items, 1), validator.check, report)
-    count, tokens = request_lines.insert_new(job, rows, report)
-    if report.problem_count or not count:
-        db.session.rollback()
-        raise _refused(report)
-    note_requests_added(job, count, tokens, f"Added {count_of(count, 'request')}", data={"count": count}, actor=actor)
-    db.session.commit()
-    return count
-
-
-def _refused(report: request_lines.UploadReport) -> ValidationFailed:
-    if not report.problem_count:
-        return ValidationFailed("no requests given", details=[{"field": "", "message": "send at least one request"}])
-    problems = sorted(report.problems, key=lambda problem: problem.line)
-    return ValidationFailed(
-        f"{count_of(report.problem_count, 'request is', 'requests are')} invalid; none was added",
-        details=[{"field": f"[{p.line - 1}]", "message": f"{p.code}: {p.message}"} for p in problems],
-    )
-
-
-def note_requests_added(job: BatchJob, count: int, tokens: int, message: str, *, data: dict, actor: str) -> None:
-    """Count newly inserted requests on the job and put them on its timeline (no commit)."""
-    job.total_requests += count
-    job.pending_requests += count
-    job.estimated_tokens += tokens
-    record_event(job, EventKind.REQUESTS_ADDED, message, data=data, actor=actor)
 
 
 def submit_job(job: BatchJob, *, actor: str = "system") -> BatchJob:
@@ -249,14 +220,6 @@ def _delete_requests(job: BatchJob) -> None:
     tables: tuple[Table, ...] = (BatchResponse.__table__, request_states, request_rows)  # type: ignore[assignment]
     for table in tables:
         db.session.execute(delete(table).where(table.c.job_id == job.id))
-
-
-def discard_draft(job: BatchJob) -> None:
-    """Remove a draft entirely, leaving no trace: for undoing a creation whose file was refused."""
-    require_draft(job, "discard")
-    _delete_requests(job)
-    db.session.delete(job)
-    db.session.commit()
 
 
 def require_draft(job: BatchJob, action: str) -> None:

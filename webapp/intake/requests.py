@@ -157,7 +157,7 @@ class RequestValidator:
         }
 
 
-ESCAPED_NUL = {str: "\\u0000", bytes: b"\\u0000"}
+ESCAPED_NUL: dict[type, Any] = {str: "\\u0000", bytes: b"\\u0000"}
 # Problem codes of a refused JSON line, as the provider names them where it has a name.
 LINE_CODES = {"invalid_json": "invalid_json_line", "too_deep": "nested_too_deep"}
 

@@ -1,0 +1,209 @@
+"""Requests taken into draft jobs: a file (JSONL or a table), or the API's list; each use case one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from webapp.errors import ValidationFailed
+from webapp.extensions import db
+from webapp.intake import files, formats, jsonl, table_requests, tables
+from webapp.intake import requests as request_lines
+from webapp.intake.mapping import Mapping
+from webapp.intake.requests import UploadReport
+from webapp.intake.store import note_requests_added, store_file_rows
+from webapp.intake.tables import TableInfo
+from webapp.models import BatchJob
+from webapp.services import jobs
+from webapp.words import count_of
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A file to take requests from: where it is, its name as the user knows it, its format and, for a table,
+    what was found in it."""
+
+    path: Path
+    filename: str
+    format: str
+    info: TableInfo | None = None
+
+    @classmethod
+    def stored(cls, path: Path, filename: str = "") -> SourceFile:
+        """The stored upload at ``path``; a table is inspected (once: see ``tables.inspect_stored``)."""
+        kind = formats.of_path(path)
+        info = None if kind == formats.JSONL else tables.inspect_stored(path)
+        return cls(path, filename or path.name, kind, info)
+
+
+@contextmanager
+def _one_transaction() -> Iterator[None]:
+    """Commit what the block did, or roll all of it back when it raises."""
+    try:
+        yield
+    except BaseException:
+        db.session.rollback()
+        raise
+    db.session.commit()
+
+
+def import_jsonl(
+    job: BatchJob,
+    stream: IO[bytes],
+    *,
+    filename: str = "requests.jsonl",
+    skip_invalid: bool = False,
+    actor: str = "system",
+) -> UploadReport:
+    """Validate every line of an OpenAI batch file and store its requests in the draft job.
+
+    All or nothing unless ``skip_invalid``: with a bad line, raises UploadRejected and stores none.
+    The file is read as a stream and written in chunks, never held in memory.
+    """
+    jobs.require_draft(job, "add requests to")
+    with _one_transaction():
+        return _store_jsonl(job, stream, filename, skip_invalid=skip_invalid, actor=actor)
+
+
+def import_table(
+    job: BatchJob,
+    path: Path,
+    mapping: Mapping | None,
+    *,
+    filename: str,
+    skip_invalid: bool = False,
+    actor: str = "system",
+    info: TableInfo | None = None,
+) -> UploadReport:
+    """Render every row of a table through the mapping and store the requests in the draft job (all or nothing).
+
+    ``info``: what ``tables.inspect`` found in the file, when a previous step has inspected it already."""
+    jobs.require_draft(job, "add requests to")
+    source = SourceFile(path, filename, formats.of_path(path), info or tables.inspect(path))
+    with _one_transaction():
+        return _store_table(job, source, _usable(mapping, source), skip_invalid=skip_invalid, actor=actor)
+
+
+def add_upload(
+    job: BatchJob,
+    stream: IO[bytes],
+    *,
+    filename: str,
+    content_type: str | None = None,
+    declared: str | None = None,
+    mapping: Mapping | None = None,
+    skip_invalid: bool = False,
+    actor: str = "system",
+) -> UploadReport:
+    """Store the requests of an uploaded file, of whichever format ``formats.detect`` tells, in the draft job."""
+    kind = formats.detect(filename, content_type, formats.peek(stream), declared)
+    if kind == formats.JSONL:
+        return import_jsonl(job, stream, filename=filename, skip_invalid=skip_invalid, actor=actor)
+    with files.stored_for_now(stream, formats.suffix(kind)) as path:
+        return import_table(job, path, mapping, filename=filename, skip_invalid=skip_invalid, actor=actor)
+
+
+def preview_upload(
+    job: BatchJob, stream: IO[bytes], mapping: Mapping | None, *, limit: int = 3
+) -> tuple[TableInfo, dict | None]:
+    """What was found in an uploaded table and, with a mapping, the preview of its requests; stores nothing."""
+    with files.stored_for_now(stream, formats.suffix(formats.CSV)) as path:
+        info = tables.inspect(path)
+        return info, table_requests.preview(job, path, info, mapping, limit=limit) if mapping else None
+
+
+def create_job_from_file(
+    settings: dict[str, Any],
+    source: SourceFile,
+    mapping: Mapping | None,
+    *,
+    owner_id: int | None = None,
+    actor: str = "system",
+    allow_unknown_model: bool = False,
+    skip_invalid: bool = False,
+) -> tuple[BatchJob, UploadReport]:
+    """Create a draft job and store the file's requests in it, in one transaction: when the file (or a setting)
+    is refused, no job remains."""
+    if source.info:
+        mapping = _usable(mapping, source)
+    with _one_transaction():
+        job = jobs.new_draft(settings, actor=actor, owner_id=owner_id, allow_unknown_model=allow_unknown_model)
+        if source.info and mapping:
+            report = _store_table(job, source, mapping, skip_invalid=skip_invalid, actor=actor)
+        else:
+            with open(source.path, "rb") as stream:
+                report = _store_jsonl(job, stream, source.filename, skip_invalid=skip_invalid, actor=actor)
+    return job, report
+
+
+def _usable(mapping: Mapping | None, source: SourceFile) -> Mapping:
+    """The mapping, checked against the table's columns; raises ValidationFailed without one or with problems."""
+    if mapping is None:
+        raise ValidationFailed(
+            "a CSV file needs a prompt template",
+            details=[{"field": "template", "message": "required for CSV files, e.g. 'Classify: {{ Text }}'"}],
+        )
+    assert source.info is not None
+    table_requests.require_usable(mapping, source.info)
+    return mapping
+
+
+def _store_jsonl(job: BatchJob, stream: IO[bytes], filename: str, *, skip_invalid: bool, actor: str) -> UploadReport:
+    report = UploadReport()
+    return store_file_rows(
+        job,
+        jsonl.jsonl_rows(job, stream, report),
+        report,
+        source={"format": "jsonl", "filename": filename},
+        skip_invalid=skip_invalid,
+        actor=actor,
+        nothing="the file holds no requests",
+    )
+
+
+def _store_table(
+    job: BatchJob, source: SourceFile, mapping: Mapping, *, skip_invalid: bool, actor: str
+) -> UploadReport:
+    assert source.info is not None
+    report = UploadReport()
+    return store_file_rows(
+        job,
+        table_requests.request_rows(job, source.path, source.info, mapping, report),
+        report,
+        source=table_requests.source_of(source.filename, source.info, mapping),
+        skip_invalid=skip_invalid,
+        actor=actor,
+        nothing="no row of the file could become a request",
+    )
+
+
+def add_requests(job: BatchJob, items: Iterable[Any], *, actor: str = "system") -> int:
+    """Add request objects to a draft job, all or none: with a bad one, raises ValidationFailed naming each bad
+    item by its index (``[3]``) with the reason, and stores none.
+
+    Items are validated and written a chunk at a time as they come, so ``items`` may be a body still streaming in.
+    """
+    jobs.require_draft(job, "add requests to")
+    with _one_transaction():
+        report = UploadReport()
+        validator = request_lines.RequestValidator(job, request_lines.max_request_bytes())
+        rows = request_lines.checked_rows(enumerate(items, 1), validator.check, report)
+        count, tokens = request_lines.insert_new(job, rows, report)
+        if report.problem_count or not count:
+            raise _refused(report)
+        message = f"Added {count_of(count, 'request')}"
+        note_requests_added(job, count, tokens, message, data={"count": count}, actor=actor)
+    return count
+
+
+def _refused(report: UploadReport) -> ValidationFailed:
+    if not report.problem_count:
+        return ValidationFailed("no requests given", details=[{"field": "", "message": "send at least one request"}])
+    problems = sorted(report.problems, key=lambda problem: problem.line)
+    return ValidationFailed(
+        f"{count_of(report.problem_count, 'request is', 'requests are')} invalid; none was added",
+        details=[{"field": f"[{p.line - 1}]", "message": f"{p.code}: {p.message}"} for p in problems],
+    )
