@@ -207,11 +207,28 @@ def test_preview_shows_the_file_and_the_first_requests_without_storing(api):
             ["r2", "Broke after\na week", "1"],
             ["r3", "Très bien — günstig", "4"],
         ],
+        "notes": [],
     }
     assert [r["custom_id"] for r in preview["requests"]] == ["row-1", "row-2"]
     assert preview["request_count"] == 3 and preview["estimated_output_tokens"] == 60
     assert preview["estimated_cost"] is not None and preview["report"]["problem_count"] == 0
     assert api.get(f"/jobs/{job['id']}").get_json()["counts"]["total"] == 0
+
+
+def test_a_pandas_export_is_previewed_and_stored_with_the_names_made_for_it(api):
+    job = api.create_job()
+    content = b",review,review\n0,Good,Fine\n1,Bad,Poor\n"
+    data = {"file": (io.BytesIO(content), "df.csv"), "template": "{{ column_1 }}: {{ review }} / {{ review_2 }}"}
+    preview = api.post(f"/jobs/{job['id']}/files/preview", 200, data=data, content_type="multipart/form-data")
+    found = preview.get_json()
+    assert found["file"]["columns"] == ["column_1", "review", "review_2"]
+    assert found["file"]["notes"] == [
+        "Column 1 has no name in the header; it is called column_1 here",
+        "Column 3 repeats the name 'review'; it is called review_2 here",
+    ]
+    assert found["requests"][0]["body"]["messages"][-1]["content"] == "0: Good / Fine"
+    upload(api, job["id"], content, "df.csv", 201, template="{{ review_2 }}")
+    assert api.get(f"/jobs/{job['id']}").get_json()["source"]["columns"] == ["column_1", "review", "review_2"]
 
 
 def test_preview_without_template_only_inspects(api):

@@ -182,6 +182,14 @@ def mapping_step(browser, rows=REVIEWS, **fields) -> dict:
     }
 
 
+def test_the_mapping_step_names_the_columns_a_pandas_export_left_unnamed(browser, app_ctx):
+    page = browser.new_job((b",Text,Text\n0,good,fine\n", "df.csv"))
+    text = html.unescape(page.text)
+    assert "Column 1 has no name in the header; it is called column_1 here" in text
+    assert "Column 3 repeats the name 'Text'; it is called Text_2 here" in text
+    assert "{{ column_1 }}" in text and "{{ Text_2 }}" in text
+
+
 def test_live_preview_renders_the_first_requests_and_the_estimate(browser, app_ctx):
     data = mapping_step(browser, id_column="Id", system_prompt="Answer in one word.")
     response = browser.post("/jobs/new/preview", data, htmx=True)

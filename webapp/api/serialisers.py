@@ -429,6 +429,10 @@ class CsvInfoOut(BaseModel):
     columns: list[str]
     row_count: int
     rows: list[list[str]] = Field(description="The first rows, as read.")
+    notes: list[str] = Field(
+        description="Names made here for columns the header left without a name (`column_1`, after the position: "
+        "the index column of a pandas export) or named twice (`name_2`)."
+    )
 
 
 class RenderedRequest(BaseModel):
@@ -484,6 +488,7 @@ def csv_preview_out(info, rendered: dict | None) -> CsvPreviewOut:
         columns=info.columns,
         row_count=info.row_count,
         rows=info.preview,
+        notes=info.notes,
     )
     empty = {
         "requests": [],

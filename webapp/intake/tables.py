@@ -6,7 +6,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from webapp.intake import csv_files, formats
@@ -28,6 +28,7 @@ class TableInfo:
     columns: list[str]
     row_count: int
     preview: list[list[str]]
+    notes: list[str] = field(default_factory=list)  # what was made of the header (a name it lacked or repeated)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -41,7 +42,7 @@ def inspect(path: Path) -> TableInfo:
     encoding = csv_files.detect_encoding(sample)
     delimiter = csv_files.detect_delimiter(sample.decode(encoding, errors="ignore"))
     with csv_files.reader(path, encoding, delimiter) as rows:
-        columns = _columns(next(rows, None))
+        columns, notes = column_names(next(rows, None))
         preview: list[list[str]] = []
         count = 0
         for row in rows:
@@ -52,7 +53,7 @@ def inspect(path: Path) -> TableInfo:
                 preview.append(row)
     if not count:
         raise fail("file", "the CSV file has a header but no rows")
-    return TableInfo(encoding, delimiter, columns, count, preview)
+    return TableInfo(encoding, delimiter, columns, count, preview, notes)
 
 
 def inspect_stored(path: Path) -> TableInfo:
@@ -66,28 +67,52 @@ def inspect_stored(path: Path) -> TableInfo:
     return info
 
 
-def _columns(header: list[str] | None) -> list[str]:
+def column_names(header: list[str] | None) -> tuple[list[str], list[str]]:
+    """The columns a header row names, and a note for each name made here.
+
+    A column without a name (the index column every pandas ``to_csv()`` writes) is called ``column_N`` after
+    its position, and a repeated name gets ``_2``, ``_3``, ... (never a name the header has already). Raises
+    ValidationFailed for no header, too many columns, or a first row that looks like data.
+    """
     if not header or not any(cell.strip() for cell in header):
-        raise fail("file", "the CSV file has no header row; the first row must name the columns")
+        raise fail("file", "the file has no header row; the first row must name the columns")
     if len(header) > MAX_COLUMNS:
         raise fail(
             "file",
             f"the header row names {len(header):,} columns; at most {MAX_COLUMNS:,} are supported "
             "(remove the columns the prompt does not use)",
         )
-    columns = [cell.strip() for cell in header]
-    if any(not name for name in columns):
-        raise fail("file", "a column in the header row has no name; every column needs one")
-    duplicates = sorted(name for name, count in Counter(columns).items() if count > 1)
-    if duplicates:
-        raise fail("file", f"the header names these columns twice: {', '.join(duplicates)}")
-    if _looks_like_data(columns):
+    named = [cell.strip() for cell in header]
+    if _looks_like_data([name for name in named if name]):
         raise fail("file", "the first row looks like data, not column names; add a header row")
-    return columns
+    taken = set(named)
+    columns, notes = [], []
+    seen: Counter[str] = Counter()
+    for position, name in enumerate(named, 1):
+        seen[name] += 1
+        if name and seen[name] == 1:
+            columns.append(name)
+            continue
+        made = _unused(name or f"column_{position}", taken, first=2 if name else 1)
+        taken.add(made)
+        columns.append(made)
+        why = f"repeats the name {name!r}" if name else "has no name in the header"
+        notes.append(f"Column {position} {why}; it is called {made} here")
+    return columns, notes
+
+
+def _unused(base: str, taken: set[str], first: int) -> str:
+    """``base`` (from ``first`` = 1) or ``base_2``, ``base_3``, ...: the first that no column has."""
+    number = first
+    while (name := base if number == 1 else f"{base}_{number}") in taken:
+        number += 1
+    return name
 
 
 def _looks_like_data(columns: list[str]) -> bool:
     """A header of numbers only (or one very long cell) is a data row, not column names."""
+    if not columns:
+        return False
     numeric = sum(1 for name in columns if re.fullmatch(r"[-+]?\d+([.,]\d+)?", name))
     return numeric == len(columns) or any(len(name) > 200 for name in columns)
 
