@@ -342,14 +342,6 @@ def test_the_garbage_collector_runs_again_after_an_upload_even_a_refused_one(app
 # --- hostile files ------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def request_limit(app):
-    """Lower MAX_REQUEST_MB's limit for one test (in bytes)."""
-    saved = app.config["MAX_REQUEST_BYTES"]
-    yield lambda limit: app.config.update(MAX_REQUEST_BYTES=limit)
-    app.config["MAX_REQUEST_BYTES"] = saved
-
-
 def nested(depth: int, inner: str = "1") -> str:
     """A JSON value ``depth`` levels deep: ``[[...[1]...]]``."""
     return "[" * depth + inner + "]" * depth

@@ -198,6 +198,9 @@ def test_preview_shows_the_file_and_the_first_requests_without_storing(api):
         f"/jobs/{job['id']}/files/preview", 200, data=data, content_type="multipart/form-data"
     ).get_json()
     assert preview["file"] == {
+        "format": "csv",
+        "sheet": None,
+        "sheets": [],
         "encoding": "utf-8",
         "delimiter": ",",
         "columns": ["id", "review", "stars"],
@@ -279,3 +282,75 @@ def test_a_json_schema_nested_past_the_limit_is_a_field_error(api):
     )
     assert error["details"][0]["field"] == "json_schema"
     assert api.get(f"/jobs/{job['id']}").get_json()["counts"]["total"] == 0
+
+
+# --- Excel workbooks -----------------------------------------------------------------------------------------
+
+BOOK = {
+    "Summary": [["what"], ["not this one"]],
+    "Reviews": [["id", "review", "amount"], ["r1", "Good", -12.5], ["r2", "Bad", 3]],
+}
+
+
+def test_a_workbook_is_previewed_from_the_chosen_sheet(api):
+    from tests.workbooks import xlsx_bytes
+
+    job = api.create_job()
+    data = {
+        "file": (io.BytesIO(xlsx_bytes(BOOK)), "book.xlsx"),
+        "sheet": "Reviews",
+        "template": "{{ review }} {{ amount }}",
+    }
+    found = api.post(f"/jobs/{job['id']}/files/preview", 200, data=data, content_type="multipart/form-data").get_json()
+    assert found["file"]["format"] == "xlsx"
+    assert (found["file"]["sheet"], found["file"]["sheets"]) == ("Reviews", ["Summary", "Reviews"])
+    assert found["file"]["rows"] == [["r1", "Good", "-12.5"], ["r2", "Bad", "3"]]
+    assert found["requests"][1]["body"]["messages"][-1]["content"] == "Bad 3"
+    first = {"file": (io.BytesIO(xlsx_bytes(BOOK)), "book.xlsx")}
+    found = api.post(f"/jobs/{job['id']}/files/preview", 200, data=first, content_type="multipart/form-data")
+    assert found.get_json()["file"]["columns"] == ["what"]
+
+
+def test_a_workbook_upload_stores_its_sheet_even_named_csv(api):
+    from tests.workbooks import xlsx_bytes
+
+    job = api.create_job()
+    report = upload(api, job["id"], xlsx_bytes(BOOK), "renamed.csv", 201, sheet="Reviews", template="{{ review }}")
+    assert report.get_json()["added"] == 2
+    source = api.get(f"/jobs/{job['id']}").get_json()["source"]
+    assert (source["format"], source["sheet"], source["filename"]) == ("xlsx", "Reviews", "renamed.csv")
+    rows = api.get(f"/jobs/{job['id']}/requests").get_json()["data"]
+    assert [r["source_line"] for r in rows] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    "content, fields, field, message",
+    [
+        ("book", {"sheet": "Nope", "template": "{{ x }}"}, "sheet", "no sheet named 'Nope'"),
+        ("book", {}, "template", "a CSV file needs a prompt template"),
+        ("cut", {"template": "{{ x }}"}, "file", "may be damaged"),
+        ("ole", {"template": "{{ x }}"}, "file", "password-protected"),
+        ("xls", {"template": "{{ x }}"}, "file", "old Excel .xls"),
+    ],
+)
+def test_bad_workbooks_get_a_clear_422(api, content, fields, field, message):
+    from tests.workbooks import xlsx_bytes
+
+    book = xlsx_bytes(BOOK)
+    files = {
+        "book": (book, "book.xlsx"),
+        "cut": (book[:300], "book.xlsx"),
+        "ole": (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 600, "book.xlsx"),
+        "xls": (b"whatever", "old.xls"),
+    }
+    data, name = files[content]
+    job = api.create_job()
+    for path in ("files", "files/preview"):
+        form = {"file": (io.BytesIO(data), name), **fields}
+        response = api.post(f"/jobs/{job['id']}/{path}", None, data=form, content_type="multipart/form-data")
+        if path == "files/preview" and field == "template":
+            assert response.status_code == 200  # a preview without a template only inspects
+            continue
+        error = error_of(response)
+        assert response.status_code == 422 and message in error["message"], error
+        assert field in [d["field"] for d in error["details"]]

@@ -150,6 +150,7 @@ def test_the_job_object_shows_what_was_asked(api):
         "max_retries": 3,
         "source_format": "api",
         "filename": None,
+        "sheet": None,
         "prompt_template": None,
         "system_prompt": None,
         "id_column": None,

@@ -1,4 +1,4 @@
-"""File endpoints: add a JSONL or CSV file's requests to a draft job, and preview how a CSV maps to requests."""
+"""File endpoints: add a JSONL, CSV or Excel file's requests to a draft job; preview how a table maps to requests."""
 
 from pathlib import PurePath
 
@@ -18,9 +18,12 @@ FILE_ERRORS = error_responses(404, 413, 415)
     "/jobs/<int:job_id>/files", tags=[FILES], responses={201: UploadReportOut, **FILE_ERRORS, **error_responses(409)}
 )
 def upload_file(path: JobPath, form: UploadForm):
-    """Add the requests of a JSONL or CSV file to a draft job: all of them, or none when a line is invalid.
+    """Add the requests of a JSONL, CSV or Excel (.xlsx) file to a draft job: all of them, or none when a line is
+    invalid.
 
-    JSONL: OpenAI batch lines. CSV: a header row, then one request per row made from `template`.
+    JSONL: OpenAI batch lines. CSV or a workbook's sheet (`sheet`, default the first): a header row, then one
+    request per row made from `template`; numbers in a workbook reach the template as a person reads them
+    (3, not 3.0; dates as 2024-03-01).
     With `skip_invalid=true` the valid lines are stored and the others reported.
     """
     job = load_job(path.job_id)
@@ -31,6 +34,7 @@ def upload_file(path: JobPath, form: UploadForm):
         content_type=form.file.mimetype,
         declared=form.format,
         mapping=form.mapping(),
+        sheet=form.sheet.strip() or None,
         skip_invalid=form.skip_invalid,
         actor=current_actor(),
     )
@@ -39,13 +43,23 @@ def upload_file(path: JobPath, form: UploadForm):
 
 @bp.post("/jobs/<int:job_id>/files/preview", tags=[FILES], responses={200: CsvPreviewOut, **FILE_ERRORS})
 def preview_file(path: JobPath, form: PreviewForm):
-    """Preview a CSV file without storing it: what was detected and, with a template, the first requests.
+    """Preview a CSV file or a workbook's sheet without storing it: what was found and, with a template, the first
+    requests.
 
-    The file's encoding, delimiter, columns and first rows; with `template`, the first requests it would make,
-    the rows that would be rejected and the estimated cost of the whole file.
+    The file's encoding and delimiter (CSV) or sheet and sheets (a workbook), columns and first rows; with
+    `template`, the first requests it would make, the rows that would be rejected and the estimated cost of the
+    whole file.
     """
     job = load_job(path.job_id)
-    info, rendered = imports.preview_upload(job, form.file.stream, form.mapping(), limit=form.limit)
+    info, rendered = imports.preview_upload(
+        job,
+        form.file.stream,
+        form.mapping(),
+        filename=form.file.filename,
+        content_type=form.file.mimetype,
+        sheet=form.sheet.strip() or None,
+        limit=form.limit,
+    )
     return respond(csv_preview_out(info, rendered))
 
 

@@ -226,7 +226,7 @@ def _is_file(value: Any) -> Any:
 
 
 UploadedFile = Annotated[FileField, AfterValidator(_is_file)]
-TEXT_FIELDS = ("template", "system_prompt", "id_column", "json_schema")
+TEXT_FIELDS = ("template", "system_prompt", "id_column", "json_schema", "sheet")
 
 
 class CsvFields(BaseModel):
@@ -238,6 +238,7 @@ class CsvFields(BaseModel):
     system_prompt: LongText = ""
     id_column: ColumnName = Field("", description="The column whose values become custom_id (default: row-N).")
     json_schema: LongText = Field("", description="A JSON schema (as text) for structured output.")
+    sheet: ColumnName = Field("", description="An Excel workbook's sheet to read (default: the first).")
 
     @model_validator(mode="before")
     @classmethod
@@ -257,7 +258,11 @@ class CsvFields(BaseModel):
 
 class UploadForm(CsvFields):
     file: UploadedFile
-    format: Literal["jsonl", "csv"] | None = Field(None, description="Default: from the file name or content type.")
+    format: Literal["jsonl", "csv", "xlsx"] | None = Field(
+        None,
+        description="Default: an Excel workbook by its bytes (whatever its name), else from the file name, the "
+        "content type, or the first bytes (`{` starts JSONL).",
+    )
     skip_invalid: bool = Field(
         False, description="Store the valid lines and report the others, instead of storing nothing."
     )

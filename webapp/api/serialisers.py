@@ -148,8 +148,9 @@ class Recipe(BaseModel):
     max_tokens: int | None = Field(description="Longest answer allowed, in tokens; null: the model's own limit.")
     temperature: float | None = Field(description="null: the model's default.")
     max_retries: int = Field(description="How often a request that failed for a passing reason is sent again.")
-    source_format: str = Field(description="Where the requests came from: `csv`, `jsonl` (a file) or `api`.")
+    source_format: str = Field(description="Where the requests came from: `csv`, `xlsx`, `jsonl` (a file) or `api`.")
     filename: str | None
+    sheet: str | None = Field(description="Workbook jobs: the sheet whose rows became the requests.")
     prompt_template: str | None = Field(description="CSV jobs: the user message, `{{ column }}` filled per row.")
     system_prompt: str | None = Field(description="CSV jobs: the system message (instructions), if any.")
     id_column: str | None = Field(description="CSV jobs: the column whose values are the custom_ids.")
@@ -424,8 +425,11 @@ class UploadReportOut(BaseModel):
 
 
 class CsvInfoOut(BaseModel):
-    encoding: str
-    delimiter: str
+    format: Literal["csv", "xlsx"]
+    encoding: str = Field(description="CSV: how the text was read; empty for a workbook.")
+    delimiter: str = Field(description="CSV: the cell separator; empty for a workbook.")
+    sheet: str | None = Field(description="A workbook: the sheet read.")
+    sheets: list[str] = Field(description="A workbook: all its sheets, in order (choose one with `sheet`).")
     columns: list[str]
     row_count: int
     rows: list[list[str]] = Field(description="The first rows, as read.")
@@ -483,6 +487,9 @@ def report_out(report: UploadReport) -> UploadReportOut:
 
 def csv_preview_out(info, rendered: dict | None) -> CsvPreviewOut:
     file = CsvInfoOut(
+        format=info.format,
+        sheet=info.sheet,
+        sheets=info.sheets,
         encoding=info.encoding,
         delimiter=info.delimiter,
         columns=info.columns,

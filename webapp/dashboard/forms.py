@@ -104,9 +104,11 @@ class NewJobForm(FlaskForm):
     max_tokens = _number_field(MAX_TOKENS)
     temperature = _number_field(TEMPERATURE)
     max_retries = _number_field(MAX_RETRIES)
-    file = FileField("Requests file (CSV or OpenAI batch JSONL)")
+    file = FileField("Requests file (CSV, Excel .xlsx or OpenAI batch JSONL)")
     upload = HiddenField()
     filename = HiddenField()
+    # The sheets come with the workbook; the service names a sheet the workbook does not have.
+    sheet = SelectField("Sheet", choices=[], validate_choice=False)
     skip_invalid = BooleanField("If some lines or rows are invalid, skip them and keep the rest")
     template = TextAreaField("Prompt template")
     system_prompt = TextAreaField("System prompt (optional)")
@@ -122,6 +124,9 @@ class NewJobForm(FlaskForm):
         if not self.provider.data:
             self.provider.data = self.provider.choices[0].value
         self.set_columns(columns or [])
+
+    def set_sheets(self, sheets: list[str]) -> None:
+        self.sheet.choices = [SelectChoice(name) for name in sheets]
 
     def set_columns(self, columns: list[str]) -> None:
         self.id_column.choices = [SelectChoice(ROW_NUMBER, ROW_LABEL), *(SelectChoice(name) for name in columns)]
@@ -142,7 +147,8 @@ class NewJobForm(FlaskForm):
         """Put a service's field errors next to their fields; return the messages no field claims."""
         unclaimed = []
         for detail in exc.details or [{"field": None, "message": exc.message}]:
-            name = (aliases or {}).get(detail.get("field"), detail.get("field"))
+            field = detail.get("field") or ""
+            name = (aliases or {}).get(field, field)
             if name in self._fields and name != "csrf_token":
                 if detail["message"] not in self[name].errors:  # a form checked twice says it once
                     self[name].errors = [*self[name].errors, detail["message"]]

@@ -1,4 +1,5 @@
-"""Creating a job from a file: a JSONL checked line by line, or a CSV mapped to requests with a live preview."""
+"""Creating a job from a file: a JSONL checked line by line, or a table (CSV or a workbook's sheet) mapped to
+requests with a live preview."""
 
 from __future__ import annotations
 
@@ -34,8 +35,8 @@ class Upload:
     fresh: bool  # arrived with this submission
 
     @classmethod
-    def load(cls, token: str, filename: str, fresh: bool = False) -> Upload:
-        return cls(token, SourceFile.stored(files.upload_path(token), filename), fresh)
+    def load(cls, token: str, filename: str, sheet: str | None = None, fresh: bool = False) -> Upload:
+        return cls(token, SourceFile.stored(files.upload_path(token), filename, sheet or None), fresh)
 
     @property
     def filename(self) -> str:
@@ -90,12 +91,12 @@ def upload_dropped_on_crash(form: NewJobForm) -> Iterator[None]:
 
 @bp.post("/jobs/new/preview")
 def preview_csv():
-    """The first requests the CSV mapping renders, and the token and cost estimate for the whole file."""
+    """The first requests the table's mapping renders, and the token and cost estimate for the whole file."""
     form = NewJobForm()
     form.validate()
     try:
         with upload_dropped_on_crash(form):
-            upload = Upload.load(form.upload.data, form.filename.data)
+            upload = Upload.load(form.upload.data, form.filename.data, form.sheet.data)
             preview, problems = csv_preview(form, upload)
     except ValidationFailed as exc:  # the stored file has expired or become unreadable
         form.add_errors(exc, {"upload": "file"})
@@ -141,9 +142,10 @@ def receive_upload(form: NewJobForm) -> Upload | None:
             files.discard_upload(form.upload.data or "")
             form.upload.data = files.save_upload(file.stream, formats.suffix(file_format(file)))
             form.filename.data = Path(file.filename).name
+            form.sheet.data = ""  # a new workbook is read from its first sheet
             return Upload.load(form.upload.data, form.filename.data, fresh=True)
         if form.upload.data:
-            return Upload.load(form.upload.data, form.filename.data)
+            return Upload.load(form.upload.data, form.filename.data, form.sheet.data)
         raise ValidationFailed("no file", details=[{"field": "file", "message": "Choose the file with the requests"}])
     except ValidationFailed as exc:
         files.discard_upload(form.upload.data or "")
@@ -154,7 +156,7 @@ def receive_upload(form: NewJobForm) -> Upload | None:
 
 def file_format(file) -> str:
     """The chosen file's format, by the rule the API follows too."""
-    return formats.detect(file.filename, file.mimetype, formats.peek(file.stream))
+    return formats.detect(file.filename, file.mimetype, file.stream)
 
 
 def csv_preview(form: NewJobForm, upload: Upload) -> tuple[dict | None, list[str]]:
@@ -180,6 +182,8 @@ def render_new_job(form: NewJobForm, upload: Upload | None = None, *, status: in
 def new_job_context(form: NewJobForm, upload: Upload | None, **extra) -> dict:
     if upload and upload.info:
         form.set_columns(upload.info.columns)
+        form.set_sheets(upload.info.sheets)
+        form.sheet.data = upload.info.sheet or ""
     return {
         "form": form,
         "upload": upload,

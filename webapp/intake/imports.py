@@ -32,10 +32,11 @@ class SourceFile:
     info: TableInfo | None = None
 
     @classmethod
-    def stored(cls, path: Path, filename: str = "") -> SourceFile:
-        """The stored upload at ``path``; a table is inspected (once: see ``tables.inspect_stored``)."""
+    def stored(cls, path: Path, filename: str = "", sheet: str | None = None) -> SourceFile:
+        """The stored upload at ``path``; a table is inspected (once: see ``tables.inspect_stored``), a workbook's
+        ``sheet`` (the first when None)."""
         kind = formats.of_path(path)
-        info = None if kind == formats.JSONL else tables.inspect_stored(path)
+        info = None if kind == formats.JSONL else tables.inspect_stored(path, sheet)
         return cls(path, filename or path.name, kind, info)
 
 
@@ -77,12 +78,14 @@ def import_table(
     skip_invalid: bool = False,
     actor: str = "system",
     info: TableInfo | None = None,
+    sheet: str | None = None,
 ) -> UploadReport:
-    """Render every row of a table through the mapping and store the requests in the draft job (all or nothing).
+    """Render every row of a table (a workbook's ``sheet``, else its first) through the mapping and store the
+    requests in the draft job (all or nothing).
 
     ``info``: what ``tables.inspect`` found in the file, when a previous step has inspected it already."""
     jobs.require_draft(job, "add requests to")
-    source = SourceFile(path, filename, formats.of_path(path), info or tables.inspect(path))
+    source = SourceFile(path, filename, formats.of_path(path), info or tables.inspect(path, sheet))
     with _one_transaction():
         return _store_table(job, source, _usable(mapping, source), skip_invalid=skip_invalid, actor=actor)
 
@@ -95,23 +98,34 @@ def add_upload(
     content_type: str | None = None,
     declared: str | None = None,
     mapping: Mapping | None = None,
+    sheet: str | None = None,
     skip_invalid: bool = False,
     actor: str = "system",
 ) -> UploadReport:
     """Store the requests of an uploaded file, of whichever format ``formats.detect`` tells, in the draft job."""
-    kind = formats.detect(filename, content_type, formats.peek(stream), declared)
+    kind = formats.detect(filename, content_type, stream, declared)
     if kind == formats.JSONL:
         return import_jsonl(job, stream, filename=filename, skip_invalid=skip_invalid, actor=actor)
     with files.stored_for_now(stream, formats.suffix(kind)) as path:
-        return import_table(job, path, mapping, filename=filename, skip_invalid=skip_invalid, actor=actor)
+        return import_table(job, path, mapping, filename=filename, sheet=sheet, skip_invalid=skip_invalid, actor=actor)
 
 
 def preview_upload(
-    job: BatchJob, stream: IO[bytes], mapping: Mapping | None, *, limit: int = 3
+    job: BatchJob,
+    stream: IO[bytes],
+    mapping: Mapping | None,
+    *,
+    filename: str | None = None,
+    content_type: str | None = None,
+    sheet: str | None = None,
+    limit: int = 3,
 ) -> tuple[TableInfo, dict | None]:
     """What was found in an uploaded table and, with a mapping, the preview of its requests; stores nothing."""
-    with files.stored_for_now(stream, formats.suffix(formats.CSV)) as path:
-        info = tables.inspect(path)
+    kind = formats.detect(filename, content_type, stream)
+    if kind not in formats.TABLES:
+        raise formats.refused("only a table (CSV or an Excel workbook) has a preview; this file is JSONL")
+    with files.stored_for_now(stream, formats.suffix(kind)) as path:
+        info = tables.inspect(path, sheet)
         return info, table_requests.preview(job, path, info, mapping, limit=limit) if mapping else None
 
 

@@ -26,20 +26,22 @@ def require_usable(mapping: Mapping, info: TableInfo) -> None:
 def request_rows(job: BatchJob, path: Path, info: TableInfo, mapping: Mapping, report: UploadReport) -> Iterator[dict]:
     """The checked request row of each data row; each row that cannot become one is noted in ``report``."""
     validator = request_lines.RequestValidator(job, request_lines.max_request_bytes())
-    for number, cells in tables.data_rows(path, info):
+    width = len(info.columns)
+    for found in tables.data_rows(path, info):
+        number, cells = found.number, found.texts
         # A short row is padded; cells past the header are dropped.
-        row = dict(zip(info.columns, cells + [""] * (len(info.columns) - len(cells)), strict=False))
+        row = dict(zip(info.columns, cells + [""] * (width - len(cells)), strict=False))
         custom_id = row.get(mapping.id_column, "").strip() if mapping.id_column else f"row-{number}"
         try:
-            if len(cells) > len(info.columns):
+            if len(cells) > width:
                 raise request_lines.InvalidLine(
-                    "extra_cells", f"the row has {len(cells)} cells but the header names {len(info.columns)}"
+                    "extra_cells", f"the row has {len(cells)} cells but the header names {width}"
                 )
             checked = validator.check({"custom_id": custom_id, "body": request_body(job, mapping, row)}, number)
         except request_lines.InvalidLine as exc:
             report.note(request_lines.LineProblem(number, exc.code, exc.message, exc.custom_id or custom_id or None))
             continue
-        checked["source_row"] = [row[name] for name in info.columns]
+        checked["source_row"] = found.values + [""] * (width - len(found.values))
         yield checked
 
 
@@ -69,11 +71,10 @@ def preview(job: BatchJob, path: Path, info: TableInfo, mapping: Mapping, limit:
 def source_of(filename: str, info: TableInfo, mapping: Mapping) -> dict:
     """What the job keeps of the table and the mapping (``job.source``), for its page and its exports."""
     return {
-        "format": "csv",
+        "format": info.format,
         "filename": filename,
         "columns": info.columns,
-        "encoding": info.encoding,
-        "delimiter": info.delimiter,
+        **({"sheet": info.sheet} if info.sheet else {"encoding": info.encoding, "delimiter": info.delimiter}),
         "template": mapping.template,
         "system_prompt": mapping.system_prompt,
         "id_column": mapping.id_column,

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from sqlalchemy import Text, case, cast, func, literal, select
 
 from webapp import bulk
+from webapp.intake.formats import TABLES
 from webapp.models import BatchJob, BatchRequest, BatchResponse, RequestStatus
 from webapp.services.formulas import neutralise, neutralised
 
@@ -65,9 +66,9 @@ def _output_line(custom_id, status, error_code, error, status_code, request_id, 
 
 
 def source_columns(job: BatchJob) -> list[str]:
-    """The columns of the user's CSV file, in order; none for a JSONL job."""
+    """The columns of the user's table (a CSV file or a workbook's sheet), in order; none for a JSONL job."""
     source = job.source or {}
-    return list(source.get("columns") or []) if source.get("format") == "csv" else []
+    return list(source.get("columns") or []) if source.get("format") in TABLES else []
 
 
 def schema_fields(job: BatchJob) -> list[str]:
