@@ -205,8 +205,10 @@ class EventsQuery(Query):
 
 
 class ResultsQuery(Query):
-    format: Literal["jsonl", "csv"] = Field(
-        "jsonl", description="jsonl: OpenAI's batch output lines; csv: your CSV columns followed by the results."
+    format: Literal["jsonl", "csv", "xlsx"] = Field(
+        "jsonl",
+        description="jsonl: OpenAI's batch output lines; csv: your table's columns followed by the results; xlsx: "
+        "the same as an Excel workbook, numbers as numbers.",
     )
     failed_only: bool = False
 
