@@ -31,7 +31,18 @@ def upload(api, job_id: int, content: bytes, filename: str = "requests.jsonl", e
 def test_jsonl_upload_returns_the_report(api):
     job = api.create_job()
     report = upload(api, job["id"], jsonl(line("a"), "", line("b", "héllo")), expect=201).get_json()
-    assert report == {"added": 2, "skipped": 0, "problem_count": 0, "problems": []}
+    assert report == {
+        "added": 2,
+        "skipped": 0,
+        "problem_count": 0,
+        "problems": [],
+        "empty_rows": 0,
+        "empty_row_numbers": [],
+        "skipped_empty": 0,
+        "repeated_rows": 0,
+        "repeated_row_numbers": [],
+        "copies": 0,
+    }
     shown = api.get(f"/jobs/{job['id']}").get_json()
     assert shown["counts"]["total"] == 2
     assert shown["source"] == {"format": "jsonl", "filename": "requests.jsonl"}
@@ -354,3 +365,38 @@ def test_bad_workbooks_get_a_clear_422(api, content, fields, field, message):
         error = error_of(response)
         assert response.status_code == 422 and message in error["message"], error
         assert field in [d["field"] for d in error["details"]]
+
+
+# --- rows left out or sent once ------------------------------------------------------------------------------
+
+REPEATS = b"id,text\n1,good\n2,good\n3,\n4,bad\n"
+
+
+def test_the_preview_reports_empty_and_repeated_rows_and_the_options_change_the_estimate(api):
+    job = api.create_job()
+
+    def preview(**options):
+        data = {"file": (io.BytesIO(REPEATS), "r.csv"), "template": "Review: {{ text }}", **options}
+        return api.post(
+            f"/jobs/{job['id']}/files/preview", 200, data=data, content_type="multipart/form-data"
+        ).get_json()
+
+    plain = preview()
+    assert (plain["report"]["empty_rows"], plain["report"]["empty_row_numbers"]) == (1, [3])
+    assert (plain["report"]["repeated_rows"], plain["report"]["repeated_row_numbers"]) == (1, [2])
+    assert (plain["request_count"], plain["sent_count"]) == (4, 4)
+    both = preview(skip_empty="true", send_duplicates_once="true")
+    assert (both["request_count"], both["sent_count"], both["report"]["skipped_empty"]) == (3, 2, 1)
+
+
+def test_an_upload_skips_empty_rows_and_sends_repeats_once(api):
+    job = api.create_job()
+    fields = {"template": "Review: {{ text }}", "id_column": "id", "skip_empty": "true", "send_duplicates_once": "true"}
+    report = upload(api, job["id"], REPEATS, "r.csv", 201, **fields).get_json()
+    assert (report["added"], report["skipped_empty"], report["empty_row_numbers"]) == (3, 1, [3])
+    assert (report["copies"], report["repeated_row_numbers"]) == (1, [2])
+    events = api.get(f"/jobs/{job['id']}/events").get_json()["data"]
+    assert "left out 1 row with every placeholder empty (row 3)" in events[-1]["message"]
+    assert "1 row repeats the prompt of an earlier row" in events[-1]["message"]
+    error = error_of(upload(api, job["id"], REPEATS, "r.csv", 422, template="x", skip_empty="perhaps"))
+    assert "skip_empty" in [d["field"] for d in error["details"]]

@@ -470,3 +470,24 @@ def test_an_old_xls_file_gets_a_message_next_to_the_file_field(browser, app_ctx)
     assert response.status_code == 422
     assert "save it as .xlsx (Excel Workbook) or CSV" in field_error(response.text, "file")
     assert job_count() == 0
+
+
+# --- rows left out or sent once ------------------------------------------------------------------------------
+
+
+def test_the_live_preview_counts_empty_and_repeated_rows_and_the_options_apply(browser, app_ctx):
+    rows = [["r1", "good", "5"], ["r2", "good", "4"], ["r3", "", "1"], ["r4", "bad", "2"]]
+    data = mapping_step(browser, rows=rows, template="Review: {{ Text }}", id_column="Id")
+    text = html.unescape(browser.post("/jobs/new/preview", data, htmx=True).text)
+    assert "1 row has every placeholder empty (row 3)" in text and "Tick “Leave out" in text
+    assert "1 row repeats the prompt of another row (row 2)" in text
+    both = {**data, "skip_empty": "y", "send_duplicates_once": "y"}
+    text = html.unescape(browser.post("/jobs/new/preview", both, htmx=True).text)
+    assert "they are left out" in text and "each distinct prompt is sent once" in text
+    assert "Sent to the provider: <strong>2</strong> distinct prompts" in text
+    response = browser.post("/jobs/new", both)
+    assert response.status_code == 302
+    page = html.unescape(browser.get(response.headers["Location"]).text)
+    assert "left out 1 row with every placeholder empty" in page
+    job = only_job()
+    assert (job.total_requests, custom_ids(job)) == (3, ["r1", "r2", "r4"])

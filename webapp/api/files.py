@@ -36,6 +36,8 @@ def upload_file(path: JobPath, form: UploadForm):
         mapping=form.mapping(),
         sheet=form.sheet.strip() or None,
         skip_invalid=form.skip_invalid,
+        skip_empty=form.skip_empty,
+        send_once=form.send_duplicates_once,
         actor=current_actor(),
     )
     return respond(report_out(report), 201)
@@ -59,6 +61,8 @@ def preview_file(path: JobPath, form: PreviewForm):
         content_type=form.file.mimetype,
         sheet=form.sheet.strip() or None,
         limit=form.limit,
+        skip_empty=form.skip_empty,
+        send_once=form.send_duplicates_once,
     )
     return respond(csv_preview_out(info, rendered))
 

@@ -258,7 +258,18 @@ class CsvFields(BaseModel):
         return table_mapping.Mapping(self.template, self.system_prompt, self.id_column.strip(), schema)
 
 
-class UploadForm(CsvFields):
+class RowOptions(BaseModel):
+    skip_empty: bool = Field(
+        False, description="Tables: leave out the rows whose placeholders are all empty (counted and listed)."
+    )
+    send_duplicates_once: bool = Field(
+        False,
+        description="Send each distinct request once: the rows that repeat one are stored as its copies (each "
+        "with its own custom_id and row) and take its answer; tokens and cost are counted once.",
+    )
+
+
+class UploadForm(CsvFields, RowOptions):
     file: UploadedFile
     format: Literal["jsonl", "csv", "xlsx"] | None = Field(
         None,
@@ -270,6 +281,6 @@ class UploadForm(CsvFields):
     )
 
 
-class PreviewForm(CsvFields):
+class PreviewForm(CsvFields, RowOptions):
     file: UploadedFile
     limit: int = Field(3, ge=1, le=20, description="How many rendered requests to show.")

@@ -422,6 +422,15 @@ class UploadReportOut(BaseModel):
     skipped: int = Field(description="Invalid lines left out (only with skip_invalid).")
     problem_count: int
     problems: list[LineProblemOut] = Field(description="The first 1,000 problems.")
+    empty_rows: int = Field(description="Tables: rows whose placeholders are all empty (they ask about nothing).")
+    empty_row_numbers: list[int] = Field(description="The first 1,000 of them (1 = the first row after the header).")
+    skipped_empty: int = Field(description="Of them, those left out (with skip_empty).")
+    repeated_rows: int = Field(
+        description="Rows whose request repeats an earlier row's (a preview counts them; an upload with "
+        "send_duplicates_once stores them as copies)."
+    )
+    repeated_row_numbers: list[int] = Field(description="The first 1,000 of them.")
+    copies: int = Field(description="Requests stored as copies: not sent, they take the first one's answer.")
 
 
 class CsvInfoOut(BaseModel):
@@ -449,7 +458,10 @@ class CsvPreviewOut(BaseModel):
     requests: list[RenderedRequest] = Field(
         description="The first requests the template makes (empty without a template)."
     )
-    request_count: int | None
+    request_count: int | None = Field(description="The requests the file would store (one per row kept).")
+    sent_count: int | None = Field(
+        description="Of them, the requests sent to the provider (fewer with send_duplicates_once)."
+    )
     estimated_prompt_tokens: int | None
     estimated_output_tokens: int | None
     estimated_cost: Money | None
@@ -500,6 +512,7 @@ def csv_preview_out(info, rendered: dict | None) -> CsvPreviewOut:
     empty = {
         "requests": [],
         "request_count": None,
+        "sent_count": None,
         "estimated_prompt_tokens": None,
         "estimated_output_tokens": None,
         "estimated_cost": None,

@@ -117,6 +117,14 @@ class NewJobForm(FlaskForm):
         "ID column (optional)", choices=[SelectChoice(ROW_NUMBER, ROW_LABEL)], validate_choice=False
     )
     json_schema = TextAreaField("JSON schema for structured output (optional)")
+    skip_empty = BooleanField("Leave out the rows whose placeholders are all empty")
+    send_duplicates_once = BooleanField(
+        "Send each distinct prompt once, and copy its answer to every row that asked it"
+    )
+
+    def row_options(self) -> dict:
+        """What the table's options ask of the service (``imports.Options``)."""
+        return {"skip_empty": self.skip_empty.data, "send_once": self.send_duplicates_once.data}
 
     def __init__(self, *args, columns: list[str] | None = None, **kwargs):
         super().__init__(*args, **kwargs)

@@ -20,6 +20,7 @@ from webapp.dashboard.htmx import page_or_fragment
 from webapp.errors import AppError, ValidationFailed
 from webapp.intake import files, formats, imports, table_requests
 from webapp.intake.imports import SourceFile
+from webapp.intake.requests import UploadReport
 from webapp.intake.store import UploadRejected
 from webapp.intake.tables import TableInfo
 from webapp.models import BatchJob
@@ -66,14 +67,14 @@ def new_job():
                 actor=actor(current_user),
                 allow_unknown_model=form.allow_unknown_model.data,
                 skip_invalid=form.skip_invalid.data,
+                **(form.row_options() if upload.info else {}),
             )
         except UploadRejected as exc:
             return render_new_job(form, upload, report=exc.report, status=422)
         except ValidationFailed as exc:
             return render_new_job(form, upload, unclaimed=form.add_errors(exc, {"upload": "file"}), status=422)
     files.discard_upload(upload.token)
-    skipped = f"; skipped {count_of(report.skipped, 'invalid line')}" if report.skipped else ""
-    flash(f"Created the job with {count_of(report.added, 'request')}{skipped}. Check it, then submit it.", "success")
+    flash(f"Created the job with {created_words(report)}. Check it, then submit it.", "success")
     return redirect(url_for(".show_job", job_id=job.id))
 
 
@@ -167,7 +168,8 @@ def csv_preview(form: NewJobForm, upload: Upload) -> tuple[dict | None, list[str
         return None, ["Choose one of the endpoints to see the preview."]
     try:
         draft = BatchJob(**form.job_settings())  # never added to the session: a preview stores nothing
-        return table_requests.preview(draft, upload.source.path, upload.info, form.mapping()), []
+        options = form.row_options()
+        return table_requests.preview(draft, upload.source.path, upload.info, form.mapping(), **options), []
     except ValidationFailed as exc:
         form.add_errors(exc)
         return None, messages(exc)
@@ -190,6 +192,17 @@ def new_job_context(form: NewJobForm, upload: Upload | None, **extra) -> dict:
         "max_upload_bytes": current_app.config.get("MAX_CONTENT_LENGTH"),
         **extra,
     }
+
+
+def created_words(report: UploadReport) -> str:
+    words = count_of(report.added, "request")
+    if report.skipped:
+        words += f"; skipped {count_of(report.skipped, 'invalid line')}"
+    if report.skipped_empty:
+        words += f"; left out {count_of(report.skipped_empty, 'row')} with every placeholder empty"
+    if report.copies:
+        words += f", of which {count_of(report.copies, 'repeat')} will take the answer of the first row that asked"
+    return words
 
 
 def messages(exc: ValidationFailed) -> list[str]:

@@ -51,22 +51,27 @@ def _one_transaction() -> Iterator[None]:
     db.session.commit()
 
 
-def import_jsonl(
-    job: BatchJob,
-    stream: IO[bytes],
-    *,
-    filename: str = "requests.jsonl",
-    skip_invalid: bool = False,
-    actor: str = "system",
-) -> UploadReport:
-    """Validate every line of an OpenAI batch file and store its requests in the draft job.
+@dataclass(frozen=True)
+class Options:
+    """How a file's requests are taken: ``skip_invalid`` stores the valid ones and reports the others (else one
+    bad row refuses the file); ``skip_empty`` leaves out a table's rows whose placeholders are all empty;
+    ``send_once`` sends each distinct request once, its answer copied to the rows that repeat it."""
+
+    skip_invalid: bool = False
+    skip_empty: bool = False
+    send_once: bool = False
+    actor: str = "system"
+
+
+def import_jsonl(job: BatchJob, stream: IO[bytes], *, filename: str = "requests.jsonl", **options: Any) -> UploadReport:
+    """Validate every line of an OpenAI batch file and store its requests in the draft job (``Options``).
 
     All or nothing unless ``skip_invalid``: with a bad line, raises UploadRejected and stores none.
     The file is read as a stream and written in chunks, never held in memory.
     """
     jobs.require_draft(job, "add requests to")
     with _one_transaction():
-        return _store_jsonl(job, stream, filename, skip_invalid=skip_invalid, actor=actor)
+        return _store_jsonl(job, stream, filename, Options(**options))
 
 
 def import_table(
@@ -75,19 +80,18 @@ def import_table(
     mapping: Mapping | None,
     *,
     filename: str,
-    skip_invalid: bool = False,
-    actor: str = "system",
     info: TableInfo | None = None,
     sheet: str | None = None,
+    **options: Any,
 ) -> UploadReport:
     """Render every row of a table (a workbook's ``sheet``, else its first) through the mapping and store the
-    requests in the draft job (all or nothing).
+    requests in the draft job (all or nothing unless ``skip_invalid``; the rest of ``Options`` too).
 
     ``info``: what ``tables.inspect`` found in the file, when a previous step has inspected it already."""
     jobs.require_draft(job, "add requests to")
     source = SourceFile(path, filename, formats.of_path(path), info or tables.inspect(path, sheet))
     with _one_transaction():
-        return _store_table(job, source, _usable(mapping, source), skip_invalid=skip_invalid, actor=actor)
+        return _store_table(job, source, _usable(mapping, source), Options(**options))
 
 
 def add_upload(
@@ -99,15 +103,14 @@ def add_upload(
     declared: str | None = None,
     mapping: Mapping | None = None,
     sheet: str | None = None,
-    skip_invalid: bool = False,
-    actor: str = "system",
+    **options: Any,
 ) -> UploadReport:
     """Store the requests of an uploaded file, of whichever format ``formats.detect`` tells, in the draft job."""
     kind = formats.detect(filename, content_type, stream, declared)
     if kind == formats.JSONL:
-        return import_jsonl(job, stream, filename=filename, skip_invalid=skip_invalid, actor=actor)
+        return import_jsonl(job, stream, filename=filename, **options)
     with files.stored_for_now(stream, formats.suffix(kind)) as path:
-        return import_table(job, path, mapping, filename=filename, sheet=sheet, skip_invalid=skip_invalid, actor=actor)
+        return import_table(job, path, mapping, filename=filename, sheet=sheet, **options)
 
 
 def preview_upload(
@@ -119,6 +122,8 @@ def preview_upload(
     content_type: str | None = None,
     sheet: str | None = None,
     limit: int = 3,
+    skip_empty: bool = False,
+    send_once: bool = False,
 ) -> tuple[TableInfo, dict | None]:
     """What was found in an uploaded table and, with a mapping, the preview of its requests; stores nothing."""
     kind = formats.detect(filename, content_type, stream)
@@ -126,7 +131,10 @@ def preview_upload(
         raise formats.refused("only a table (CSV or an Excel workbook) has a preview; this file is JSONL")
     with files.stored_for_now(stream, formats.suffix(kind)) as path:
         info = tables.inspect(path, sheet)
-        return info, table_requests.preview(job, path, info, mapping, limit=limit) if mapping else None
+        if mapping is None:
+            return info, None
+        rendered = table_requests.preview(job, path, info, mapping, limit, skip_empty=skip_empty, send_once=send_once)
+        return info, rendered
 
 
 def create_job_from_file(
@@ -135,21 +143,21 @@ def create_job_from_file(
     mapping: Mapping | None,
     *,
     owner_id: int | None = None,
-    actor: str = "system",
     allow_unknown_model: bool = False,
-    skip_invalid: bool = False,
+    **options: Any,
 ) -> tuple[BatchJob, UploadReport]:
-    """Create a draft job and store the file's requests in it, in one transaction: when the file (or a setting)
-    is refused, no job remains."""
+    """Create a draft job and store the file's requests in it (``Options``), in one transaction: when the file
+    (or a setting) is refused, no job remains."""
+    taken = Options(**options)
     if source.info:
         mapping = _usable(mapping, source)
     with _one_transaction():
-        job = jobs.new_draft(settings, actor=actor, owner_id=owner_id, allow_unknown_model=allow_unknown_model)
+        job = jobs.new_draft(settings, actor=taken.actor, owner_id=owner_id, allow_unknown_model=allow_unknown_model)
         if source.info and mapping:
-            report = _store_table(job, source, mapping, skip_invalid=skip_invalid, actor=actor)
+            report = _store_table(job, source, mapping, taken)
         else:
             with open(source.path, "rb") as stream:
-                report = _store_jsonl(job, stream, source.filename, skip_invalid=skip_invalid, actor=actor)
+                report = _store_jsonl(job, stream, source.filename, taken)
     return job, report
 
 
@@ -165,31 +173,32 @@ def _usable(mapping: Mapping | None, source: SourceFile) -> Mapping:
     return mapping
 
 
-def _store_jsonl(job: BatchJob, stream: IO[bytes], filename: str, *, skip_invalid: bool, actor: str) -> UploadReport:
+def _store_jsonl(job: BatchJob, stream: IO[bytes], filename: str, options: Options) -> UploadReport:
     report = UploadReport()
     return store_file_rows(
         job,
         jsonl.jsonl_rows(job, stream, report),
         report,
         source={"format": "jsonl", "filename": filename},
-        skip_invalid=skip_invalid,
-        actor=actor,
+        skip_invalid=options.skip_invalid,
+        send_once=options.send_once,
+        actor=options.actor,
         nothing="the file holds no requests",
     )
 
 
-def _store_table(
-    job: BatchJob, source: SourceFile, mapping: Mapping, *, skip_invalid: bool, actor: str
-) -> UploadReport:
+def _store_table(job: BatchJob, source: SourceFile, mapping: Mapping, options: Options) -> UploadReport:
     assert source.info is not None
     report = UploadReport()
+    rows = table_requests.request_rows(job, source.path, source.info, mapping, report, skip_empty=options.skip_empty)
     return store_file_rows(
         job,
-        table_requests.request_rows(job, source.path, source.info, mapping, report),
+        rows,
         report,
         source=table_requests.source_of(source.filename, source.info, mapping),
-        skip_invalid=skip_invalid,
-        actor=actor,
+        skip_invalid=options.skip_invalid,
+        send_once=options.send_once,
+        actor=options.actor,
         nothing="no row of the file could become a request",
     )
 
