@@ -478,7 +478,7 @@ def test_the_model_picker_shows_prices_and_asks_before_an_unknown_model(page, tm
     save_picker_screenshot(page, tmp_path)
     page.get_by_label("Use this model anyway").check()
     page.get_by_role("button", name="Create job").click()
-    expect(page.locator(".flash-success")).to_contain_text("Created the job with 1 request(s)")
+    expect(page.locator(".flash-success")).to_contain_text("Created the job with 1 request.")
     expect(page.locator("main")).to_contain_text("gpt4o-mini")
 
 
