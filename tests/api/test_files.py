@@ -400,3 +400,53 @@ def test_an_upload_skips_empty_rows_and_sends_repeats_once(api):
     assert "1 row repeats the prompt of an earlier row" in events[-1]["message"]
     error = error_of(upload(api, job["id"], REPEATS, "r.csv", 422, template="x", skip_empty="perhaps"))
     assert "skip_empty" in [d["field"] for d in error["details"]]
+
+
+# --- a job from a file in one call ---------------------------------------------------------------------------
+
+
+def test_a_job_is_created_from_a_workbook_in_one_call(api):
+    from tests.workbooks import xlsx_bytes
+
+    form = {
+        "file": (io.BytesIO(xlsx_bytes(BOOK)), "book.xlsx"),
+        "name": "2024",  # text as sent, not the number JSON would make of it
+        "model": "gpt-4o-mini",
+        "max_tokens": "50",
+        "sheet": "Reviews",
+        "template": "{{ review }}",
+        "id_column": "id",
+    }
+    response = api.post("/jobs/from-file", 201, data=form, content_type="multipart/form-data")
+    made = response.get_json()
+    assert made["report"]["added"] == 2 and made["job"]["name"] == "2024" and made["job"]["max_tokens"] == 50
+    assert response.headers["Location"].endswith(f"/jobs/{made['job']['id']}")
+    assert made["job"]["source"]["sheet"] == "Reviews"
+    rows = api.get(f"/jobs/{made['job']['id']}/requests").get_json()["data"]
+    assert [r["custom_id"] for r in rows] == ["r1", "r2"]
+
+
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ({"template": "{{ nope }}"}, "template"),  # the mapping refused: no job
+        ({"template": "{{ review }}", "max_retries": "99"}, "max_retries"),  # a setting refused
+        ({"template": "{{ review }}", "sheet": "Nope"}, "sheet"),
+    ],
+)
+def test_a_refused_file_or_setting_leaves_no_job(api, fields, field):
+    from tests.workbooks import xlsx_bytes
+
+    before = api.get("/jobs/").get_json()["total"]
+    form = {"file": (io.BytesIO(xlsx_bytes(BOOK)), "b.xlsx"), "name": "x", "model": "gpt-4o-mini", "sheet": "Reviews"}
+    error = error_of(api.post("/jobs/from-file", 422, data={**form, **fields}, content_type="multipart/form-data"))
+    assert field in [d["field"] for d in error["details"]]
+    assert api.get("/jobs/").get_json()["total"] == before
+
+
+def test_bad_rows_refuse_the_whole_job(api):
+    before = api.get("/jobs/").get_json()["total"]
+    form = {"file": (io.BytesIO(jsonl(line("a"), "{oops")), "r.jsonl"), "name": "x", "model": "gpt-4o-mini"}
+    error = error_of(api.post("/jobs/from-file", 422, data=form, content_type="multipart/form-data"))
+    assert error["details"][0]["field"] == "line 2"
+    assert api.get("/jobs/").get_json()["total"] == before

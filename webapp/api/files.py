@@ -2,13 +2,22 @@
 
 from pathlib import PurePath
 
+from flask import url_for
 from werkzeug.datastructures import FileStorage
 
 from webapp.api import FILES, bp
-from webapp.api.auth import current_actor, load_job
+from webapp.api.auth import creator_id, current_actor, load_job
 from webapp.api.http import respond
-from webapp.api.schemas import JobPath, PreviewForm, UploadForm
-from webapp.api.serialisers import CsvPreviewOut, UploadReportOut, csv_preview_out, error_responses, report_out
+from webapp.api.schemas import JobFromFileForm, JobPath, PreviewForm, UploadForm
+from webapp.api.serialisers import (
+    CsvPreviewOut,
+    JobFromFileOut,
+    UploadReportOut,
+    csv_preview_out,
+    error_responses,
+    job_detail,
+    report_out,
+)
 from webapp.intake import imports
 
 FILE_ERRORS = error_responses(404, 413, 415)
@@ -71,3 +80,33 @@ def _filename(file: FileStorage) -> str:
     """The name as sent, without path or characters that cannot be stored."""
     name = "".join(c for c in PurePath((file.filename or "").replace("\\", "/")).name if c.isprintable())
     return name[:200] or "upload"
+
+
+@bp.post(
+    "/jobs/from-file",
+    tags=[FILES],
+    responses={201: JobFromFileOut, **FILE_ERRORS, **error_responses(429)},
+)
+def create_job_from_file(form: JobFromFileForm):
+    """Create a draft job from a file in one call: its settings and its requests, or nothing at all.
+
+    The form has `POST /jobs/`'s fields (but `metadata`) and `POST /jobs/{id}/files`' fields; when the file or a
+    setting is refused no job remains. The response's `Location` header is the job's URL.
+    """
+    job, report = imports.create_job_from_upload(
+        form.settings(),
+        form.file.stream,
+        form.mapping(),
+        filename=_filename(form.file),
+        content_type=form.file.mimetype,
+        declared=form.format,
+        sheet=form.sheet.strip() or None,
+        owner_id=creator_id(),
+        allow_unknown_model=form.allow_unknown_model,
+        skip_invalid=form.skip_invalid,
+        skip_empty=form.skip_empty,
+        send_once=form.send_duplicates_once,
+        actor=current_actor(),
+    )
+    out = JobFromFileOut(job=job_detail(job), report=report_out(report))
+    return respond(out, 201, headers={"Location": url_for("api.get_job", job_id=job.id)})

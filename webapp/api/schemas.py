@@ -228,7 +228,7 @@ def _is_file(value: Any) -> Any:
 
 
 UploadedFile = Annotated[FileField, AfterValidator(_is_file)]
-TEXT_FIELDS = ("template", "system_prompt", "id_column", "json_schema", "sheet")
+TEXT_FIELDS = ("template", "system_prompt", "id_column", "json_schema", "sheet", "name", "description", "model")
 
 
 class CsvFields(BaseModel):
@@ -247,7 +247,8 @@ class CsvFields(BaseModel):
     def _raw_text(cls, data: Any) -> Any:
         # flask-openapi3 JSON-decodes every form field ("42" -> 42, '"x"' -> "x"); text is read back as sent.
         if isinstance(data, dict):
-            data = {**data, **{name: request.form[name] for name in TEXT_FIELDS if name in request.form}}
+            texts = [name for name in TEXT_FIELDS if name in cls.model_fields and name in request.form]
+            data = {**data, **{name: request.form[name] for name in texts}}
         return data
 
     def mapping(self) -> table_mapping.Mapping | None:
@@ -284,3 +285,22 @@ class UploadForm(CsvFields, RowOptions):
 class PreviewForm(CsvFields, RowOptions):
     file: UploadedFile
     limit: int = Field(3, ge=1, le=20, description="How many rendered requests to show.")
+
+
+class JobFromFileForm(UploadForm):
+    """A new job's settings (as ``JobCreate``, without metadata: add it with PUT) and its file, in one form."""
+
+    name: Name
+    description: Description = ""
+    provider: Provider | None = Field(None, description="Default: as for `POST /jobs/`.")
+    endpoint: Endpoint = DEFAULT_ENDPOINT
+    model: ModelName = Field(description=MODEL.help)
+    allow_unknown_model: bool = Field(False, description=CONFIRMATION)
+    max_tokens: MaxTokens | None = Field(MAX_TOKENS.default, description=MAX_TOKENS.help)
+    temperature: Temperature | None = Field(TEMPERATURE.default, description=TEMPERATURE.help)
+    max_retries: MaxRetries = Field(MAX_RETRIES.default, description=MAX_RETRIES.help)
+
+    def settings(self) -> dict[str, Any]:
+        """The job's fields as the service names them."""
+        names = ("name", "description", "provider", "endpoint", "model", "max_tokens", "temperature", "max_retries")
+        return {name: value for name in names if (value := getattr(self, name)) is not None}

@@ -433,6 +433,11 @@ class UploadReportOut(BaseModel):
     copies: int = Field(description="Requests stored as copies: not sent, they take the first one's answer.")
 
 
+class JobFromFileOut(BaseModel):
+    job: JobDetail
+    report: UploadReportOut
+
+
 class CsvInfoOut(BaseModel):
     format: Literal["csv", "xlsx"]
     encoding: str = Field(description="CSV: how the text was read; empty for a workbook.")

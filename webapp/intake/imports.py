@@ -161,6 +161,25 @@ def create_job_from_file(
     return job, report
 
 
+def create_job_from_upload(
+    settings: dict[str, Any],
+    stream: IO[bytes],
+    mapping: Mapping | None,
+    *,
+    filename: str,
+    content_type: str | None = None,
+    declared: str | None = None,
+    sheet: str | None = None,
+    **options: Any,
+) -> tuple[BatchJob, UploadReport]:
+    """``create_job_from_file`` for a file still being received (the API's): its format told by
+    ``formats.detect``, kept on disk while it is read."""
+    kind = formats.detect(filename, content_type, stream, declared)
+    with files.stored_for_now(stream, formats.suffix(kind)) as path:
+        info = tables.inspect(path, sheet) if kind in formats.TABLES else None
+        return create_job_from_file(settings, SourceFile(path, filename, kind, info), mapping, **options)
+
+
 def _usable(mapping: Mapping | None, source: SourceFile) -> Mapping:
     """The mapping, checked against the table's columns; raises ValidationFailed without one or with problems."""
     if mapping is None:
