@@ -46,12 +46,11 @@ def _small_metadata(value: dict) -> dict:
     return value
 
 
-def _text(max_length: int, min_length: int = 0, strip: bool = False) -> Any:
-    return Annotated[
-        str,
-        StringConstraints(strip_whitespace=strip, min_length=min_length, max_length=max_length),
-        AfterValidator(_storable),
-    ]
+def _length(max_length: int, min_length: int = 0, strip: bool = False) -> StringConstraints:
+    return StringConstraints(strip_whitespace=strip, min_length=min_length, max_length=max_length)
+
+
+STORABLE = AfterValidator(_storable)
 
 
 def _not_null_default(schema: dict) -> None:
@@ -63,13 +62,14 @@ def optional(**kwargs: Any) -> Any:
     return Field(None, json_schema_extra=_not_null_default, **kwargs)
 
 
-Name = _text(NAME.max_length, 1, strip=True)
-Description = _text(DESCRIPTION.max_length)
-ModelName = _text(MODEL.max_length, 1, strip=True)
-SearchText = _text(MAX_SEARCH)
-CustomIdPrefix = _text(MAX_CUSTOM_ID)
-LongText = _text(100_000)
-ColumnName = _text(200)
+# Text fields: their length, and nothing PostgreSQL cannot store.
+Name = Annotated[str, _length(NAME.max_length, 1, strip=True), STORABLE]
+Description = Annotated[str, _length(DESCRIPTION.max_length), STORABLE]
+ModelName = Annotated[str, _length(MODEL.max_length, 1, strip=True), STORABLE]
+SearchText = Annotated[str, _length(MAX_SEARCH), STORABLE]
+CustomIdPrefix = Annotated[str, _length(MAX_CUSTOM_ID), STORABLE]
+LongText = Annotated[str, _length(100_000), STORABLE]
+ColumnName = Annotated[str, _length(200), STORABLE]
 Provider = Literal["openai", "simulator"]
 Endpoint = Literal[ENDPOINTS]  # type: ignore[valid-type]
 # Each setting's bounds from its one definition (webapp/models/job_settings.py), which the service checks too.
@@ -254,7 +254,7 @@ class CsvFields(BaseModel):
     def mapping(self) -> table_mapping.Mapping | None:
         """The CSV mapping, None without a template; raises ValidationFailed when the schema is not JSON."""
         schema = table_mapping.parse_schema(self.json_schema)
-        if not (self.template or "").strip():
+        if not self.template or not self.template.strip():
             return None
         return table_mapping.Mapping(self.template, self.system_prompt, self.id_column.strip(), schema)
 

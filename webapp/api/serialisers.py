@@ -3,6 +3,7 @@
 from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
+from http import HTTPStatus
 from typing import Annotated, Any, Literal
 
 from flask import url_for
@@ -59,7 +60,7 @@ class ErrorOut(BaseModel):
     error: ErrorInfo
 
 
-def error_responses(*statuses: int) -> dict[int, type[BaseModel]]:
+def error_responses(*statuses: int) -> dict[str | int | HTTPStatus, type[BaseModel] | dict[Any, Any] | None]:
     return {status: ErrorOut for status in statuses}
 
 
@@ -514,7 +515,7 @@ def csv_preview_out(info, rendered: dict | None) -> CsvPreviewOut:
         rows=info.preview,
         notes=info.notes,
     )
-    empty = {
+    empty: dict[str, Any] = {
         "requests": [],
         "request_count": None,
         "sent_count": None,

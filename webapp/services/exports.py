@@ -79,7 +79,7 @@ def schema_fields(job: BatchJob) -> list[str]:
 
 def csv_header(job: BatchJob) -> list[str]:
     """The header row; the user's column names are neutralised like cells (a name can be a formula too)."""
-    return [*map(neutralise, source_columns(job)), *result_columns(job)]
+    return [str(neutralise(name)) for name in source_columns(job)] + result_columns(job)
 
 
 def result_columns(job: BatchJob) -> list[str]:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, delete, func, select, update
 
 from webapp import bulk, queue
 from webapp import jobs as job_functions
@@ -217,7 +217,7 @@ def delete_job(job: BatchJob, *, actor: str = "system") -> None:
 
 def _delete_requests(job: BatchJob) -> None:
     """Bulk deletes, table by table (a job may hold millions of rows): no cascade runs row by row."""
-    for table in (BatchResponse.__table__, request_states, request_rows):
+    for table in (cast(Table, BatchResponse.__table__), request_states, request_rows):
         db.session.execute(delete(table).where(table.c.job_id == job.id))
 
 
