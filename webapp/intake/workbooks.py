@@ -39,7 +39,11 @@ def sheet_rows(path: Path, sheet: str | None) -> Iterator[tuple[list[str], str, 
         chosen = sheet or (names[0] if names else "")
         if chosen not in names:
             raise fail("sheet", f"the workbook has no sheet named {chosen!r}; its sheets are {', '.join(names)}")
-        yield names, chosen, _rows(book[chosen], request_lines.max_request_bytes())
+        sheet_read = book[chosen]
+        # The sheet's stated size is not trusted: openpyxl would pad every row to it (a stated XFD1048576 makes
+        # each row 16,384 cells). Without it each row is as long as its last cell.
+        sheet_read.reset_dimensions()
+        yield names, chosen, _rows(sheet_read, request_lines.max_request_bytes())
     finally:
         book.close()
 
