@@ -395,6 +395,8 @@ def test_an_upload_skips_empty_rows_and_sends_repeats_once(api):
     report = upload(api, job["id"], REPEATS, "r.csv", 201, **fields).get_json()
     assert (report["added"], report["skipped_empty"], report["empty_row_numbers"]) == (3, 1, [3])
     assert (report["copies"], report["repeated_row_numbers"]) == (1, [2])
+    first, copy, _ = api.get(f"/jobs/{job['id']}/requests").get_json()["data"]
+    assert (first["copy_of_id"], copy["copy_of_id"]) == (None, first["id"])
     events = api.get(f"/jobs/{job['id']}/events").get_json()["data"]
     assert "left out 1 row with every placeholder empty (row 3)" in events[-1]["message"]
     assert "1 row repeats the prompt of an earlier row" in events[-1]["message"]

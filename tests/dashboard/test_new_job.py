@@ -491,3 +491,12 @@ def test_the_live_preview_counts_empty_and_repeated_rows_and_the_options_apply(b
     assert "left out 1 row with every placeholder empty" in page
     job = only_job()
     assert (job.total_requests, custom_ids(job)) == (3, ["r1", "r2", "r4"])
+
+
+def test_a_copys_page_names_the_request_it_takes_its_answer_from(browser, app_ctx):
+    rows = [["r1", "same", "5"], ["r2", "same", "4"]]
+    data = mapping_step(browser, rows=rows, template="{{ Text }}", id_column="Id", send_duplicates_once="y")
+    assert browser.post("/jobs/new", data).status_code == 302
+    first, copy = db.session.scalars(select(BatchRequest).order_by(BatchRequest.id)).all()
+    page = html.unescape(browser.get(f"/jobs/{copy.job_id}/requests/{copy.id}").text)
+    assert f"request {first.id}</a>, whose answer it takes" in page and f"/requests/{first.id}" in page

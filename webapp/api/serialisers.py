@@ -363,6 +363,10 @@ class RequestOut(BaseModel):
     retry_count: int
     source_line: int | None = Field(description="The line (JSONL) or row (CSV) of the uploaded file.")
     estimated_tokens: int
+    copy_of_id: int | None = Field(
+        description="Sent once (send_duplicates_once): the request with the same body whose answer this one takes; "
+        "its response is a copy, with zero tokens."
+    )
     response: ResponseOut | None
 
 
