@@ -260,3 +260,11 @@ def json_logs():
     configure_logging("INFO", "json", stream)
     yield stream
     configure_logging("WARNING", "text")
+
+
+@pytest.fixture
+def request_limit(app):
+    """Lower MAX_REQUEST_MB's limit for one test (in bytes)."""
+    saved = app.config["MAX_REQUEST_BYTES"]
+    yield lambda limit: app.config.update(MAX_REQUEST_BYTES=limit)
+    app.config["MAX_REQUEST_BYTES"] = saved

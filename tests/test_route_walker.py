@@ -121,8 +121,14 @@ BASELINES = {
     "RequestLine": {"body": {"messages": [{"role": "user", "content": "hi"}]}},
     "UploadForm": {"format": "jsonl"},
     "PreviewForm": {"template": "Echo: {{ Text }}"},
+    "JobFromFileForm": {"name": "walked", "model": "gpt-4o-mini", "template": "Echo: {{ Text }}"},
 }
-FILES = {"dashboard.new_job": "walked.jsonl", "UploadForm": "walked.jsonl", "PreviewForm": "walked.csv"}
+FILES = {
+    "dashboard.new_job": "walked.jsonl",
+    "UploadForm": "walked.jsonl",
+    "PreviewForm": "walked.csv",
+    "JobFromFileForm": "walked.csv",
+}
 CSV = b"Id,Text\n1,hello\n"
 HOSTILE = "@@hostile@@"
 SKIPPED = ("/simulator/", "/static/")  # the simulator is being rebuilt; /static/ is Flask's file server

@@ -14,3 +14,10 @@ def count_of(count: int, singular: str, plural: str | None = None) -> str:
 def tally(**counts: int) -> str:
     """The non-zero counts as ``2 succeeded, 3 cancelled`` (in the order given); ``nothing`` when all are 0."""
     return ", ".join(f"{count:,} {name.replace('_', ' ')}" for name, count in counts.items() if count) or "nothing"
+
+
+def rows_named(numbers: list[int], total: int, shown: int = 10) -> str:
+    """``rows 4, 9, 12``, or ``rows 4, 9, 12, …`` when ``total`` is more than those shown (``shown`` at most)."""
+    listed = ", ".join(f"{n:,}" for n in numbers[:shown])
+    more = ", …" if total > min(shown, len(numbers)) else ""
+    return f"{'row' if total == 1 else 'rows'} {listed}{more}"

@@ -31,7 +31,18 @@ def upload(api, job_id: int, content: bytes, filename: str = "requests.jsonl", e
 def test_jsonl_upload_returns_the_report(api):
     job = api.create_job()
     report = upload(api, job["id"], jsonl(line("a"), "", line("b", "héllo")), expect=201).get_json()
-    assert report == {"added": 2, "skipped": 0, "problem_count": 0, "problems": []}
+    assert report == {
+        "added": 2,
+        "skipped": 0,
+        "problem_count": 0,
+        "problems": [],
+        "empty_rows": 0,
+        "empty_row_numbers": [],
+        "skipped_empty": 0,
+        "repeated_rows": 0,
+        "repeated_row_numbers": [],
+        "copies": 0,
+    }
     shown = api.get(f"/jobs/{job['id']}").get_json()
     assert shown["counts"]["total"] == 2
     assert shown["source"] == {"format": "jsonl", "filename": "requests.jsonl"}
@@ -198,6 +209,9 @@ def test_preview_shows_the_file_and_the_first_requests_without_storing(api):
         f"/jobs/{job['id']}/files/preview", 200, data=data, content_type="multipart/form-data"
     ).get_json()
     assert preview["file"] == {
+        "format": "csv",
+        "sheet": None,
+        "sheets": [],
         "encoding": "utf-8",
         "delimiter": ",",
         "columns": ["id", "review", "stars"],
@@ -207,11 +221,28 @@ def test_preview_shows_the_file_and_the_first_requests_without_storing(api):
             ["r2", "Broke after\na week", "1"],
             ["r3", "Très bien — günstig", "4"],
         ],
+        "notes": [],
     }
     assert [r["custom_id"] for r in preview["requests"]] == ["row-1", "row-2"]
     assert preview["request_count"] == 3 and preview["estimated_output_tokens"] == 60
     assert preview["estimated_cost"] is not None and preview["report"]["problem_count"] == 0
     assert api.get(f"/jobs/{job['id']}").get_json()["counts"]["total"] == 0
+
+
+def test_a_pandas_export_is_previewed_and_stored_with_the_names_made_for_it(api):
+    job = api.create_job()
+    content = b",review,review\n0,Good,Fine\n1,Bad,Poor\n"
+    data = {"file": (io.BytesIO(content), "df.csv"), "template": "{{ column_1 }}: {{ review }} / {{ review_2 }}"}
+    preview = api.post(f"/jobs/{job['id']}/files/preview", 200, data=data, content_type="multipart/form-data")
+    found = preview.get_json()
+    assert found["file"]["columns"] == ["column_1", "review", "review_2"]
+    assert found["file"]["notes"] == [
+        "Column 1 has no name in the header; it is called column_1 here",
+        "Column 3 repeats the name 'review'; it is called review_2 here",
+    ]
+    assert found["requests"][0]["body"]["messages"][-1]["content"] == "0: Good / Fine"
+    upload(api, job["id"], content, "df.csv", 201, template="{{ review_2 }}")
+    assert api.get(f"/jobs/{job['id']}").get_json()["source"]["columns"] == ["column_1", "review", "review_2"]
 
 
 def test_preview_without_template_only_inspects(api):
@@ -262,3 +293,162 @@ def test_a_json_schema_nested_past_the_limit_is_a_field_error(api):
     )
     assert error["details"][0]["field"] == "json_schema"
     assert api.get(f"/jobs/{job['id']}").get_json()["counts"]["total"] == 0
+
+
+# --- Excel workbooks -----------------------------------------------------------------------------------------
+
+BOOK = {
+    "Summary": [["what"], ["not this one"]],
+    "Reviews": [["id", "review", "amount"], ["r1", "Good", -12.5], ["r2", "Bad", 3]],
+}
+
+
+def test_a_workbook_is_previewed_from_the_chosen_sheet(api):
+    from tests.workbooks import xlsx_bytes
+
+    job = api.create_job()
+    data = {
+        "file": (io.BytesIO(xlsx_bytes(BOOK)), "book.xlsx"),
+        "sheet": "Reviews",
+        "template": "{{ review }} {{ amount }}",
+    }
+    found = api.post(f"/jobs/{job['id']}/files/preview", 200, data=data, content_type="multipart/form-data").get_json()
+    assert found["file"]["format"] == "xlsx"
+    assert (found["file"]["sheet"], found["file"]["sheets"]) == ("Reviews", ["Summary", "Reviews"])
+    assert found["file"]["rows"] == [["r1", "Good", "-12.5"], ["r2", "Bad", "3"]]
+    assert found["requests"][1]["body"]["messages"][-1]["content"] == "Bad 3"
+    first = {"file": (io.BytesIO(xlsx_bytes(BOOK)), "book.xlsx")}
+    found = api.post(f"/jobs/{job['id']}/files/preview", 200, data=first, content_type="multipart/form-data")
+    assert found.get_json()["file"]["columns"] == ["what"]
+
+
+def test_a_workbook_upload_stores_its_sheet_even_named_csv(api):
+    from tests.workbooks import xlsx_bytes
+
+    job = api.create_job()
+    report = upload(api, job["id"], xlsx_bytes(BOOK), "renamed.csv", 201, sheet="Reviews", template="{{ review }}")
+    assert report.get_json()["added"] == 2
+    source = api.get(f"/jobs/{job['id']}").get_json()["source"]
+    assert (source["format"], source["sheet"], source["filename"]) == ("xlsx", "Reviews", "renamed.csv")
+    rows = api.get(f"/jobs/{job['id']}/requests").get_json()["data"]
+    assert [r["source_line"] for r in rows] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    "content, fields, field, message",
+    [
+        ("book", {"sheet": "Nope", "template": "{{ x }}"}, "sheet", "no sheet named 'Nope'"),
+        ("book", {}, "template", "a CSV file needs a prompt template"),
+        ("cut", {"template": "{{ x }}"}, "file", "may be damaged"),
+        ("ole", {"template": "{{ x }}"}, "file", "password-protected"),
+        ("xls", {"template": "{{ x }}"}, "file", "old Excel .xls"),
+    ],
+)
+def test_bad_workbooks_get_a_clear_422(api, content, fields, field, message):
+    from tests.workbooks import xlsx_bytes
+
+    book = xlsx_bytes(BOOK)
+    files = {
+        "book": (book, "book.xlsx"),
+        "cut": (book[:300], "book.xlsx"),
+        "ole": (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 600, "book.xlsx"),
+        "xls": (b"whatever", "old.xls"),
+    }
+    data, name = files[content]
+    job = api.create_job()
+    for path in ("files", "files/preview"):
+        form = {"file": (io.BytesIO(data), name), **fields}
+        response = api.post(f"/jobs/{job['id']}/{path}", None, data=form, content_type="multipart/form-data")
+        if path == "files/preview" and field == "template":
+            assert response.status_code == 200  # a preview without a template only inspects
+            continue
+        error = error_of(response)
+        assert response.status_code == 422 and message in error["message"], error
+        assert field in [d["field"] for d in error["details"]]
+
+
+# --- rows left out or sent once ------------------------------------------------------------------------------
+
+REPEATS = b"id,text\n1,good\n2,good\n3,\n4,bad\n"
+
+
+def test_the_preview_reports_empty_and_repeated_rows_and_the_options_change_the_estimate(api):
+    job = api.create_job()
+
+    def preview(**options):
+        data = {"file": (io.BytesIO(REPEATS), "r.csv"), "template": "Review: {{ text }}", **options}
+        return api.post(
+            f"/jobs/{job['id']}/files/preview", 200, data=data, content_type="multipart/form-data"
+        ).get_json()
+
+    plain = preview()
+    assert (plain["report"]["empty_rows"], plain["report"]["empty_row_numbers"]) == (1, [3])
+    assert (plain["report"]["repeated_rows"], plain["report"]["repeated_row_numbers"]) == (1, [2])
+    assert (plain["request_count"], plain["sent_count"]) == (4, 4)
+    both = preview(skip_empty="true", send_duplicates_once="true")
+    assert (both["request_count"], both["sent_count"], both["report"]["skipped_empty"]) == (3, 2, 1)
+
+
+def test_an_upload_skips_empty_rows_and_sends_repeats_once(api):
+    job = api.create_job()
+    fields = {"template": "Review: {{ text }}", "id_column": "id", "skip_empty": "true", "send_duplicates_once": "true"}
+    report = upload(api, job["id"], REPEATS, "r.csv", 201, **fields).get_json()
+    assert (report["added"], report["skipped_empty"], report["empty_row_numbers"]) == (3, 1, [3])
+    assert (report["copies"], report["repeated_row_numbers"]) == (1, [2])
+    first, copy, _ = api.get(f"/jobs/{job['id']}/requests").get_json()["data"]
+    assert (first["copy_of_id"], copy["copy_of_id"]) == (None, first["id"])
+    events = api.get(f"/jobs/{job['id']}/events").get_json()["data"]
+    assert "left out 1 row with every placeholder empty (row 3)" in events[-1]["message"]
+    assert "1 row repeats the prompt of an earlier row" in events[-1]["message"]
+    error = error_of(upload(api, job["id"], REPEATS, "r.csv", 422, template="x", skip_empty="perhaps"))
+    assert "skip_empty" in [d["field"] for d in error["details"]]
+
+
+# --- a job from a file in one call ---------------------------------------------------------------------------
+
+
+def test_a_job_is_created_from_a_workbook_in_one_call(api):
+    from tests.workbooks import xlsx_bytes
+
+    form = {
+        "file": (io.BytesIO(xlsx_bytes(BOOK)), "book.xlsx"),
+        "name": "2024",  # text as sent, not the number JSON would make of it
+        "model": "gpt-4o-mini",
+        "max_tokens": "50",
+        "sheet": "Reviews",
+        "template": "{{ review }}",
+        "id_column": "id",
+    }
+    response = api.post("/jobs/from-file", 201, data=form, content_type="multipart/form-data")
+    made = response.get_json()
+    assert made["report"]["added"] == 2 and made["job"]["name"] == "2024" and made["job"]["max_tokens"] == 50
+    assert response.headers["Location"].endswith(f"/jobs/{made['job']['id']}")
+    assert made["job"]["source"]["sheet"] == "Reviews"
+    rows = api.get(f"/jobs/{made['job']['id']}/requests").get_json()["data"]
+    assert [r["custom_id"] for r in rows] == ["r1", "r2"]
+
+
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ({"template": "{{ nope }}"}, "template"),  # the mapping refused: no job
+        ({"template": "{{ review }}", "max_retries": "99"}, "max_retries"),  # a setting refused
+        ({"template": "{{ review }}", "sheet": "Nope"}, "sheet"),
+    ],
+)
+def test_a_refused_file_or_setting_leaves_no_job(api, fields, field):
+    from tests.workbooks import xlsx_bytes
+
+    before = api.get("/jobs/").get_json()["total"]
+    form = {"file": (io.BytesIO(xlsx_bytes(BOOK)), "b.xlsx"), "name": "x", "model": "gpt-4o-mini", "sheet": "Reviews"}
+    error = error_of(api.post("/jobs/from-file", 422, data={**form, **fields}, content_type="multipart/form-data"))
+    assert field in [d["field"] for d in error["details"]]
+    assert api.get("/jobs/").get_json()["total"] == before
+
+
+def test_bad_rows_refuse_the_whole_job(api):
+    before = api.get("/jobs/").get_json()["total"]
+    form = {"file": (io.BytesIO(jsonl(line("a"), "{oops")), "r.jsonl"), "name": "x", "model": "gpt-4o-mini"}
+    error = error_of(api.post("/jobs/from-file", 422, data=form, content_type="multipart/form-data"))
+    assert error["details"][0]["field"] == "line 2"
+    assert api.get("/jobs/").get_json()["total"] == before

@@ -41,6 +41,7 @@ OPERATIONS = [
     ("GET", "/api/v1/jobs/{job_id}/results"),
     ("POST", "/api/v1/jobs/{job_id}/files"),
     ("POST", "/api/v1/jobs/{job_id}/files/preview"),
+    ("POST", "/api/v1/jobs/from-file"),
     ("POST", "/api/v1/jobs/{job_id}/submit"),
     ("POST", "/api/v1/jobs/{job_id}/cancel"),
     ("POST", "/api/v1/jobs/{job_id}/retry"),

@@ -6,6 +6,8 @@ import csv
 import io
 import json
 
+import openpyxl
+
 from tests.api.helpers import API, error_of
 from tests.factories import run_until_done
 
@@ -66,6 +68,13 @@ def test_results_stream_as_jsonl_and_csv_with_a_filename(api, simulator):
     rows = list(csv.DictReader(io.StringIO(failed.get_data(as_text=True))))
     assert [(r["custom_id"], r["status"]) for r in rows] == [("req-1", "failed")]
     assert error_of(api.get(f"/jobs/{job['id']}/results?format=xml", 422))["details"][0]["field"] == "format"
+    book = api.get(f"/jobs/{job['id']}/results?format=xlsx")
+    assert book.mimetype == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    assert book.headers["Content-Disposition"] == f'attachment; filename="job-{job["id"]}-results.xlsx"'
+    sheet = openpyxl.load_workbook(io.BytesIO(book.data), read_only=True).worksheets[0]
+    rows = [list(row) for row in sheet.iter_rows(values_only=True)]
+    assert [(row[0], row[1]) for row in rows[1:]] == [("req-0", "succeeded"), ("req-1", "failed")]
+    assert isinstance(rows[1][-1], int)  # tokens as numbers
 
 
 def test_submit_needs_a_draft_with_requests(api):
@@ -150,6 +159,7 @@ def test_the_job_object_shows_what_was_asked(api):
         "max_retries": 3,
         "source_format": "api",
         "filename": None,
+        "sheet": None,
         "prompt_template": None,
         "system_prompt": None,
         "id_column": None,

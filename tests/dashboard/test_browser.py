@@ -488,3 +488,87 @@ def save_picker_screenshot(page, tmp_path: Path) -> None:
     page.locator("fieldset", has=page.locator("#model")).screenshot(path=str(shot))
     if os.environ.get("UPDATE_SCREENSHOTS"):
         shutil.copyfile(shot, PICKER_SCREENSHOT)
+
+
+# --- the analyst's spreadsheet round trip --------------------------------------------------------------------
+
+PANDAS_ROWS = [["Ann", "-12.50"], ["Bob", "3.25"], ["Cid", "100"], ["Dee", "-0.75"]]
+
+
+def pandas_csv() -> bytes:
+    """What ``df.to_csv()`` writes: the index as an unnamed first column, numbers as the frame held them."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["", "name", "amount"])
+    writer.writerows([index, *row] for index, row in enumerate(PANDAS_ROWS))
+    return out.getvalue().encode()
+
+
+def round_trip(page, filename: str, content: bytes, mime: str, template: str, *, sheet: str | None = None):
+    """Upload a table through the new-job page, create and submit the job, wait until it completes."""
+    page.goto("/jobs/new")
+    page.get_by_label("Name").fill(f"Round trip of {filename}")
+    page.get_by_label("Requests file").set_input_files(files=[{"name": filename, "mimeType": mime, "buffer": content}])
+    page.get_by_role("button", name="Continue").click()
+    if sheet:
+        page.get_by_label("Sheet").select_option(sheet)
+        page.get_by_role("button", name="Use this sheet").click()
+        expect(page.locator(".mapping")).to_contain_text(f"in the sheet “{sheet}”")
+    page.get_by_label("Prompt template").fill(template)
+    expect(page.locator("#csv-preview")).to_contain_text("Estimated cost")
+    page.get_by_role("button", name="Create job").click()
+    expect(page.locator(".flash-success")).to_contain_text("Created the job with 4 requests")
+    page.get_by_role("button", name="Submit 4 requests").click()
+    expect(page.locator("#job-status .badge").first).to_have_text("completed", timeout=30_000)
+
+
+def downloaded(page, name: str) -> Path:
+    with page.expect_download() as download:
+        page.locator(".downloads").get_by_role("button", name=name, exact=True).click()
+    return Path(download.value.path())
+
+
+def xlsx_rows(path: Path) -> list[list]:
+    import openpyxl
+
+    book = openpyxl.load_workbook(io.BytesIO(path.read_bytes()), read_only=True)  # the download has no suffix
+    rows = [list(row) for row in book.worksheets[0].iter_rows(values_only=True)]
+    book.close()
+    return rows
+
+
+def test_a_pandas_csv_comes_back_with_its_numbers_as_numbers(page):
+    page.goto("/jobs/new")
+    round_trip(page, "frame.csv", pandas_csv(), "text/csv", "How does {{ name }} feel about {{ amount }}?")
+    expected = sum(float(amount) for _, amount in PANDAS_ROWS)
+
+    header, *rows = list(csv.reader(io.StringIO(downloaded(page, "CSV").read_text(encoding="utf-8-sig"))))
+    assert header[:3] == ["column_1", "name", "amount"]
+    assert [row[:3] for row in rows] == [[str(i), *row] for i, row in enumerate(PANDAS_ROWS)]
+    assert sum(float(row[2]) for row in rows) == pytest.approx(expected)
+
+    header, *rows = xlsx_rows(downloaded(page, "Excel (.xlsx)"))
+    assert header[:5] == ["column_1", "name", "amount", "custom_id", "status"]
+    amounts = [row[2] for row in rows]
+    assert amounts == [-12.5, 3.25, 100, -0.75]  # numbers, not "'-12.50" text
+    assert all(isinstance(value, int | float) for value in amounts)
+    assert sum(amounts) == pytest.approx(expected)
+    assert [row[4] for row in rows] == ["succeeded"] * 4
+
+
+def test_an_xlsx_upload_from_a_chosen_sheet_comes_back_as_xlsx(page):
+    from tests.workbooks import xlsx_bytes
+
+    figures = [["Ann", -12.5, 7], ["Bob", 3.25, 8], ["Cid", 100, 9], ["Dee", -0.75, 10]]
+    book = xlsx_bytes({"Notes": [["note"], ["not these"]], "Figures": [["name", "amount", "qty"], *figures]})
+    mime = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    round_trip(page, "figures.xlsx", book, mime, "{{ name }} spent {{ amount }} on {{ qty }} items", sheet="Figures")
+    expect(page.locator(".recipe")).to_contain_text("sheet “Figures”")
+
+    header, *rows = xlsx_rows(downloaded(page, "Excel (.xlsx)"))
+    assert header[:3] == ["name", "amount", "qty"]
+    assert [row[:3] for row in rows] == figures
+    assert sum(row[1] for row in rows) == pytest.approx(sum(f[1] for f in figures))
+
+    header, *rows = list(csv.reader(io.StringIO(downloaded(page, "CSV").read_text(encoding="utf-8-sig"))))
+    assert sum(float(row[1]) for row in rows) == pytest.approx(sum(f[1] for f in figures))

@@ -153,8 +153,14 @@ def test_finished_job_page_shows_costs_batches_timeline_and_downloads(browser, a
         f"/jobs/{job.id}/results.jsonl",
         f"/jobs/{job.id}/results.csv?only=failed",
         f"/jobs/{job.id}/results.jsonl?only=failed",
+        f"/jobs/{job.id}/results.xlsx",
+        f"/jobs/{job.id}/results.xlsx?only=failed",
     ):
         assert f'href="{href}"' in text
+    download = browser.get(f"/jobs/{job.id}/results.xlsx")
+    assert download.mimetype == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    assert download.headers["Content-Disposition"] == f'attachment; filename="job-{job.id}-results.xlsx"'
+    assert download.data.startswith(b"PK\x03\x04")
 
 
 def test_submit_stores_nothing_new_and_queues_the_job(browser, app_ctx):

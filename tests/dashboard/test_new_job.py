@@ -36,7 +36,7 @@ def test_form_offers_the_providers_endpoints_and_file_types(browser):
     assert "Simulator (built-in, no real model calls)" in page.text
     for endpoint in ("/v1/chat/completions", "/v1/responses", "/v1/embeddings"):
         assert f'value="{endpoint}"' in page.text
-    assert 'accept=".csv,.tsv,.txt,.jsonl,.ndjson,.json"' in page.text
+    assert 'accept=".csv,.tsv,.txt,.xlsx,.xlsm,.jsonl,.ndjson,.json"' in page.text
     assert 'enctype="multipart/form-data"' in page.text
 
 
@@ -182,6 +182,14 @@ def mapping_step(browser, rows=REVIEWS, **fields) -> dict:
     }
 
 
+def test_the_mapping_step_names_the_columns_a_pandas_export_left_unnamed(browser, app_ctx):
+    page = browser.new_job((b",Text,Text\n0,good,fine\n", "df.csv"))
+    text = html.unescape(page.text)
+    assert "Column 1 has no name in the header; it is called column_1 here" in text
+    assert "Column 3 repeats the name 'Text'; it is called Text_2 here" in text
+    assert "{{ column_1 }}" in text and "{{ Text_2 }}" in text
+
+
 def test_live_preview_renders_the_first_requests_and_the_estimate(browser, app_ctx):
     data = mapping_step(browser, id_column="Id", system_prompt="Answer in one word.")
     response = browser.post("/jobs/new/preview", data, htmx=True)
@@ -286,7 +294,7 @@ def test_csv_rows_that_cannot_become_requests_are_listed(browser, app_ctx):
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00", "picture.csv", "binary files cannot be read"),
         (b"\x00\x01\x02{", "data.jsonl", "binary files cannot be read"),
         (b"1,2,3\n4,5,6\n", "numbers.csv", "the first row looks like data, not column names"),
-        (b"Id,Text\n", "header-only.csv", "the CSV file has a header but no rows"),
+        (b"Id,Text\n", "header-only.csv", "the file has a header but no rows"),
     ],
 )
 def test_unusable_files_get_a_message_next_to_the_file_field(browser, app_ctx, content, filename, message):
@@ -374,7 +382,7 @@ def test_a_csv_is_inspected_once_per_upload(browser, app, app_ctx, monkeypatch):
     """Every step read the whole file again: the mapping page, each live preview (one per keystroke), the create."""
     calls, before = [], stored_uploads(app)
     inspect = tables.inspect
-    monkeypatch.setattr(tables, "inspect", lambda path: calls.append(path) or inspect(path))
+    monkeypatch.setattr(tables, "inspect", lambda path, sheet=None: calls.append(path) or inspect(path, sheet))
     data = mapping_step(browser, id_column="Id")
     for template in ("Classify: {{ Text }}", "Classify this: {{ Text }}"):
         assert browser.post("/jobs/new/preview", {**data, "template": template}, htmx=True).status_code == 200
@@ -395,7 +403,7 @@ def test_a_csv_that_cannot_be_read_is_refused_and_not_kept(browser, app, app_ctx
 
 
 def test_an_unexpected_error_leaves_no_upload_behind(browser, app, app_ctx, monkeypatch):
-    def broken(path):
+    def broken(path, sheet=None):
         raise OSError("disk gone")
 
     monkeypatch.setattr(tables, "inspect", broken)
@@ -423,3 +431,72 @@ def test_a_jsonl_line_nested_past_the_limit_is_listed_and_nothing_stored(browser
 
 def nested_list(depth: int) -> str:
     return "[" * depth + "]" * depth
+
+
+# --- Excel workbooks -----------------------------------------------------------------------------------------
+
+
+def test_a_workbook_goes_through_the_mapping_step_from_the_sheet_chosen(browser, app_ctx):
+    from tests.workbooks import xlsx_bytes
+
+    book = {
+        "Summary": [["what"], ["totals"]],
+        "Reviews": [["Id", "Text", "Stars"], ["r1", "Good", 5], ["r2", "Bad", 1]],
+    }
+    page = browser.new_job((xlsx_bytes(book), "reviews.xlsx"))
+    assert page.status_code == 200
+    text = html.unescape(page.text)
+    assert "in the sheet “Summary”" in text and '<option value="Reviews">' in text
+    data = {**SETTINGS, "upload": hidden(page.text, "upload"), "filename": "reviews.xlsx", "sheet": "Reviews"}
+    chosen = html.unescape(browser.post("/jobs/new/preview", {**data, "use_sheet": "y"}).text)
+    assert "in the sheet “Reviews”" in chosen and "{{ Stars }}" in chosen
+    preview = browser.post("/jobs/new/preview", {**data, "template": "{{ Text }}: {{ Stars }} stars"}, htmx=True)
+    assert "Good: 5 stars" in html.unescape(preview.text)
+    assert browser.post("/jobs/new", {**data, "template": "{{ Text }}", "id_column": "Id"}).status_code == 302
+    job = only_job()
+    assert (job.source["format"], job.source["sheet"], custom_ids(job)) == ("xlsx", "Reviews", ["r1", "r2"])
+
+
+def test_a_workbook_renamed_csv_is_read_as_a_workbook(browser, app_ctx):
+    from tests.workbooks import xlsx_bytes
+
+    page = browser.new_job((xlsx_bytes({"S": [["Text"], ["hello"]]}), "export.csv"))
+    assert page.status_code == 200 and "binary" not in page.text
+    assert "in the sheet “S”" in html.unescape(page.text)
+
+
+def test_an_old_xls_file_gets_a_message_next_to_the_file_field(browser, app_ctx):
+    response = browser.new_job((b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 600, "old.xls"))
+    assert response.status_code == 422
+    assert "save it as .xlsx (Excel Workbook) or CSV" in field_error(response.text, "file")
+    assert job_count() == 0
+
+
+# --- rows left out or sent once ------------------------------------------------------------------------------
+
+
+def test_the_live_preview_counts_empty_and_repeated_rows_and_the_options_apply(browser, app_ctx):
+    rows = [["r1", "good", "5"], ["r2", "good", "4"], ["r3", "", "1"], ["r4", "bad", "2"]]
+    data = mapping_step(browser, rows=rows, template="Review: {{ Text }}", id_column="Id")
+    text = html.unescape(browser.post("/jobs/new/preview", data, htmx=True).text)
+    assert "1 row has every placeholder empty (row 3)" in text and "Tick “Leave out" in text
+    assert "1 row repeats the prompt of another row (row 2)" in text
+    both = {**data, "skip_empty": "y", "send_duplicates_once": "y"}
+    text = html.unescape(browser.post("/jobs/new/preview", both, htmx=True).text)
+    assert "they are left out" in text and "each distinct prompt is sent once" in text
+    assert "Sent to the provider: <strong>2</strong> distinct prompts" in text
+    response = browser.post("/jobs/new", both)
+    assert response.status_code == 302
+    page = html.unescape(browser.get(response.headers["Location"]).text)
+    assert "left out 1 row with every placeholder empty" in page
+    job = only_job()
+    assert (job.total_requests, custom_ids(job)) == (3, ["r1", "r2", "r4"])
+
+
+def test_a_copys_page_names_the_request_it_takes_its_answer_from(browser, app_ctx):
+    rows = [["r1", "same", "5"], ["r2", "same", "4"]]
+    data = mapping_step(browser, rows=rows, template="{{ Text }}", id_column="Id", send_duplicates_once="y")
+    assert browser.post("/jobs/new", data).status_code == 302
+    first, copy = db.session.scalars(select(BatchRequest).order_by(BatchRequest.id)).all()
+    page = html.unescape(browser.get(f"/jobs/{copy.job_id}/requests/{copy.id}").text)
+    assert f"request {first.id}</a>, whose answer it takes" in page and f"/requests/{first.id}" in page

@@ -155,4 +155,4 @@ def test_jsonl_download_is_in_openai_output_format(browser, app_ctx, simulator):
 
     failed = browser.get(f"/jobs/{job.id}/results.jsonl?only=failed").get_data(as_text=True).splitlines()
     assert [json.loads(line)["custom_id"] for line in failed] == ["req-1"]
-    assert browser.get(f"/jobs/{job.id}/results.xlsx").status_code == 404
+    assert browser.get(f"/jobs/{job.id}/results.xml").status_code == 404

@@ -32,10 +32,10 @@ from webapp.api.serialisers import (
 from webapp.errors import NotFound
 from webapp.intake import imports
 from webapp.intake.requests import max_request_bytes
-from webapp.services import exports, queries
+from webapp.services import exports, queries, xlsx_exports
 
 NOT_FOUND = error_responses(404)
-RESULT_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv"}
+RESULT_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv", "xlsx": xlsx_exports.MIMETYPE}
 
 
 def _next(endpoint: str, job_id: int, next_after: int | None, **params) -> str | None:
@@ -123,7 +123,8 @@ def list_events(path: JobPath, query: EventsQuery):
     },
 )
 def download_results(path: JobPath, query: ResultsQuery):
-    """Download the results: JSONL in OpenAI's batch output format, or CSV with your own columns first.
+    """Download the results: JSONL in OpenAI's batch output format, or CSV or Excel (.xlsx) with your own columns
+    first (in .xlsx, numbers as numbers).
 
     Every request has a line or row, in request order; unfinished requests carry their state as the error.
     """
@@ -131,6 +132,8 @@ def download_results(path: JobPath, query: ResultsQuery):
     failed = "-failed" if query.failed_only else ""
     if query.format == "csv":
         chunks = exports.csv_chunks(job, failed_only=query.failed_only)
+    elif query.format == "xlsx":
+        chunks = xlsx_exports.xlsx_chunks(job, failed_only=query.failed_only)
     else:
         chunks = exports.jsonl_lines(job, failed_only=query.failed_only)
     return stream(chunks, RESULT_TYPES[query.format], f"job-{job.id}-results{failed}.{query.format}")

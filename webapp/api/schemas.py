@@ -46,8 +46,11 @@ def _small_metadata(value: dict) -> dict:
     return value
 
 
-def _limits(max_length: int, min_length: int = 0, strip: bool = False) -> StringConstraints:
+def _length(max_length: int, min_length: int = 0, strip: bool = False) -> StringConstraints:
     return StringConstraints(strip_whitespace=strip, min_length=min_length, max_length=max_length)
+
+
+STORABLE = AfterValidator(_storable)
 
 
 def _not_null_default(schema: dict) -> None:
@@ -59,13 +62,14 @@ def optional(**kwargs: Any) -> Any:
     return Field(None, json_schema_extra=_not_null_default, **kwargs)
 
 
-Name = Annotated[str, _limits(NAME.max_length, 1, strip=True), AfterValidator(_storable)]
-Description = Annotated[str, _limits(DESCRIPTION.max_length), AfterValidator(_storable)]
-ModelName = Annotated[str, _limits(MODEL.max_length, 1, strip=True), AfterValidator(_storable)]
-SearchText = Annotated[str, _limits(MAX_SEARCH), AfterValidator(_storable)]
-CustomIdPrefix = Annotated[str, _limits(MAX_CUSTOM_ID), AfterValidator(_storable)]
-LongText = Annotated[str, _limits(100_000), AfterValidator(_storable)]
-ColumnName = Annotated[str, _limits(200), AfterValidator(_storable)]
+# Text fields: their length, and nothing PostgreSQL cannot store.
+Name = Annotated[str, _length(NAME.max_length, 1, strip=True), STORABLE]
+Description = Annotated[str, _length(DESCRIPTION.max_length), STORABLE]
+ModelName = Annotated[str, _length(MODEL.max_length, 1, strip=True), STORABLE]
+SearchText = Annotated[str, _length(MAX_SEARCH), STORABLE]
+CustomIdPrefix = Annotated[str, _length(MAX_CUSTOM_ID), STORABLE]
+LongText = Annotated[str, _length(100_000), STORABLE]
+ColumnName = Annotated[str, _length(200), STORABLE]
 Provider = Literal["openai", "simulator"]
 Endpoint = Literal[ENDPOINTS]  # type: ignore[valid-type]
 # Each setting's bounds from its one definition (webapp/models/job_settings.py), which the service checks too.
@@ -201,8 +205,10 @@ class EventsQuery(Query):
 
 
 class ResultsQuery(Query):
-    format: Literal["jsonl", "csv"] = Field(
-        "jsonl", description="jsonl: OpenAI's batch output lines; csv: your CSV columns followed by the results."
+    format: Literal["jsonl", "csv", "xlsx"] = Field(
+        "jsonl",
+        description="jsonl: OpenAI's batch output lines; csv: your table's columns followed by the results; xlsx: "
+        "the same as an Excel workbook, numbers as numbers.",
     )
     failed_only: bool = False
 
@@ -222,7 +228,7 @@ def _is_file(value: Any) -> Any:
 
 
 UploadedFile = Annotated[FileField, AfterValidator(_is_file)]
-TEXT_FIELDS = ("template", "system_prompt", "id_column", "json_schema")
+TEXT_FIELDS = ("template", "system_prompt", "id_column", "json_schema", "sheet", "name", "description", "model")
 
 
 class CsvFields(BaseModel):
@@ -234,31 +240,67 @@ class CsvFields(BaseModel):
     system_prompt: LongText = ""
     id_column: ColumnName = Field("", description="The column whose values become custom_id (default: row-N).")
     json_schema: LongText = Field("", description="A JSON schema (as text) for structured output.")
+    sheet: ColumnName = Field("", description="An Excel workbook's sheet to read (default: the first).")
 
     @model_validator(mode="before")
     @classmethod
     def _raw_text(cls, data: Any) -> Any:
         # flask-openapi3 JSON-decodes every form field ("42" -> 42, '"x"' -> "x"); text is read back as sent.
         if isinstance(data, dict):
-            data = {**data, **{name: request.form[name] for name in TEXT_FIELDS if name in request.form}}
+            texts = [name for name in TEXT_FIELDS if name in cls.model_fields and name in request.form]
+            data = {**data, **{name: request.form[name] for name in texts}}
         return data
 
     def mapping(self) -> table_mapping.Mapping | None:
         """The CSV mapping, None without a template; raises ValidationFailed when the schema is not JSON."""
         schema = table_mapping.parse_schema(self.json_schema)
-        if not (self.template or "").strip():
+        if not self.template or not self.template.strip():
             return None
-        return table_mapping.Mapping(self.template or "", self.system_prompt, self.id_column.strip(), schema)
+        return table_mapping.Mapping(self.template, self.system_prompt, self.id_column.strip(), schema)
 
 
-class UploadForm(CsvFields):
+class RowOptions(BaseModel):
+    skip_empty: bool = Field(
+        False, description="Tables: leave out the rows whose placeholders are all empty (counted and listed)."
+    )
+    send_duplicates_once: bool = Field(
+        False,
+        description="Send each distinct request once: the rows that repeat one are stored as its copies (each "
+        "with its own custom_id and row) and take its answer; tokens and cost are counted once.",
+    )
+
+
+class UploadForm(CsvFields, RowOptions):
     file: UploadedFile
-    format: Literal["jsonl", "csv"] | None = Field(None, description="Default: from the file name or content type.")
+    format: Literal["jsonl", "csv", "xlsx"] | None = Field(
+        None,
+        description="Default: an Excel workbook by its bytes (whatever its name), else from the file name, the "
+        "content type, or the first bytes (`{` starts JSONL).",
+    )
     skip_invalid: bool = Field(
         False, description="Store the valid lines and report the others, instead of storing nothing."
     )
 
 
-class PreviewForm(CsvFields):
+class PreviewForm(CsvFields, RowOptions):
     file: UploadedFile
     limit: int = Field(3, ge=1, le=20, description="How many rendered requests to show.")
+
+
+class JobFromFileForm(UploadForm):
+    """A new job's settings (as ``JobCreate``, without metadata: add it with PUT) and its file, in one form."""
+
+    name: Name
+    description: Description = ""
+    provider: Provider | None = Field(None, description="Default: as for `POST /jobs/`.")
+    endpoint: Endpoint = DEFAULT_ENDPOINT
+    model: ModelName = Field(description=MODEL.help)
+    allow_unknown_model: bool = Field(False, description=CONFIRMATION)
+    max_tokens: MaxTokens | None = Field(MAX_TOKENS.default, description=MAX_TOKENS.help)
+    temperature: Temperature | None = Field(TEMPERATURE.default, description=TEMPERATURE.help)
+    max_retries: MaxRetries = Field(MAX_RETRIES.default, description=MAX_RETRIES.help)
+
+    def settings(self) -> dict[str, Any]:
+        """The job's fields as the service names them."""
+        names = ("name", "description", "provider", "endpoint", "model", "max_tokens", "temperature", "max_retries")
+        return {name: value for name in names if (value := getattr(self, name)) is not None}

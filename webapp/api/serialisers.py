@@ -3,6 +3,7 @@
 from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
+from http import HTTPStatus
 from typing import Annotated, Any, Literal
 
 from flask import url_for
@@ -59,7 +60,7 @@ class ErrorOut(BaseModel):
     error: ErrorInfo
 
 
-def error_responses(*statuses: int) -> dict[Any, Any]:
+def error_responses(*statuses: int) -> dict[str | int | HTTPStatus, type[BaseModel] | dict[Any, Any] | None]:
     return {status: ErrorOut for status in statuses}
 
 
@@ -148,8 +149,9 @@ class Recipe(BaseModel):
     max_tokens: int | None = Field(description="Longest answer allowed, in tokens; null: the model's own limit.")
     temperature: float | None = Field(description="null: the model's default.")
     max_retries: int = Field(description="How often a request that failed for a passing reason is sent again.")
-    source_format: str = Field(description="Where the requests came from: `csv`, `jsonl` (a file) or `api`.")
+    source_format: str = Field(description="Where the requests came from: `csv`, `xlsx`, `jsonl` (a file) or `api`.")
     filename: str | None
+    sheet: str | None = Field(description="Workbook jobs: the sheet whose rows became the requests.")
     prompt_template: str | None = Field(description="CSV jobs: the user message, `{{ column }}` filled per row.")
     system_prompt: str | None = Field(description="CSV jobs: the system message (instructions), if any.")
     id_column: str | None = Field(description="CSV jobs: the column whose values are the custom_ids.")
@@ -361,6 +363,10 @@ class RequestOut(BaseModel):
     retry_count: int
     source_line: int | None = Field(description="The line (JSONL) or row (CSV) of the uploaded file.")
     estimated_tokens: int
+    copy_of_id: int | None = Field(
+        description="Sent once (send_duplicates_once): the request with the same body whose answer this one takes; "
+        "its response is a copy, with zero tokens."
+    )
     response: ResponseOut | None
 
 
@@ -421,14 +427,35 @@ class UploadReportOut(BaseModel):
     skipped: int = Field(description="Invalid lines left out (only with skip_invalid).")
     problem_count: int
     problems: list[LineProblemOut] = Field(description="The first 1,000 problems.")
+    empty_rows: int = Field(description="Tables: rows whose placeholders are all empty (they ask about nothing).")
+    empty_row_numbers: list[int] = Field(description="The first 1,000 of them (1 = the first row after the header).")
+    skipped_empty: int = Field(description="Of them, those left out (with skip_empty).")
+    repeated_rows: int = Field(
+        description="Rows whose request repeats an earlier row's (a preview counts them; an upload with "
+        "send_duplicates_once stores them as copies)."
+    )
+    repeated_row_numbers: list[int] = Field(description="The first 1,000 of them.")
+    copies: int = Field(description="Requests stored as copies: not sent, they take the first one's answer.")
+
+
+class JobFromFileOut(BaseModel):
+    job: JobDetail
+    report: UploadReportOut
 
 
 class CsvInfoOut(BaseModel):
-    encoding: str
-    delimiter: str
+    format: Literal["csv", "xlsx"]
+    encoding: str = Field(description="CSV: how the text was read; empty for a workbook.")
+    delimiter: str = Field(description="CSV: the cell separator; empty for a workbook.")
+    sheet: str | None = Field(description="A workbook: the sheet read.")
+    sheets: list[str] = Field(description="A workbook: all its sheets, in order (choose one with `sheet`).")
     columns: list[str]
     row_count: int
     rows: list[list[str]] = Field(description="The first rows, as read.")
+    notes: list[str] = Field(
+        description="Names made here for columns the header left without a name (`column_1`, after the position: "
+        "the index column of a pandas export) or named twice (`name_2`)."
+    )
 
 
 class RenderedRequest(BaseModel):
@@ -441,7 +468,10 @@ class CsvPreviewOut(BaseModel):
     requests: list[RenderedRequest] = Field(
         description="The first requests the template makes (empty without a template)."
     )
-    request_count: int | None
+    request_count: int | None = Field(description="The requests the file would store (one per row kept).")
+    sent_count: int | None = Field(
+        description="Of them, the requests sent to the provider (fewer with send_duplicates_once)."
+    )
     estimated_prompt_tokens: int | None
     estimated_output_tokens: int | None
     estimated_cost: Money | None
@@ -479,15 +509,20 @@ def report_out(report: UploadReport) -> UploadReportOut:
 
 def csv_preview_out(info, rendered: dict | None) -> CsvPreviewOut:
     file = CsvInfoOut(
+        format=info.format,
+        sheet=info.sheet,
+        sheets=info.sheets,
         encoding=info.encoding,
         delimiter=info.delimiter,
         columns=info.columns,
         row_count=info.row_count,
         rows=info.preview,
+        notes=info.notes,
     )
     empty: dict[str, Any] = {
         "requests": [],
         "request_count": None,
+        "sent_count": None,
         "estimated_prompt_tokens": None,
         "estimated_output_tokens": None,
         "estimated_cost": None,

@@ -55,6 +55,12 @@ def simulator_timing() -> dict[str, float]:
 
 
 @bp.app_template_filter()
+def rows_named(numbers: list[int], total: int) -> str:
+    """``{{ numbers|rows_named(total) }}``: "rows 4, 9, 12, …"."""
+    return words.rows_named(numbers, total)
+
+
+@bp.app_template_filter()
 def count_of(count: int | None, singular: str, plural: str | None = None) -> str:
     """``{{ n|count_of("request") }}``: "1 request", "1,200 requests"."""
     return words.count_of(count or 0, singular, plural)

@@ -104,9 +104,11 @@ class NewJobForm(FlaskForm):
     max_tokens = _number_field(MAX_TOKENS)
     temperature = _number_field(TEMPERATURE)
     max_retries = _number_field(MAX_RETRIES)
-    file = FileField("Requests file (CSV or OpenAI batch JSONL)")
+    file = FileField("Requests file (CSV, Excel .xlsx or OpenAI batch JSONL)")
     upload = HiddenField()
     filename = HiddenField()
+    # The sheets come with the workbook; the service names a sheet the workbook does not have.
+    sheet = SelectField("Sheet", choices=[], validate_choice=False)
     skip_invalid = BooleanField("If some lines or rows are invalid, skip them and keep the rest")
     template = TextAreaField("Prompt template")
     system_prompt = TextAreaField("System prompt (optional)")
@@ -115,6 +117,14 @@ class NewJobForm(FlaskForm):
         "ID column (optional)", choices=[SelectChoice(ROW_NUMBER, ROW_LABEL)], validate_choice=False
     )
     json_schema = TextAreaField("JSON schema for structured output (optional)")
+    skip_empty = BooleanField("Leave out the rows whose placeholders are all empty")
+    send_duplicates_once = BooleanField(
+        "Send each distinct prompt once, and copy its answer to every row that asked it"
+    )
+
+    def row_options(self) -> dict:
+        """What the table's options ask of the service (``imports.Options``)."""
+        return {"skip_empty": self.skip_empty.data, "send_once": self.send_duplicates_once.data}
 
     def __init__(self, *args, columns: list[str] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -122,6 +132,9 @@ class NewJobForm(FlaskForm):
         if not self.provider.data:
             self.provider.data = self.provider.choices[0].value
         self.set_columns(columns or [])
+
+    def set_sheets(self, sheets: list[str]) -> None:
+        self.sheet.choices = [SelectChoice(name) for name in sheets]
 
     def set_columns(self, columns: list[str]) -> None:
         self.id_column.choices = [SelectChoice(ROW_NUMBER, ROW_LABEL), *(SelectChoice(name) for name in columns)]

@@ -1,4 +1,5 @@
-"""Creating a job from a file: a JSONL checked line by line, or a CSV mapped to requests with a live preview."""
+"""Creating a job from a file: a JSONL checked line by line, or a table (CSV or a workbook's sheet) mapped to
+requests with a live preview."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from webapp.dashboard.htmx import page_or_fragment
 from webapp.errors import AppError, ValidationFailed
 from webapp.intake import files, formats, imports, table_requests
 from webapp.intake.imports import SourceFile
+from webapp.intake.requests import UploadReport
 from webapp.intake.store import UploadRejected
 from webapp.intake.tables import TableInfo
 from webapp.models import BatchJob
@@ -34,8 +36,8 @@ class Upload:
     fresh: bool  # arrived with this submission
 
     @classmethod
-    def load(cls, token: str, filename: str, fresh: bool = False) -> Upload:
-        return cls(token, SourceFile.stored(files.upload_path(token), filename), fresh)
+    def load(cls, token: str, filename: str, sheet: str | None = None, fresh: bool = False) -> Upload:
+        return cls(token, SourceFile.stored(files.upload_path(token), filename, sheet or None), fresh)
 
     @property
     def filename(self) -> str:
@@ -65,14 +67,14 @@ def new_job():
                 actor=actor(current_user),
                 allow_unknown_model=form.allow_unknown_model.data,
                 skip_invalid=form.skip_invalid.data,
+                **(form.row_options() if upload.info else {}),
             )
         except UploadRejected as exc:
             return render_new_job(form, upload, report=exc.report, status=422)
         except ValidationFailed as exc:
             return render_new_job(form, upload, unclaimed=form.add_errors(exc, {"upload": "file"}), status=422)
     files.discard_upload(upload.token)
-    skipped = f"; skipped {count_of(report.skipped, 'invalid line')}" if report.skipped else ""
-    flash(f"Created the job with {count_of(report.added, 'request')}{skipped}. Check it, then submit it.", "success")
+    flash(f"Created the job with {created_words(report)}. Check it, then submit it.", "success")
     return redirect(url_for(".show_job", job_id=job.id))
 
 
@@ -90,12 +92,12 @@ def upload_dropped_on_crash(form: NewJobForm) -> Iterator[None]:
 
 @bp.post("/jobs/new/preview")
 def preview_csv():
-    """The first requests the CSV mapping renders, and the token and cost estimate for the whole file."""
+    """The first requests the table's mapping renders, and the token and cost estimate for the whole file."""
     form = NewJobForm()
     form.validate()
     try:
         with upload_dropped_on_crash(form):
-            upload = Upload.load(form.upload.data, form.filename.data)
+            upload = Upload.load(form.upload.data, form.filename.data, form.sheet.data)
             preview, problems = csv_preview(form, upload)
     except ValidationFailed as exc:  # the stored file has expired or become unreadable
         form.add_errors(exc, {"upload": "file"})
@@ -141,9 +143,10 @@ def receive_upload(form: NewJobForm) -> Upload | None:
             files.discard_upload(form.upload.data or "")
             form.upload.data = files.save_upload(file.stream, formats.suffix(file_format(file)))
             form.filename.data = Path(file.filename).name
+            form.sheet.data = ""  # a new workbook is read from its first sheet
             return Upload.load(form.upload.data, form.filename.data, fresh=True)
         if form.upload.data:
-            return Upload.load(form.upload.data, form.filename.data)
+            return Upload.load(form.upload.data, form.filename.data, form.sheet.data)
         raise ValidationFailed("no file", details=[{"field": "file", "message": "Choose the file with the requests"}])
     except ValidationFailed as exc:
         files.discard_upload(form.upload.data or "")
@@ -154,7 +157,7 @@ def receive_upload(form: NewJobForm) -> Upload | None:
 
 def file_format(file) -> str:
     """The chosen file's format, by the rule the API follows too."""
-    return formats.detect(file.filename, file.mimetype, formats.peek(file.stream))
+    return formats.detect(file.filename, file.mimetype, file.stream)
 
 
 def csv_preview(form: NewJobForm, upload: Upload) -> tuple[dict | None, list[str]]:
@@ -165,7 +168,8 @@ def csv_preview(form: NewJobForm, upload: Upload) -> tuple[dict | None, list[str
         return None, ["Choose one of the endpoints to see the preview."]
     try:
         draft = BatchJob(**form.job_settings())  # never added to the session: a preview stores nothing
-        return table_requests.preview(draft, upload.source.path, upload.info, form.mapping()), []
+        options = form.row_options()
+        return table_requests.preview(draft, upload.source.path, upload.info, form.mapping(), **options), []
     except ValidationFailed as exc:
         form.add_errors(exc)
         return None, messages(exc)
@@ -180,12 +184,25 @@ def render_new_job(form: NewJobForm, upload: Upload | None = None, *, status: in
 def new_job_context(form: NewJobForm, upload: Upload | None, **extra) -> dict:
     if upload and upload.info:
         form.set_columns(upload.info.columns)
+        form.set_sheets(upload.info.sheets)
+        form.sheet.data = upload.info.sheet or ""
     return {
         "form": form,
         "upload": upload,
         "max_upload_bytes": current_app.config.get("MAX_CONTENT_LENGTH"),
         **extra,
     }
+
+
+def created_words(report: UploadReport) -> str:
+    words = count_of(report.added, "request")
+    if report.skipped:
+        words += f"; skipped {count_of(report.skipped, 'invalid line')}"
+    if report.skipped_empty:
+        words += f"; left out {count_of(report.skipped_empty, 'row')} with every placeholder empty"
+    if report.copies:
+        words += f", of which {count_of(report.copies, 'repeat')} will take the answer of the first row that asked"
+    return words
 
 
 def messages(exc: ValidationFailed) -> list[str]:

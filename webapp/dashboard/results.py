@@ -9,7 +9,7 @@ from webapp.access import load_job
 from webapp.dashboard.blueprint import bp
 from webapp.dashboard.forms import RequestFilterForm
 from webapp.dashboard.htmx import page_or_fragment
-from webapp.services import exports, queries
+from webapp.services import exports, queries, xlsx_exports
 
 PAGE_SIZE = 50
 # Excel reads a CSV without a byte order mark in the local code page, which garbles non-ASCII text.
@@ -36,13 +36,15 @@ def show_request(job_id: int, request_id: int):
     )
 
 
-@bp.get("/jobs/<int:job_id>/results.<any(csv, jsonl):kind>")
+@bp.get("/jobs/<int:job_id>/results.<any(csv, jsonl, xlsx):kind>")
 def download_results(job_id: int, kind: str):
     """Stream the results (``?only=failed`` for the failed rows): a million rows leave in chunks."""
     job = load_job(job_id, current_user)
     failed_only = request.args.get("only") == "failed"
     if kind == "csv":
         chunks, mimetype = _with_bom(exports.csv_chunks(job, failed_only)), "text/csv; charset=utf-8"
+    elif kind == "xlsx":
+        chunks, mimetype = xlsx_exports.xlsx_chunks(job, failed_only), xlsx_exports.MIMETYPE
     else:
         chunks, mimetype = exports.jsonl_lines(job, failed_only), "application/x-ndjson"
     name = f"job-{job.id}-{'failed' if failed_only else 'results'}.{kind}"

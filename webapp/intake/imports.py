@@ -32,10 +32,11 @@ class SourceFile:
     info: TableInfo | None = None
 
     @classmethod
-    def stored(cls, path: Path, filename: str = "") -> SourceFile:
-        """The stored upload at ``path``; a table is inspected (once: see ``tables.inspect_stored``)."""
+    def stored(cls, path: Path, filename: str = "", sheet: str | None = None) -> SourceFile:
+        """The stored upload at ``path``; a table is inspected (once: see ``tables.inspect_stored``), a workbook's
+        ``sheet`` (the first when None)."""
         kind = formats.of_path(path)
-        info = None if kind == formats.JSONL else tables.inspect_stored(path)
+        info = None if kind == formats.JSONL else tables.inspect_stored(path, sheet)
         return cls(path, filename or path.name, kind, info)
 
 
@@ -50,22 +51,27 @@ def _one_transaction() -> Iterator[None]:
     db.session.commit()
 
 
-def import_jsonl(
-    job: BatchJob,
-    stream: IO[bytes],
-    *,
-    filename: str = "requests.jsonl",
-    skip_invalid: bool = False,
-    actor: str = "system",
-) -> UploadReport:
-    """Validate every line of an OpenAI batch file and store its requests in the draft job.
+@dataclass(frozen=True)
+class Options:
+    """How a file's requests are taken: ``skip_invalid`` stores the valid ones and reports the others (else one
+    bad row refuses the file); ``skip_empty`` leaves out a table's rows whose placeholders are all empty;
+    ``send_once`` sends each distinct request once, its answer copied to the rows that repeat it."""
+
+    skip_invalid: bool = False
+    skip_empty: bool = False
+    send_once: bool = False
+    actor: str = "system"
+
+
+def import_jsonl(job: BatchJob, stream: IO[bytes], *, filename: str = "requests.jsonl", **options: Any) -> UploadReport:
+    """Validate every line of an OpenAI batch file and store its requests in the draft job (``Options``).
 
     All or nothing unless ``skip_invalid``: with a bad line, raises UploadRejected and stores none.
     The file is read as a stream and written in chunks, never held in memory.
     """
     jobs.require_draft(job, "add requests to")
     with _one_transaction():
-        return _store_jsonl(job, stream, filename, skip_invalid=skip_invalid, actor=actor)
+        return _store_jsonl(job, stream, filename, Options(**options))
 
 
 def import_table(
@@ -74,17 +80,18 @@ def import_table(
     mapping: Mapping | None,
     *,
     filename: str,
-    skip_invalid: bool = False,
-    actor: str = "system",
     info: TableInfo | None = None,
+    sheet: str | None = None,
+    **options: Any,
 ) -> UploadReport:
-    """Render every row of a table through the mapping and store the requests in the draft job (all or nothing).
+    """Render every row of a table (a workbook's ``sheet``, else its first) through the mapping and store the
+    requests in the draft job (all or nothing unless ``skip_invalid``; the rest of ``Options`` too).
 
     ``info``: what ``tables.inspect`` found in the file, when a previous step has inspected it already."""
     jobs.require_draft(job, "add requests to")
-    source = SourceFile(path, filename, formats.of_path(path), info or tables.inspect(path))
+    source = SourceFile(path, filename, formats.of_path(path), info or tables.inspect(path, sheet))
     with _one_transaction():
-        return _store_table(job, source, _usable(mapping, source), skip_invalid=skip_invalid, actor=actor)
+        return _store_table(job, source, _usable(mapping, source), Options(**options))
 
 
 def add_upload(
@@ -95,24 +102,39 @@ def add_upload(
     content_type: str | None = None,
     declared: str | None = None,
     mapping: Mapping | None = None,
-    skip_invalid: bool = False,
-    actor: str = "system",
+    sheet: str | None = None,
+    **options: Any,
 ) -> UploadReport:
     """Store the requests of an uploaded file, of whichever format ``formats.detect`` tells, in the draft job."""
-    kind = formats.detect(filename, content_type, formats.peek(stream), declared)
+    kind = formats.detect(filename, content_type, stream, declared)
     if kind == formats.JSONL:
-        return import_jsonl(job, stream, filename=filename, skip_invalid=skip_invalid, actor=actor)
+        return import_jsonl(job, stream, filename=filename, **options)
     with files.stored_for_now(stream, formats.suffix(kind)) as path:
-        return import_table(job, path, mapping, filename=filename, skip_invalid=skip_invalid, actor=actor)
+        return import_table(job, path, mapping, filename=filename, sheet=sheet, **options)
 
 
 def preview_upload(
-    job: BatchJob, stream: IO[bytes], mapping: Mapping | None, *, limit: int = 3
+    job: BatchJob,
+    stream: IO[bytes],
+    mapping: Mapping | None,
+    *,
+    filename: str | None = None,
+    content_type: str | None = None,
+    sheet: str | None = None,
+    limit: int = 3,
+    skip_empty: bool = False,
+    send_once: bool = False,
 ) -> tuple[TableInfo, dict | None]:
     """What was found in an uploaded table and, with a mapping, the preview of its requests; stores nothing."""
-    with files.stored_for_now(stream, formats.suffix(formats.CSV)) as path:
-        info = tables.inspect(path)
-        return info, table_requests.preview(job, path, info, mapping, limit=limit) if mapping else None
+    kind = formats.detect(filename, content_type, stream)
+    if kind not in formats.TABLES:
+        raise formats.refused("only a table (CSV or an Excel workbook) has a preview; this file is JSONL")
+    with files.stored_for_now(stream, formats.suffix(kind)) as path:
+        info = tables.inspect(path, sheet)
+        if mapping is None:
+            return info, None
+        rendered = table_requests.preview(job, path, info, mapping, limit, skip_empty=skip_empty, send_once=send_once)
+        return info, rendered
 
 
 def create_job_from_file(
@@ -121,22 +143,41 @@ def create_job_from_file(
     mapping: Mapping | None,
     *,
     owner_id: int | None = None,
-    actor: str = "system",
     allow_unknown_model: bool = False,
-    skip_invalid: bool = False,
+    **options: Any,
 ) -> tuple[BatchJob, UploadReport]:
-    """Create a draft job and store the file's requests in it, in one transaction: when the file (or a setting)
-    is refused, no job remains."""
+    """Create a draft job and store the file's requests in it (``Options``), in one transaction: when the file
+    (or a setting) is refused, no job remains."""
+    taken = Options(**options)
     if source.info:
         mapping = _usable(mapping, source)
     with _one_transaction():
-        job = jobs.new_draft(settings, actor=actor, owner_id=owner_id, allow_unknown_model=allow_unknown_model)
+        job = jobs.new_draft(settings, actor=taken.actor, owner_id=owner_id, allow_unknown_model=allow_unknown_model)
         if source.info and mapping:
-            report = _store_table(job, source, mapping, skip_invalid=skip_invalid, actor=actor)
+            report = _store_table(job, source, mapping, taken)
         else:
             with open(source.path, "rb") as stream:
-                report = _store_jsonl(job, stream, source.filename, skip_invalid=skip_invalid, actor=actor)
+                report = _store_jsonl(job, stream, source.filename, taken)
     return job, report
+
+
+def create_job_from_upload(
+    settings: dict[str, Any],
+    stream: IO[bytes],
+    mapping: Mapping | None,
+    *,
+    filename: str,
+    content_type: str | None = None,
+    declared: str | None = None,
+    sheet: str | None = None,
+    **options: Any,
+) -> tuple[BatchJob, UploadReport]:
+    """``create_job_from_file`` for a file still being received (the API's): its format told by
+    ``formats.detect``, kept on disk while it is read."""
+    kind = formats.detect(filename, content_type, stream, declared)
+    with files.stored_for_now(stream, formats.suffix(kind)) as path:
+        info = tables.inspect(path, sheet) if kind in formats.TABLES else None
+        return create_job_from_file(settings, SourceFile(path, filename, kind, info), mapping, **options)
 
 
 def _usable(mapping: Mapping | None, source: SourceFile) -> Mapping:
@@ -151,31 +192,32 @@ def _usable(mapping: Mapping | None, source: SourceFile) -> Mapping:
     return mapping
 
 
-def _store_jsonl(job: BatchJob, stream: IO[bytes], filename: str, *, skip_invalid: bool, actor: str) -> UploadReport:
+def _store_jsonl(job: BatchJob, stream: IO[bytes], filename: str, options: Options) -> UploadReport:
     report = UploadReport()
     return store_file_rows(
         job,
         jsonl.jsonl_rows(job, stream, report),
         report,
         source={"format": "jsonl", "filename": filename},
-        skip_invalid=skip_invalid,
-        actor=actor,
+        skip_invalid=options.skip_invalid,
+        send_once=options.send_once,
+        actor=options.actor,
         nothing="the file holds no requests",
     )
 
 
-def _store_table(
-    job: BatchJob, source: SourceFile, mapping: Mapping, *, skip_invalid: bool, actor: str
-) -> UploadReport:
+def _store_table(job: BatchJob, source: SourceFile, mapping: Mapping, options: Options) -> UploadReport:
     assert source.info is not None
     report = UploadReport()
+    rows = table_requests.request_rows(job, source.path, source.info, mapping, report, skip_empty=options.skip_empty)
     return store_file_rows(
         job,
-        table_requests.request_rows(job, source.path, source.info, mapping, report),
+        rows,
         report,
         source=table_requests.source_of(source.filename, source.info, mapping),
-        skip_invalid=skip_invalid,
-        actor=actor,
+        skip_invalid=options.skip_invalid,
+        send_once=options.send_once,
+        actor=options.actor,
         nothing="no row of the file could become a request",
     )
 

@@ -56,17 +56,35 @@ class InvalidLine(Exception):
 @dataclass
 class UploadReport:
     """What happened to a set of request lines (a file, or the API's array): requests added, lines skipped,
-    and the problems found (the first 1,000 listed)."""
+    and the problems found (the first 1,000 listed). A table's rows also count those whose placeholders are
+    all empty (left out with ``skipped_empty``) and those whose prompt repeats another row's (stored as
+    ``copies`` of the first when each distinct prompt is sent once); the first 1,000 row numbers of each."""
 
     added: int = 0
     skipped: int = 0
     problem_count: int = 0
     problems: list[LineProblem] = field(default_factory=list)
+    empty_rows: int = 0
+    empty_row_numbers: list[int] = field(default_factory=list)
+    skipped_empty: int = 0
+    repeated_rows: int = 0
+    repeated_row_numbers: list[int] = field(default_factory=list)
+    copies: int = 0
 
     def note(self, problem: LineProblem) -> None:
         self.problem_count += 1
         if len(self.problems) < MAX_PROBLEMS_LISTED:
             self.problems.append(problem)
+
+    def note_empty(self, row: int) -> None:
+        self.empty_rows += 1
+        if len(self.empty_row_numbers) < MAX_PROBLEMS_LISTED:
+            self.empty_row_numbers.append(row)
+
+    def note_repeated(self, row: int) -> None:
+        self.repeated_rows += 1
+        if len(self.repeated_row_numbers) < MAX_PROBLEMS_LISTED:
+            self.repeated_row_numbers.append(row)
 
     def as_dict(self) -> dict:
         return {
@@ -74,6 +92,12 @@ class UploadReport:
             "skipped": self.skipped,
             "problem_count": self.problem_count,
             "problems": [p.as_dict() for p in self.problems],
+            "empty_rows": self.empty_rows,
+            "empty_row_numbers": self.empty_row_numbers,
+            "skipped_empty": self.skipped_empty,
+            "repeated_rows": self.repeated_rows,
+            "repeated_row_numbers": self.repeated_row_numbers,
+            "copies": self.copies,
         }
 
 

@@ -52,6 +52,10 @@ request_states = Table(
     Column("provider_batch_id", ForeignKey("provider_batches.id", ondelete="SET NULL")),
     Column("error_code", String(64)),
     Column("error", Text),
+    # A repeat of an earlier request's body, sent once for both (``services.copies``): the first request's id.
+    # It is never sent itself; when the first ends, it takes its state and a copy of its response. No foreign
+    # key, as above: copies are marked after their upload and go with their job.
+    Column("copy_of_id", BigInteger().with_variant(Integer(), "sqlite")),
     Index("ix_request_states_job_id_status_request_id", "job_id", "status", "request_id"),
     # Only assigned requests: a pending one has no batch, and an upload then writes no index entry for it.
     Index(
@@ -92,6 +96,7 @@ class BatchRequest(Base):
     provider_batch_id: Mapped[int | None] = column_property(request_states.c.provider_batch_id)
     error_code: Mapped[str | None] = column_property(request_states.c.error_code)
     error: Mapped[str | None] = column_property(request_states.c.error)
+    copy_of_id: Mapped[int | None] = column_property(request_states.c.copy_of_id)
 
     response: Mapped[BatchResponse | None] = relationship(
         back_populates="request", primaryjoin="BatchRequest.id == foreign(BatchResponse.request_id)"

@@ -1,4 +1,5 @@
-"""Results as downloads: JSONL in OpenAI's output format and CSV in the user's own columns, streamed.
+"""Results as downloads: JSONL in OpenAI's output format and CSV in the user's own columns, streamed (an .xlsx
+workbook: ``xlsx_exports``).
 
 Rows come from a server-side cursor as plain columns (no ORM objects), and response bodies are copied
 as the database's JSON text, so an export of a million results runs in constant memory.
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from sqlalchemy import Text, case, cast, func, literal, select
 
 from webapp import bulk
+from webapp.intake.formats import TABLES
 from webapp.models import BatchJob, BatchRequest, BatchResponse, RequestStatus
 from webapp.services.formulas import neutralise, neutralised
 
@@ -33,7 +35,7 @@ def jsonl_lines(job: BatchJob, failed_only: bool = False) -> Iterator[bytes]:
         cast(BatchResponse.body, Text),
     ]
     buffer = io.StringIO()
-    for rows in _row_chunks(job, failed_only, columns):
+    for rows in row_chunks(job, failed_only, columns):
         for row in rows:
             buffer.write(_output_line(*row))
         if buffer.tell() >= FLUSH_BYTES:
@@ -65,9 +67,9 @@ def _output_line(custom_id, status, error_code, error, status_code, request_id, 
 
 
 def source_columns(job: BatchJob) -> list[str]:
-    """The columns of the user's CSV file, in order; none for a JSONL job."""
+    """The columns of the user's table (a CSV file or a workbook's sheet), in order; none for a JSONL job."""
     source = job.source or {}
-    return list(source.get("columns") or []) if source.get("format") == "csv" else []
+    return list(source.get("columns") or []) if source.get("format") in TABLES else []
 
 
 def schema_fields(job: BatchJob) -> list[str]:
@@ -77,9 +79,13 @@ def schema_fields(job: BatchJob) -> list[str]:
 
 def csv_header(job: BatchJob) -> list[str]:
     """The header row; the user's column names are neutralised like cells (a name can be a formula too)."""
+    return [str(neutralise(name)) for name in source_columns(job)] + result_columns(job)
+
+
+def result_columns(job: BatchJob) -> list[str]:
+    """The columns every export has after the user's own: the request, its result and its usage."""
     fields = [f"output.{name}" for name in schema_fields(job)]
     return [
-        *map(neutralise, source_columns(job)),
         "custom_id",
         "status",
         "output_text",
@@ -114,7 +120,7 @@ def csv_chunks(job: BatchJob, failed_only: bool = False) -> Iterator[bytes]:
     buffer = io.StringIO()
     writer = _csv_writer(buffer)
     output_at = len(source_columns(job)) + 2  # position of output_text: the structured fields follow it
-    for rows in _row_chunks(job, failed_only, cells):
+    for rows in row_chunks(job, failed_only, cells):
         if fields:
             rows = [(*row[: output_at + 1], *_structured(row[-1], fields), *row[output_at + 1 : -1]) for row in rows]
         writer.writerows([map(neutralise, row) for row in rows])
@@ -133,7 +139,7 @@ def _cells(job: BatchJob, as_cell) -> list:
         as_cell(BatchRequest.custom_id),
         BatchRequest.status,
         as_cell(BatchResponse.output_text),
-        as_cell(_error_expression()),
+        as_cell(error_expression()),
         BatchResponse.prompt_tokens,
         BatchResponse.completion_tokens,
         BatchResponse.total_tokens,
@@ -172,7 +178,7 @@ def _batched(rows: Iterator[bytes]) -> Iterator[bytes]:
         yield bytes(buffer)
 
 
-def _row_chunks(job: BatchJob, failed_only: bool, columns: list) -> Iterator[list]:
+def row_chunks(job: BatchJob, failed_only: bool, columns: list) -> Iterator[list]:
     """Plain rows (no ORM objects) from a server-side cursor, in lists of up to FETCH_ROWS."""
     yield from bulk.stream_rows(_rows_statement(job, failed_only, columns), FETCH_ROWS)
 
@@ -188,7 +194,7 @@ def _rows_statement(job: BatchJob, failed_only: bool, columns: list):
     return stmt.where(BatchRequest.status == RequestStatus.FAILED) if failed_only else stmt
 
 
-def _error_expression():
+def error_expression():
     """``code: message`` of a request that did not succeed, or only one of them; empty otherwise."""
     code, error = BatchRequest.error_code, BatchRequest.error
     return case(
@@ -199,6 +205,11 @@ def _error_expression():
 
 
 def _structured(output: str | None, fields: list[str]) -> list:
+    return [_cell(value) for value in structured_values(output, fields)]
+
+
+def structured_values(output: str | None, fields: list[str]) -> list:
+    """The values of the structured-output fields in an output text (JSON), None for each one it lacks."""
     if not fields:
         return []
     try:
@@ -206,7 +217,7 @@ def _structured(output: str | None, fields: list[str]) -> list:
     except ValueError:
         data = {}
     data = data if isinstance(data, dict) else {}
-    return [_cell(data.get(name)) for name in fields]
+    return [data.get(name) for name in fields]
 
 
 def _cell(value) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from flask import current_app
 from sqlalchemy import Table, delete, func, select, update
@@ -217,8 +217,7 @@ def delete_job(job: BatchJob, *, actor: str = "system") -> None:
 
 def _delete_requests(job: BatchJob) -> None:
     """Bulk deletes, table by table (a job may hold millions of rows): no cascade runs row by row."""
-    tables: tuple[Table, ...] = (BatchResponse.__table__, request_states, request_rows)  # type: ignore[assignment]
-    for table in tables:
+    for table in (cast(Table, BatchResponse.__table__), request_states, request_rows):
         db.session.execute(delete(table).where(table.c.job_id == job.id))
 
 
@@ -233,11 +232,13 @@ def _kick(job: BatchJob) -> None:
 
 
 def estimate_cost(job: BatchJob) -> Decimal | None:
-    """Cost if every request uses its estimated prompt and its full output allowance."""
-    output = sum(
-        request_lines.estimate_output_tokens(body, job.endpoint)
-        for body in db.session.scalars(
-            select(request_rows.c.body).where(request_rows.c.job_id == job.id).execution_options(yield_per=2000)
-        )
+    """Cost if every request sent (copies are not: ``copies``) uses its estimated prompt and its full output
+    allowance."""
+    sent = (
+        select(request_rows.c.body)
+        .join_from(request_rows, request_states, request_states.c.request_id == request_rows.c.id)
+        .where(request_rows.c.job_id == job.id, request_states.c.copy_of_id.is_(None))
+        .execution_options(yield_per=2000)
     )
+    output = sum(request_lines.estimate_output_tokens(body, job.endpoint) for body in db.session.scalars(sent))
     return price_table().cost(job.model, job.estimated_tokens, output)

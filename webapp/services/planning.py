@@ -92,11 +92,13 @@ def _batches_of_round(job: BatchJob, attempt: int) -> int:
 
 
 def unassigned(job_id: int) -> tuple:
-    """Conditions on ``request_states`` for the job's pending requests no batch holds yet."""
+    """Conditions on ``request_states`` for the job's pending requests no batch holds yet; copies are never sent
+    (they take their first request's result: ``copies``)."""
     return (
         STATE.job_id == job_id,
         STATE.status == RequestStatus.PENDING,
         STATE.provider_batch_id.is_(None),
+        STATE.copy_of_id.is_(None),
     )
 
 

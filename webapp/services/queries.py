@@ -348,6 +348,7 @@ def job_recipe(job: BatchJob) -> dict[str, Any]:
         "max_retries": job.max_retries,
         "source_format": source.get("format") or "api",
         "filename": source.get("filename"),
+        "sheet": source.get("sheet"),
         "prompt_template": source.get("template") if prompts else None,
         "system_prompt": (source.get("system_prompt") or None) if prompts else None,
         "id_column": (source.get("id_column") or None) if prompts else None,

@@ -34,7 +34,7 @@ from webapp.models import (
     request_states,
 )
 from webapp.providers import BatchInfo, Provider, ProviderError, get_provider
-from webapp.services import ingest, leases, planning, queries, reconcile
+from webapp.services import copies, ingest, leases, planning, queries, reconcile
 from webapp.services.installation import install_id
 from webapp.services.leases import Lease, LeaseLost
 from webapp.services.ledger import adjust_counters, record_event, recount
@@ -565,6 +565,7 @@ def finish_job(job_id: int) -> None:
     if job is None or job.status not in ACTIVE_JOB_STATUSES:
         db.session.rollback()
         return
+    copies.settle(job_id)
     recount(job)
     open_batches = db.session.scalar(
         select(func.count())
