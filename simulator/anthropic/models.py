@@ -12,11 +12,11 @@ MODELS = {
     "claude-fable-5-1": "Claude Fable 5.1",
     "claude-opus-5-5": "Claude Opus 5.5",
     "claude-opus-5": "Claude Opus 5",
+    "claude-opus-4-8": "Claude Opus 4.8",
     "claude-sonnet-5-5": "Claude Sonnet 5.5",
     "claude-sonnet-5": "Claude Sonnet 5",
-    "claude-haiku-5-5": "Claude Haiku 5.5",
-    "claude-opus-4-8": "Claude Opus 4.8",
     "claude-sonnet-4-6": "Claude Sonnet 4.6",
+    "claude-haiku-5-5": "Claude Haiku 5.5",
     "claude-haiku-4-5": "Claude Haiku 4.5",
     "claude-haiku-4-5-20251001": "Claude Haiku 4.5",
 }
