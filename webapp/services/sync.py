@@ -48,6 +48,7 @@ TOKEN_LIMIT_CODE = "token_limit_exceeded"
 MAX_BACKOFF_SECONDS = 600
 # A result file may answer 404 for a moment after its batch ended; after this many tries it is given up for lost.
 RESULT_FILE_TRIES = 6
+AWAITING_SENT = "waiting for a provider batch that may be this one to end"
 FINAL_EVENTS: dict[str, EventKind] = {JobStatus.CANCELLED: EventKind.CANCELLED, JobStatus.FAILED: EventKind.FAILED}
 
 
@@ -266,7 +267,7 @@ def _send_inline(batch: ProviderBatch, provider: Provider, lease: Lease) -> None
 def _await_sent(batch: ProviderBatch) -> None:
     """A batch the provider may have made from an earlier send still runs: nothing is sent again until it ends
     and its results show whether it is this one (or the job's cancel, which cannot touch what may be another's)."""
-    if batch.last_error is None:
+    if batch.last_error != AWAITING_SENT:  # said once, not on every pass
         record_event(
             batch.job,
             EventKind.BATCH_WAITING,
@@ -274,7 +275,7 @@ def _await_sent(batch: ProviderBatch) -> None:
             "and is recognised by its results when it ends (nothing is sent again meanwhile)",
             data={"batch": batch.id},
         )
-    batch.last_error = "waiting for a provider batch that may be this one to end"
+    batch.last_error = AWAITING_SENT
     batch.last_synced_at = utcnow()
     db.session.commit()
 
