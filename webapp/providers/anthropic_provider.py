@@ -11,15 +11,16 @@ sent), and the label recognises a batch whose create answer was lost, by its res
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import IO, Any
 
 import anthropic
 import orjson
-from anthropic.types.messages.batch_create_params import Request
+from anthropic.types.messages import MessageBatch
 
 from webapp.providers.anthropic_format import to_output_line, to_params
 from webapp.providers.base import BatchInfo, Provider, ProviderError
@@ -29,6 +30,8 @@ CHAT = "/v1/chat/completions"
 LIST_PAGE = 100
 MODEL_LIST_TIMEOUT = 5.0  # seconds: the model list is read while a page renders, never worth a long wait
 TIMESTAMPS = {"completed": "completed_at", "expired": "expired_at", "cancelled": "cancelled_at"}
+CREATE_PATH = "/v1/messages/batches"  # the SDK's batches.create, with a body streamed from a file
+JSON_BODY: Any = {"headers": {"Content-Type": "application/json"}}
 
 
 class AnthropicProvider(Provider):
@@ -53,9 +56,12 @@ class AnthropicProvider(Provider):
     def send_batch(self, path: Path, endpoint: str, label: str) -> BatchInfo:
         if endpoint != CHAT:
             raise ProviderError(f"{self.name} runs only {CHAT} requests, not {endpoint}", retryable=False)
-        with _translated("create batch"):
-            requests = cast(list[Request], list(_requests(path, label)))
-            return to_batch_info(self.once.messages.batches.create(requests=requests))
+        with tempfile.TemporaryFile() as body:
+            _write_create_body(path, label, body)
+            body.seek(0)
+            with _translated("create batch"):
+                batch = self.once.post(CREATE_PATH, cast_to=MessageBatch, content=body, options=JSON_BODY)
+        return to_batch_info(batch)
 
     def get_batch(self, batch_id: str) -> BatchInfo:
         with _translated("retrieve batch"):
@@ -102,11 +108,19 @@ class AnthropicProvider(Provider):
                 raise
 
 
-def _requests(path: Path, label: str) -> Iterator[dict[str, Any]]:
+def _write_create_body(path: Path, label: str, out: IO[bytes]) -> None:
+    """The create call's JSON body (``{"requests": [...]}``), one request a line, translated from the input file.
+
+    It is written to a file and streamed from there, as an upload is, rather than built in memory by
+    ``batches.create``: a batch of up to 200 MB would take several times that while serialised. The lines become
+    the HTTP body's chunks, and the file's size its Content-Length.
+    """
+    out.write(b'{"requests":[\n')
     with open(path, "rb") as lines:
         for index, line in enumerate(lines):
-            body = orjson.loads(line)["body"]
-            yield {"custom_id": f"{label}-{index}", "params": to_params(body)}
+            request = {"custom_id": f"{label}-{index}", "params": to_params(orjson.loads(line)["body"])}
+            out.write((b",\n" if index else b"") + orjson.dumps(request))
+    out.write(b"\n]}")
 
 
 def wire_label(wire_id: str) -> str:

@@ -179,7 +179,8 @@ def _step(batch: ProviderBatch, provider: Provider, lease: Lease) -> None:
             return _wait_for_capacity(batch)
         _send(batch, provider, lease)
     elif batch.status == BatchStatus.UPLOADED:
-        # An earlier attempt stopped after the upload (or lost the create's answer): the batch may exist already.
+        # An earlier attempt stopped after the upload (or lost the create's answer, or an inline send's): the batch
+        # may exist already.
         found = reconcile.find_created(batch, provider)
         if isinstance(found, reconcile.Undecided):
             return _await_sent(batch)
