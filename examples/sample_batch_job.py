@@ -167,7 +167,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--token", default=os.environ.get("BATCH_API_TOKEN"), help="API token, if the server needs one")
     parser.add_argument("--name", help="the job's name (default: the file name)")
     parser.add_argument("--model", help="the model (default: the first request's, else gpt-4o-mini)")
-    parser.add_argument("--provider", choices=["openai", "simulator"], help="default: the server's")
+    parser.add_argument(
+        "--provider",
+        choices=["openai", "anthropic", "simulator", "simulator-anthropic"],
+        help="default: the server's (anthropic and simulator-anthropic need a Claude --model)",
+    )
     parser.add_argument(
         "--allow-unknown-model",
         action="store_true",

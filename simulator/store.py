@@ -18,6 +18,7 @@ SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 ID_ALPHABET = string.ascii_letters + string.digits
 DEFAULT_RETENTION_SECONDS = 7 * 86400
 PURGE_EVERY_SECONDS = 60
+OPENAI = "openai"  # a batch record without a "dialect" is the OpenAI dialect's
 
 
 def random_token(length: int) -> str:
@@ -133,19 +134,26 @@ class Store:
     def batch_lock(self, batch_id: str):
         return self.lock(f"batch-{batch_id}")
 
-    def load_batch(self, batch_id: str) -> dict | None:
+    def load_batch(self, batch_id: str, dialect: str = OPENAI) -> dict | None:
+        """The batch's record; None for an unknown id or a batch of another dialect (each API sees its own)."""
         if not SAFE_ID.match(batch_id):
             return None
-        return self.read_json(self._path("batches", f"{batch_id}.json"))
+        record = self.read_json(self._path("batches", f"{batch_id}.json"))
+        return record if record is not None and record.get("dialect", OPENAI) == dialect else None
 
     def save_batch(self, record: dict) -> None:
         self.write_json(self._path("batches", f"{record['id']}.json"), record)
 
-    def list_batches(self) -> list[dict]:
-        return self._all("batches")
+    def list_batches(self, dialect: str | None = OPENAI) -> list[dict]:
+        """The batches of one dialect (every dialect's with None)."""
+        return [r for r in self._all("batches") if dialect is None or r.get("dialect", OPENAI) == dialect]
 
     def batch_input_path(self, batch_id: str) -> str:
         return self._path("batches", f"{batch_id}.input.jsonl")
+
+    def batch_results_path(self, batch_id: str) -> str:
+        """Where a dialect that keeps results with the batch (not as files) writes them."""
+        return self._path("batches", f"{batch_id}.results.jsonl")
 
     def snapshot_input(self, batch_id: str, file_id: str) -> None:
         """Pin the batch's input as the real API does: deleting the file later must not break the batch."""
@@ -157,7 +165,11 @@ class Store:
             shutil.copyfile(self.file_path(file_id), target)
 
     def delete_batch(self, batch_id: str) -> None:
-        for path in (self._path("batches", f"{batch_id}.json"), self.batch_input_path(batch_id)):
+        for path in (
+            self._path("batches", f"{batch_id}.json"),
+            self.batch_input_path(batch_id),
+            self.batch_results_path(batch_id),
+        ):
             try:
                 os.remove(path)
             except FileNotFoundError:
@@ -171,7 +183,7 @@ class Store:
             return 0
         self._purged_at = now
         files = [m["id"] for m in self._all("files") if _expired(m, now)]
-        batches = [r["id"] for r in self._all("batches") if r["created"] + self.retention < now]
+        batches = [r["id"] for r in self.list_batches(None) if r["created"] + self.retention < now]
         for file_id in files:
             self.delete_file(file_id)
         for batch_id in batches:

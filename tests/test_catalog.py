@@ -47,7 +47,7 @@ def test_the_providers_models_join_the_price_table_with_their_batch_prices(app_c
     found = catalog.catalog("simulator")
     table = price_table()
 
-    assert found.provider_listed and names(found) == sorted(set(MODELS) | set(table.models))
+    assert found.provider_listed and names(found) == sorted(set(MODELS) | set(table.models_of("openai")))
     options = {option.name: option for option in found.options}
     mini = options["gpt-4o-mini"]
     assert (mini.priced, mini.listed, mini.known) == (True, True, True)
@@ -76,7 +76,7 @@ def test_a_list_kept_for_no_time_is_asked_each_time(app_ctx, simulator, asked, c
 def test_a_provider_without_a_model_list_leaves_the_price_table(app_ctx, simulator, asked):
     add_fault(simulator, method="GET", path="/models", status=404, count=5)  # as a service without the endpoint
     found = catalog.catalog("simulator")
-    assert not found.provider_listed and names(found) == sorted(price_table().models)
+    assert not found.provider_listed and names(found) == sorted(price_table().models_of("openai"))
     assert catalog.describe("simulator", "gpt-4o-mini").known
     assert not catalog.describe("simulator", "gpt-3.5-turbo-instruct").known
     catalog.catalog("simulator")

@@ -89,7 +89,7 @@ def test_beside_a_real_key_the_simulator_is_off_unless_enabled(tmp_path):
     both = production_like(tmp_path / "both", OPENAI_API_KEY="sk-real", SIMULATOR_ENABLED="true")
     assert both.test_client().get("/simulator/v1/files", headers=bearer(key)).status_code == 200
     with both.app_context():
-        assert available_providers() == ["openai", "simulator"]
+        assert available_providers() == ["openai", "simulator", "simulator-anthropic"]
 
 
 def test_batches_carry_a_random_installation_id_not_one_derived_from_the_secret(app_ctx, simulator):

@@ -92,6 +92,7 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: OpenAPI) -> None:
+    from simulator import ANTHROPIC_URL_PREFIX, anthropic_blueprint
     from simulator import URL_PREFIX as SIMULATOR_PREFIX
     from simulator import openai_blueprint as simulator_bp
     from webapp.auth import bp as auth_bp
@@ -105,7 +106,9 @@ def register_blueprints(app: OpenAPI) -> None:
         from webapp.extensions import csrf
 
         app.register_blueprint(simulator_bp, url_prefix=SIMULATOR_PREFIX)
+        app.register_blueprint(anthropic_blueprint, url_prefix=ANTHROPIC_URL_PREFIX)
         csrf.exempt(simulator_bp)
+        csrf.exempt(anthropic_blueprint)
     from webapp import api
 
     api.init_app(app)

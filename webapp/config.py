@@ -36,10 +36,14 @@ def from_env(instance_path: str, environ: Mapping[str, str] | None = None) -> di
     env = _environment(environ)
     app_env = _choice(env, "APP_ENV", "development", ENVIRONMENTS)
     api_key = env.get("OPENAI_API_KEY") or None
+    anthropic_key = env.get("ANTHROPIC_API_KEY") or None
     secret_key = _secret_key(env, app_env, instance_path)
-    simulator = _flag(env, "SIMULATOR_ENABLED", not api_key)
-    if not (api_key or simulator):
-        raise ConfigError("SIMULATOR_ENABLED is off and OPENAI_API_KEY is not set: no provider could run a job")
+    simulator = _flag(env, "SIMULATOR_ENABLED", not (api_key or anthropic_key))
+    if not (api_key or anthropic_key or simulator):
+        raise ConfigError(
+            "SIMULATOR_ENABLED is off and neither OPENAI_API_KEY nor ANTHROPIC_API_KEY is set: "
+            "no provider could run a job"
+        )
     return {
         "APP_ENV": app_env,
         "SECRET_KEY": secret_key,
@@ -47,7 +51,9 @@ def from_env(instance_path: str, environ: Mapping[str, str] | None = None) -> di
         "REDIS_URL": _redis_url(env.get("REDIS_URL")),
         "OPENAI_API_KEY": api_key,
         "OPENAI_BASE_URL": env.get("OPENAI_BASE_URL") or None,
-        "DEFAULT_PROVIDER": "openai" if api_key else "simulator",
+        "ANTHROPIC_API_KEY": anthropic_key,
+        "ANTHROPIC_BASE_URL": env.get("ANTHROPIC_BASE_URL") or None,
+        "DEFAULT_PROVIDER": "openai" if api_key else "anthropic" if anthropic_key else "simulator",
         "SIMULATOR_ENABLED": simulator,
         "SIMULATOR_API_KEY": env.get("SIMULATOR_API_KEY") or _derived_key(secret_key, "simulator-api-key"),
         "SIMULATOR_CONTROL": _flag(env, "SIMULATOR_CONTROL", False),
@@ -55,7 +61,9 @@ def from_env(instance_path: str, environ: Mapping[str, str] | None = None) -> di
         "SIMULATOR_DIR": env.get("SIMULATOR_DIR") or str(Path(instance_path) / "simulator"),
         **_simulator_tunables(env),
         # Simulated batches finish in seconds, real ones in minutes to hours.
-        "SYNC_INTERVAL_SECONDS": _number(env, "SYNC_INTERVAL_SECONDS", 30 if api_key else 5, int, minimum=1),
+        "SYNC_INTERVAL_SECONDS": _number(
+            env, "SYNC_INTERVAL_SECONDS", 30 if api_key or anthropic_key else 5, int, minimum=1
+        ),
         "SWEEP_INTERVAL_SECONDS": _number(env, "SWEEP_INTERVAL_SECONDS", 900, int, minimum=60),
         "LOG_LEVEL": _choice(env, "LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
         "LOG_FORMAT": _choice(env, "LOG_FORMAT", "json", LOG_FORMATS),

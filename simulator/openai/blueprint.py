@@ -7,14 +7,11 @@ inject faults, exist only where ``SIMULATOR_CONTROL`` is on (the test suite) and
 
 from __future__ import annotations
 
-import time
-
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from ..auth import bearer_token, key_matches
-from ..faults import drop_connection, take_fault
-from ..settings import current_store
+from ..routing import api_path, inject_fault, lose_answer, remember_prefix
 from .errors import APIError, error_body, standard_error, to_response
 
 bp = Blueprint("simulator", __name__)
@@ -22,16 +19,7 @@ CONTROL_PREFIX = "/_control"
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
-@bp.record
-def _remember_prefix(state) -> None:
-    # Faults match paths as the API client sees them ("/batches"), whatever prefix the app mounts us at.
-    state.app.extensions.setdefault("simulator_prefixes", {})[state.name] = state.url_prefix or ""
-
-
-def api_path() -> str:
-    """Return the request path below the blueprint's mount point, e.g. ``/batches/batch_abc``."""
-    prefix = current_app.extensions.get("simulator_prefixes", {}).get(request.blueprint, "")
-    return request.path[len(prefix) :] if request.path.startswith(prefix) else request.path
+bp.record(remember_prefix)
 
 
 @bp.before_request
@@ -41,19 +29,8 @@ def _authenticate_and_inject_faults() -> None:
     if control and not current_app.config.get("SIMULATOR_CONTROL"):
         raise APIError(404, f"Invalid URL ({request.method} /v1{path})")
     _authenticate()
-    if control:
-        return
-    store = current_store()
-    store.purge_expired(time.time())
-    fault = take_fault(store, request.method, path)
-    if fault is None:
-        return
-    if fault["after"]:
-        g.lost_answer = fault  # the call does its work; its answer is lost on the way back
-        return
-    if fault["reset"]:
-        drop_connection(request.environ)
-    raise standard_error(fault["status"])
+    if not control:
+        inject_fault(standard_error)
 
 
 def _authenticate() -> None:
@@ -74,13 +51,7 @@ def _authenticate() -> None:
 
 @bp.after_request
 def _lose_the_answer(response: Response) -> Response:
-    fault = g.pop("lost_answer", None)
-    if fault is None:
-        return response
-    if fault["reset"]:
-        drop_connection(request.environ)
-        return response  # never reaches the client
-    return to_response(standard_error(fault["status"]))
+    return lose_answer(response, lambda status: to_response(standard_error(status)))
 
 
 @bp.errorhandler(APIError)

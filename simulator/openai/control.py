@@ -29,7 +29,7 @@ def delete_faults():
 @bp.get("/_control/state")
 def state():
     store = current_store()
-    batches = store.list_batches()
+    batches = store.list_batches(None)  # every dialect's
     return jsonify(
         {"dir": store_dir(), "files": len(store.list_files()), "batches": len(batches), "faults": list_faults(store)}
     )

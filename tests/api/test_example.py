@@ -10,6 +10,8 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import Server
 from webapp.extensions import db
 from webapp.services import accounts, sync
@@ -62,7 +64,10 @@ def test_example_runs_a_jsonl_file_to_results(app, simulator, committed_db, tmp_
     assert all(line["response"]["status_code"] == 200 for line in lines)
 
 
-def test_example_runs_a_csv_file_with_a_template(app, simulator, committed_db, tmp_path):
+@pytest.mark.parametrize(
+    "provider", [[], ["--provider", "simulator-anthropic", "--model", "claude-haiku-4-5"]], ids=["openai", "anthropic"]
+)
+def test_example_runs_a_csv_file_with_a_template(app, simulator, committed_db, tmp_path, provider):
     server = Server(app)
     try:
         output = tmp_path / "reviews-results.csv"
@@ -81,6 +86,7 @@ def test_example_runs_a_csv_file_with_a_template(app, simulator, committed_db, t
                 "review_id",
                 "--format",
                 "csv",
+                *provider,
                 str(EXAMPLES / "reviews.csv"),
             ],
         )

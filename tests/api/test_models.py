@@ -22,10 +22,16 @@ def test_the_models_of_the_simulator_with_their_batch_prices(api, simulator, fre
     listed = api.get("/models?provider=simulator").get_json()
     assert (listed["provider"], listed["provider_listed"]) == ("simulator", True)
     models = {model["id"]: model for model in listed["data"]}
-    assert list(models) == sorted(set(MODELS) | set(price_table().models))
+    assert list(models) == sorted(set(MODELS) | set(price_table().models_of("openai")))
     assert models["gpt-4o-mini"] == {
         "id": "gpt-4o-mini",
-        "batch_price": {"input": "0.07500000", "cached_input": "0.03750000", "output": "0.30000000", "currency": "USD"},
+        "batch_price": {
+            "input": "0.07500000",
+            "cached_input": "0.03750000",
+            "output": "0.30000000",
+            "cache_write": "0.07500000",  # OpenAI has no cache-write price: the input's
+            "currency": "USD",
+        },
         "priced": True,
         "listed": True,
     }
@@ -37,7 +43,7 @@ def test_without_a_provider_list_the_price_table_is_listed(api, fresh_lists, con
     config(SIMULATOR_BASE_URL="http://127.0.0.1:9/simulator/v1")
     listed = api.get("/models").get_json()
     assert listed["provider_listed"] is False
-    assert [model["id"] for model in listed["data"]] == sorted(price_table().models)
+    assert [model["id"] for model in listed["data"]] == sorted(price_table().models_of("openai"))
     assert all(model["priced"] and not model["listed"] for model in listed["data"])
 
 
@@ -80,3 +86,12 @@ def test_changing_to_an_unknown_model_needs_the_confirmation_too(api, fresh_list
 def test_the_confirmation_is_a_boolean(api):
     error = error_of(api.post("/jobs/", 422, json={"name": "x", "model": "gpt-4o", "allow_unknown_model": "yes"}))
     assert error["details"][0]["field"] == "allow_unknown_model"
+
+
+def test_the_api_takes_the_anthropic_providers(api, simulator, fresh_lists):
+    created = api.post("/jobs/", 201, json={"name": "c", "provider": "simulator-anthropic", "model": "claude-opus-5-5"})
+    assert created.get_json()["provider"] == "simulator-anthropic"
+    listed = api.get("/models?provider=simulator-anthropic").get_json()
+    assert "claude-opus-5-5" in [model["id"] for model in listed["data"]]
+    error = error_of(api.post("/jobs/", 422, json={"name": "c", "provider": "anthropic", "model": "claude-opus-5-5"}))
+    assert error["details"][0]["field"] == "provider"  # no ANTHROPIC_API_KEY here

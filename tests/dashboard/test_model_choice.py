@@ -50,7 +50,7 @@ def picker(browser, htmx=True, **query):
 def test_the_page_offers_the_price_tables_models_with_their_batch_prices(browser, no_list):
     page = browser.get("/jobs/new").text
     options = datalist(page)
-    assert list(options) == sorted(price_table().models)
+    assert list(options) == sorted(price_table().models_of("openai"))
     assert options["gpt-4o-mini"] == "$0.075 in, $0.30 out per million tokens (batch)"
     assert options["gpt-4o"] == "$1.25 in, $5.00 out per million tokens (batch)"
     assert 'list="models"' in re.search(r'<input [^>]*id="model"[^>]*>', page).group(0)
@@ -61,7 +61,7 @@ def test_the_page_offers_the_price_tables_models_with_their_batch_prices(browser
 
 def test_the_providers_own_models_are_offered_too(browser, listed):
     options = datalist(browser.get("/jobs/new").text)
-    assert list(options) == sorted(set(MODELS) | set(price_table().models))
+    assert list(options) == sorted(set(MODELS) | set(price_table().models_of("openai")))
     assert options["gpt-3.5-turbo-instruct"].startswith("$0.25 in")  # priced as the gpt-3.5-turbo entry
     fragment = picker(browser, model="gpt-3.5-turbo-instruct").text
     assert "<strong>gpt-3.5-turbo-instruct</strong>: $0.25 in" in fragment

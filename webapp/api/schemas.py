@@ -70,7 +70,7 @@ SearchText = Annotated[str, _length(MAX_SEARCH), STORABLE]
 CustomIdPrefix = Annotated[str, _length(MAX_CUSTOM_ID), STORABLE]
 LongText = Annotated[str, _length(100_000), STORABLE]
 ColumnName = Annotated[str, _length(200), STORABLE]
-Provider = Literal["openai", "simulator"]
+Provider = Literal["openai", "anthropic", "simulator", "simulator-anthropic"]
 Endpoint = Literal[ENDPOINTS]  # type: ignore[valid-type]
 # Each setting's bounds from its one definition (webapp/models/job_settings.py), which the service checks too.
 MaxTokens = Annotated[int, Field(ge=MAX_TOKENS.minimum, le=MAX_TOKENS.maximum)]
@@ -108,7 +108,10 @@ class JobCreate(Body):
     name: Name
     description: Description = ""
     provider: Provider | None = Field(
-        None, description="Default: `openai` when an API key is configured, else the built-in `simulator`."
+        None,
+        description="Default: `openai` when its API key is configured, else `anthropic` when its key is, else the "
+        "built-in `simulator` (`simulator-anthropic` is the simulator speaking Anthropic's API). Anthropic runs "
+        "`/v1/chat/completions` jobs only.",
     )
     endpoint: Endpoint = DEFAULT_ENDPOINT
     model: ModelName = Field(
@@ -214,7 +217,10 @@ class ResultsQuery(Query):
 
 
 class ModelsQuery(Query):
-    provider: Provider = optional(description="Default: the configured one (`openai` with a key, else `simulator`).")
+    provider: Provider = optional(
+        description="Default: the configured one (`openai` with its key, else `anthropic` with its key, else "
+        "`simulator`)."
+    )
 
 
 class OverviewQuery(Query):

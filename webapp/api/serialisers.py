@@ -540,6 +540,9 @@ class BatchPrice(BaseModel):
     input: Money
     cached_input: Money
     output: Money
+    cache_write: Money = Field(
+        description="Input written to the prompt cache (Anthropic's 5-minute cache); the input price elsewhere."
+    )
     currency: Literal["USD"] = "USD"
 
 

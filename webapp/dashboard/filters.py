@@ -12,7 +12,7 @@ from simulator.settings import load_settings as simulator_settings
 from webapp import error_words, words
 from webapp.about import __version__
 from webapp.dashboard.blueprint import bp
-from webapp.providers import LABELS, SIMULATOR, provider_info
+from webapp.providers import LABELS, SIMULATED, provider_info
 
 STATUS_WORDS = {"completed_with_errors": "completed with errors", "in_flight": "in flight"}
 
@@ -32,7 +32,8 @@ def layout_context() -> dict:
     info = provider_info()
     return {
         "provider": info,
-        "provider_is_simulator": info["default"] == SIMULATOR,
+        "provider_is_simulator": info["default"] in SIMULATED,
+        "simulated_providers": SIMULATED,
         "app_version": __version__,
         "provider_labels": LABELS,
         "provider_names": {name: label.split(" (")[0] for name, label in LABELS.items()},

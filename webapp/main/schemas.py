@@ -46,11 +46,11 @@ class WorkerHealth(BaseModel):
 
 
 class ProviderHealth(BaseModel):
-    default: Literal["openai", "simulator"]
+    default: Literal["openai", "anthropic", "simulator", "simulator-anthropic"]
     label: str
     base_url: str
     api_key_configured: bool
-    available: list[Literal["openai", "simulator"]]
+    available: list[Literal["openai", "anthropic", "simulator", "simulator-anthropic"]]
 
 
 class HealthReport(BaseModel):

@@ -10,7 +10,7 @@ from typing import Any, Literal, cast
 
 import openai
 
-from webapp.providers.base import BatchInfo, FileInfo, ProviderError
+from webapp.providers.base import BatchInfo, FileInfo, Provider, ProviderError
 
 log = logging.getLogger(__name__)
 COMPLETION_WINDOW: Literal["24h"] = "24h"
@@ -32,7 +32,7 @@ FILES_PAGE = 10_000  # the Files API's largest page
 MODEL_LIST_TIMEOUT = 5.0  # seconds: the model list is read while a page renders, never worth a long wait
 
 
-class OpenAIProvider:
+class OpenAIProvider(Provider):
     """Provider over an ``openai.OpenAI`` client; SDK errors become ProviderError.
 
     The SDK resends reads, cancels and deletes itself, up to ``http_retries`` times after a lost connection, 408,

@@ -12,7 +12,7 @@ from cachetools import TLRUCache
 from flask import Flask, current_app
 
 from webapp.errors import ValidationFailed
-from webapp.providers import ProviderError, available_providers, base_url, get_provider
+from webapp.providers import ProviderError, available_providers, base_url, dialect, get_provider
 from webapp.services.pricing import Price, price_table
 
 log = logging.getLogger(__name__)
@@ -56,14 +56,13 @@ def catalog(provider: str | None = None) -> Catalog:
     provider = provider or current_app.config["DEFAULT_PROVIDER"]
     _require_available(provider)
     listed = provider_models(provider)
-    table = price_table()
-    names = sorted(set(table.models) | (listed or frozenset()))
-    return Catalog(provider, [_option(name, listed) for name in names], listed is not None)
+    names = sorted(set(price_table().models_of(dialect(provider))) | (listed or frozenset()))
+    return Catalog(provider, [_option(provider, name, listed) for name in names], listed is not None)
 
 
 def describe(provider: str, model: str) -> ModelOption:
     """What is known of ``model`` at ``provider``."""
-    return _option(model, provider_models(provider))
+    return _option(provider, model, provider_models(provider))
 
 
 def check_model(provider: str, model: str, *, confirmed: bool) -> bool:
@@ -122,9 +121,13 @@ def _new_cache(app: Flask) -> tuple[TLRUCache, threading.Lock]:
     return TLRUCache(maxsize=16, ttu=expires), threading.Lock()
 
 
-def _option(name: str, listed: frozenset[str] | None) -> ModelOption:
+def _option(provider: str, name: str, listed: frozenset[str] | None) -> ModelOption:
+    """A model as ``provider`` offers it: priced only by an entry of its own API's models (a GPT price does not
+    make a model known to Anthropic)."""
     table = price_table()
-    return ModelOption(name, table.batch_price(name), table.names(name), name in (listed or ()))
+    own = table.provider_of(name) == dialect(provider)
+    price = table.batch_price(name) if own else None
+    return ModelOption(name, price, own and table.names(name), name in (listed or ()))
 
 
 def _require_available(provider: str) -> None:

@@ -31,7 +31,7 @@ from webapp.models import (
     request_states,
 )
 from webapp.models.job_settings import JOB_SETTINGS
-from webapp.providers import available_providers
+from webapp.providers import ANTHROPIC, available_providers, dialect
 from webapp.services import catalog
 from webapp.services.ledger import record_event, recount
 from webapp.services.pricing import price_table
@@ -114,6 +114,9 @@ def _check_settings(values: dict) -> None:
         problems.append({"field": "provider", "message": f"provider {values['provider']!r} is not available here"})
     if values["endpoint"] not in ENDPOINTS:
         problems.append({"field": "endpoint", "message": f"endpoint must be one of {', '.join(ENDPOINTS)}"})
+    elif dialect(values["provider"]) == ANTHROPIC and values["endpoint"] != DEFAULT_ENDPOINT:
+        message = f"Anthropic's API runs only {DEFAULT_ENDPOINT} requests (chat messages), not {values['endpoint']}"
+        problems.append({"field": "endpoint", "message": message})
     if problems:
         raise ValidationFailed("invalid job settings: " + "; ".join(p["message"] for p in problems), details=problems)
 

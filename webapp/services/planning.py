@@ -204,6 +204,18 @@ def _release(batch: ProviderBatch, first_id: int) -> None:
     )
 
 
+def custom_ids_in_file_order(batch: ProviderBatch) -> list[str]:
+    """The custom_ids of the batch's requests in the order their lines were written (and sent)."""
+    return list(
+        db.session.scalars(
+            select(request_rows.c.custom_id)
+            .join_from(request_states, request_rows, request_rows.c.id == STATE.request_id)
+            .where(STATE.provider_batch_id == batch.id)
+            .order_by(STATE.request_id)
+        )
+    )
+
+
 def request_ids_in_file_order(batch: ProviderBatch) -> list[int]:
     """Request ids in the order their lines were written, so provider line n is element n-1."""
     return list(

@@ -5,6 +5,12 @@ have made a file or a batch. Neither call is ever sent twice blindly: the engine
 make (the input file's name, the batch's metadata) before the call, and the next attempt looks for it in the
 provider's own lists first. Whatever slips through (an answer lost with a killed worker, a file of a refused
 batch, a duplicate made before this existed) is found by ``sweep`` and deleted.
+
+A provider that takes requests inline (Anthropic) keeps no metadata and shows no request of a running batch: its
+batch is sent under a label (recorded first, in ``input_file_name``) that every request's id carries. After a
+lost answer, a batch of the same size created around the label's time may be it: one that has ended is ours only
+if its results carry the label; while one still runs, nothing is sent again (``UNDECIDED``), so no batch is made
+twice and none of someone else's is ever taken or cancelled.
 """
 
 from __future__ import annotations
@@ -29,6 +35,19 @@ SCAN_LIMIT = 2000  # list entries read at most per search (20 pages of batches, 
 CLOCK_MARGIN = timedelta(hours=1)  # the provider's clock against ours, when a list is cut by creation time
 SWEEP_GRACE = timedelta(minutes=10)  # nothing younger is swept: an upload or create may be about to be recorded
 SWEEP_WINDOW = timedelta(days=7)  # the sweep reads the provider's lists back this far
+# A send's batch is created within this of its label's time (the create's timeout is 600 s) ...
+SEND_WINDOW = timedelta(minutes=15)
+CLOCK_SKEW = timedelta(minutes=5)  # ... give or take the provider's clock against ours
+
+
+class Undecided:
+    """A batch that may be ours still runs: whether it is shows in its results, once it has ended."""
+
+    def __repr__(self) -> str:
+        return "UNDECIDED"
+
+
+UNDECIDED = Undecided()
 
 
 def utcnow() -> datetime:
@@ -56,12 +75,26 @@ def find_uploaded(batch: ProviderBatch, provider: Provider) -> str | None:
     return keep.id if keep else None
 
 
-def find_created(batch: ProviderBatch, provider: Provider) -> BatchInfo | None:
-    """The provider batch an earlier attempt created from ``batch``'s input file though its answer was lost.
+def send_label(batch: ProviderBatch) -> str:
+    """A label for one send of the batch's requests inline: ours (the installation), the batch's, and when (hex
+    Unix seconds, then a random tail): new each time. Fits Anthropic's custom_id with ``-<n>`` after it."""
+    return f"{FILE_PREFIX}{install_id()}-{batch.id}-{int(utcnow().timestamp()):x}{secrets.token_hex(2)}"
+
+
+def label_time(label: str) -> datetime:
+    """When a label from ``send_label`` was made."""
+    return datetime.fromtimestamp(int(label.rpartition("-")[2][:-4], 16), tz=UTC)
+
+
+def find_created(batch: ProviderBatch, provider: Provider) -> BatchInfo | Undecided | None:
+    """The provider batch an earlier attempt created for ``batch`` though its answer was lost; UNDECIDED while
+    one that may be it still runs (a provider taking requests inline, see ``_find_sent``).
 
     Matched by this installation's id, the local batch id and the input file. Should two exist, the oldest is
     kept and the others are cancelled (their requests would run twice).
     """
+    if provider.inline:
+        return _find_sent(batch, provider)
     found = sorted(
         (info for info in _recent(provider.list_batches(), batch.created_at) if _made_from(info, batch)),
         key=lambda info: (info.created_at or utcnow(), info.id),
@@ -70,6 +103,36 @@ def find_created(batch: ProviderBatch, provider: Provider) -> BatchInfo | None:
         log.warning("batch %s: cancelling duplicate provider batch %s", batch.id, duplicate.id)
         _cancel_quietly(provider, duplicate.id)
     return found[0] if found else None
+
+
+def _find_sent(batch: ProviderBatch, provider: Provider) -> BatchInfo | Undecided | None:
+    """The batch sent under ``batch.input_file_name``: among the batches of the same size created around the
+    label's time that no local batch holds, the ended one whose results carry the label. UNDECIDED while such a
+    batch still runs or its results cannot be read yet; None when there is none (nothing was made: send again)."""
+    label = batch.input_file_name or ""
+    sent_at = label_time(label)
+    candidates = [
+        info
+        for info in _recent(provider.list_batches(), sent_at)
+        if info.counts_total == batch.request_count
+        and info.created_at is not None
+        and sent_at - CLOCK_SKEW <= info.created_at <= sent_at + SEND_WINDOW
+    ]
+    held = _column_values(ProviderBatch.provider_batch_id, [info.id for info in candidates])
+    undecided = False
+    for info in (info for info in candidates if info.id not in held):
+        if info.status not in PROVIDER_TERMINAL:
+            undecided = True
+            continue
+        try:
+            if provider.batch_label(info.id) == label:
+                log.info("batch %s: adopted provider batch %s sent by an earlier attempt", batch.id, info.id)
+                return info
+        except ProviderError as exc:
+            if exc.status_code != 404:  # results not readable yet, right after the batch ended
+                raise
+            undecided = True
+    return UNDECIDED if undecided else None
 
 
 def _made_from(info: BatchInfo, batch: ProviderBatch) -> bool:

@@ -48,6 +48,7 @@ TOKEN_LIMIT_CODE = "token_limit_exceeded"
 MAX_BACKOFF_SECONDS = 600
 # A result file may answer 404 for a moment after its batch ended; after this many tries it is given up for lost.
 RESULT_FILE_TRIES = 6
+AWAITING_SENT = "waiting for a provider batch that may be this one to end"
 FINAL_EVENTS: dict[str, EventKind] = {JobStatus.CANCELLED: EventKind.CANCELLED, JobStatus.FAILED: EventKind.FAILED}
 
 
@@ -176,15 +177,19 @@ def _step(batch: ProviderBatch, provider: Provider, lease: Lease) -> None:
             return _cancel_unsent(batch, provider)
         if not _has_capacity(batch):
             return _wait_for_capacity(batch)
-        _upload(batch, provider, lease)
-        _create(batch, provider, lease)
+        _send(batch, provider, lease)
     elif batch.status == BatchStatus.UPLOADED:
-        # An earlier attempt stopped after the upload (or lost the create's answer): the batch may exist already.
+        # An earlier attempt stopped after the upload (or lost the create's answer, or an inline send's): the batch
+        # may exist already.
         found = reconcile.find_created(batch, provider)
+        if isinstance(found, reconcile.Undecided):
+            return _await_sent(batch)
         if found:
             _record_created(batch, found, adopted=True)
         elif cancelling:
             return _cancel_unsent(batch, provider)
+        elif provider.inline:
+            _send_inline(batch, provider, lease)
         else:
             _create(batch, provider, lease)
     if batch.status in PROVIDER_RUNNING:
@@ -233,6 +238,46 @@ def _wait_for_capacity(batch: ProviderBatch) -> None:
             EventKind.BATCH_WAITING,
             f"Batch {batch.id} waits: the enqueued-token limit for {batch.model} is reached",
         )
+    db.session.commit()
+
+
+def _send(batch: ProviderBatch, provider: Provider, lease: Lease) -> None:
+    """Make the batch at the provider: upload its input file and create the batch from it, or send its requests
+    with the create call to a provider that takes them inline."""
+    if provider.inline:
+        return _send_inline(batch, provider, lease)
+    _upload(batch, provider, lease)
+    _create(batch, provider, lease)
+
+
+def _send_inline(batch: ProviderBatch, provider: Provider, lease: Lease) -> None:
+    """Send the batch's requests with the create call, under a label recorded first (with the status UPLOADED: the
+    batch may exist from now on): if the answer is lost, the next attempt recognises the batch by it."""
+    with ingest.temporary_workdir() as tmp:
+        path = Path(tmp) / "input.jsonl"
+        planning.write_input_file(batch, path)  # the same lines as an upload's, translated by the provider
+        batch.input_file_name = reconcile.send_label(batch)
+        batch.status = BatchStatus.UPLOADED
+        db.session.commit()
+        lease.check()
+        info = provider.send_batch(path, batch.endpoint, batch.input_file_name)
+    lease.check()
+    _record_created(batch, info, adopted=False)
+
+
+def _await_sent(batch: ProviderBatch) -> None:
+    """A batch the provider may have made from an earlier send still runs: nothing is sent again until it ends
+    and its results show whether it is this one (or the job's cancel, which cannot touch what may be another's)."""
+    if batch.last_error != AWAITING_SENT:  # said once, not on every pass
+        record_event(
+            batch.job,
+            EventKind.BATCH_WAITING,
+            f"Batch {batch.id}: the answer to its sending was lost; a provider batch that may be it still runs, "
+            "and is recognised by its results when it ends (nothing is sent again meanwhile)",
+            data={"batch": batch.id},
+        )
+    batch.last_error = AWAITING_SENT
+    batch.last_synced_at = utcnow()
     db.session.commit()
 
 
@@ -428,6 +473,8 @@ def _download_results(batch: ProviderBatch, provider: Provider, workdir: Path) -
     """The batch's result files on disk. Right after a batch ends its files may answer 404 for a moment: that is
     tried again later (with back-off) a few times before the results are given up for lost."""
     try:
+        if provider.inline:
+            return [_download_inline(batch, provider, workdir)]
         return ingest.download_results(provider, batch, workdir)
     except ProviderError as exc:
         if exc.status_code == 404 and batch.sync_failures + 1 < RESULT_FILE_TRIES:
@@ -435,6 +482,13 @@ def _download_results(batch: ProviderBatch, provider: Provider, workdir: Path) -
                 f"{exc} (the batch's results may not be readable yet)", retryable=True, status_code=404
             ) from exc
         raise
+
+
+def _download_inline(batch: ProviderBatch, provider: Provider, workdir: Path) -> Path:
+    """The results of a batch sent inline, written as OpenAI output lines under the requests' own custom_ids."""
+    path = workdir / f"batch-{batch.id}-results.jsonl"
+    provider.download_results(batch.remote_id, planning.custom_ids_in_file_order(batch), path)
+    return path
 
 
 def _batch_failed(batch: ProviderBatch, provider: Provider) -> None:
