@@ -144,7 +144,7 @@ def test_finished_job_page_shows_costs_batches_timeline_and_downloads(browser, a
 
     assert "Completed with errors" in text
     assert "Retry 1 failed request<" in text and "Cancel job" not in text
-    assert "Estimated cost" in text and "Cost at OpenAI&#39;s prices" in text and "Took" in text
+    assert "Estimated cost" in text and "Cost at list prices" in text and "Took" in text
     assert "the simulator charges nothing" in text
     assert "Provider batches" in text and job.batches[0].provider_batch_id in text
     assert "Timeline" in text and "Submitted 2 requests" in text

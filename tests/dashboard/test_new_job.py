@@ -49,7 +49,7 @@ def test_the_simulator_is_described_as_it_is(browser, config):
     )
     text = html.unescape(browser.get("/jobs/new").text)
     assert "calls no model and charges nothing" in text and "about 7–12 s after you submit" in text
-    assert "Costs are shown at OpenAI's prices." in text
+    assert "Costs are shown at the model's list prices (OpenAI's or Anthropic's)." in text
     assert "instantly" not in text and "costs nothing" not in text
 
 
