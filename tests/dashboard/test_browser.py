@@ -514,6 +514,8 @@ def round_trip(page, filename: str, content: bytes, mime: str, template: str, *,
         page.get_by_label("Sheet").select_option(sheet)
         page.get_by_role("button", name="Use this sheet").click()
         expect(page.locator(".mapping")).to_contain_text(f"in the sheet “{sheet}”")
+        expect(page.locator("#csv-preview")).to_contain_text("Write a prompt template")
+        page.wait_for_load_state("load")  # htmx set up on the new page before the template is typed
     page.get_by_label("Prompt template").fill(template)
     expect(page.locator("#csv-preview")).to_contain_text("Estimated cost")
     page.get_by_role("button", name="Create job").click()

@@ -162,7 +162,7 @@ def file_format(file) -> str:
 
 def csv_preview(form: NewJobForm, upload: Upload) -> tuple[dict | None, list[str]]:
     """The service's preview for the mapping typed so far, or the messages saying why there is none."""
-    if not upload.info:
+    if not upload.info or not (form.template.data or "").strip():  # the page asks for a template instead
         return None, []
     if form.endpoint.errors:  # requests are checked against the endpoint: one that does not exist checks nothing
         return None, ["Choose one of the endpoints to see the preview."]
