@@ -20,7 +20,7 @@ from sqlalchemy import event, select
 from sqlalchemy.engine import make_url
 
 from bench import load, pages_data
-from bench.run import reset_database
+from bench.database import reset_database
 from bench.steps import app_for
 from webapp.extensions import db
 from webapp.models import User

@@ -1,0 +1,76 @@
+"""Upload through HTTP: gunicorn as in production, the JSONL file sent as one multipart POST to the files API."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from bench.database import checkpoint
+from bench.load import DEFAULT_REDIS_URL, gunicorn, new_job, server_environment, worker_peak_mb
+
+MB = 1024 * 1024
+
+
+def upload_through_http(database_url: str, path: Path, token: str) -> dict:
+    """``POST /api/v1/jobs/{id}/files`` of the file into a new draft job, on a gunicorn of one worker and one
+    thread (the whole upload is one request); the seconds from the first byte sent to the answer, and the
+    worker's peak RSS (its ``VmHWM``, start-up included)."""
+    env = {
+        **server_environment(database_url, os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL), 1),
+        "WEB_THREADS": "1",
+        "LOG_LEVEL": "WARNING",
+        "MAX_UPLOAD_MB": str(max(256, path.stat().st_size // MB + 16)),  # a 1,000,000-request file is 640 MB
+    }
+    with gunicorn(env) as (host, port):
+        job_id = new_job(host, port, token)
+        checkpoint(database_url)
+        started = time.perf_counter()
+        status, answer = post_file(host, port, f"/api/v1/jobs/{job_id}/files", token, path)
+        seconds = time.perf_counter() - started
+        if status != 201:
+            raise SystemExit(f"upload through HTTP answered {status}: {answer[:2000]!r}")
+        return {
+            "rows": json.loads(answer)["added"],
+            "seconds": seconds,
+            "job_id": job_id,
+            "peak_rss_mb": worker_peak_mb(port),
+        }
+
+
+def post_file(host: str, port: int, url: str, token: str, path: Path) -> tuple[int, bytes]:
+    """The file as the ``file`` field of a multipart form, read from disk a megabyte at a time as it is sent."""
+    boundary = f"bench-{secrets.token_hex(12)}"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{path.name}"\r\n'
+        "Content-Type: application/jsonl\r\n\r\n"
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+
+    def body() -> Iterator[bytes]:
+        yield head
+        with open(path, "rb") as fh:
+            while piece := fh.read(MB):
+                yield piece
+        yield tail
+
+    conn = http.client.HTTPConnection(host, port, timeout=3600)
+    conn.request(
+        "POST",
+        url,
+        body=body(),
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+            "Content-Length": str(len(head) + path.stat().st_size + len(tail)),
+        },
+        encode_chunked=False,
+    )
+    response = conn.getresponse()
+    answer = response.read()
+    conn.close()
+    return response.status, answer
