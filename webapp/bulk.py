@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import itertools
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -17,6 +19,11 @@ from webapp.extensions import db
 
 CHUNK = 2000
 COPY_CHUNK = 10_000
+FIRST_PART = 100  # rows in the first part of a streamed write (``parts``); each next part is ten times larger
+SEND_BYTES = 128 * 1024  # COPY data is handed to psycopg in pieces of about this size
+NULL = b"\\N"  # COPY's text format for NULL
+_COPY_SPECIAL = re.compile(rb"[\\\t\n\r]")
+_COPY_ESCAPES = {b"\\": b"\\\\", b"\t": b"\\t", b"\n": b"\\n", b"\r": b"\\r"}
 
 
 def is_postgresql() -> bool:
@@ -54,6 +61,21 @@ def copy_rows(
         return _insert_chunks(table, columns, rows)
 
 
+def reserve_ids(table: Table, count: int) -> list[int]:
+    """``count`` new ids from the sequence of ``table``'s ``id`` (PostgreSQL), in one query: rows then carry
+    their ids in a ``COPY``. Ids not used are gaps, as a rolled-back insert leaves."""
+    sequence = db.session.scalar(text("SELECT pg_get_serial_sequence(:table, 'id')"), {"table": table.name})
+    # The sequence is named once: asking for it in the same query would look it up again for every id.
+    return list(
+        db.session.execute(
+            text("SELECT nextval(CAST(:sequence AS regclass)) FROM generate_series(1, :n)"),
+            {"sequence": sequence, "n": count},
+        )
+        .scalars()
+        .all()  # one fetchall, not a fetch per id
+    )
+
+
 def insert_with_ids(
     table: Table, columns: Sequence[str], rows: list[Sequence], json_columns: Sequence[str] = ()
 ) -> list[int]:
@@ -65,14 +87,7 @@ def insert_with_ids(
     if not rows:
         return []
     if is_postgresql():
-        sequence = db.session.scalar(text("SELECT pg_get_serial_sequence(:table, 'id')"), {"table": table.name})
-        # The sequence is named once: asking for it in the same query would look it up again for every id.
-        ids = list(
-            db.session.execute(
-                text("SELECT nextval(CAST(:sequence AS regclass)) FROM generate_series(1, :n)"),
-                {"sequence": sequence, "n": len(rows)},
-            ).scalars()
-        )
+        ids = reserve_ids(table, len(rows))
         copy_rows(table, ("id", *columns), [(key, *row) for key, row in zip(ids, rows, strict=True)], json_columns)
         return ids
     with gc_paused():
@@ -141,6 +156,101 @@ def _copy(
         if size:  # a chunk of ours (without a size, ``chunk`` is the caller's rows)
             cast(list, chunk).clear()  # the rows go now, not when the next chunk has been gathered beside them
     return count
+
+
+def copy_lines(table: str, columns: Sequence[str], lines: Iterable[bytes]) -> int:
+    """``COPY`` rows already in COPY's text format (one line each, newline included) into ``table`` inside the
+    session's transaction (PostgreSQL); return their number.
+
+    The lines go to the database in pieces of about SEND_BYTES as they are produced, so it stores them while
+    Python makes the next ones, each on its own core; nothing else may use the connection meanwhile. Formatting
+    the text here costs a fraction of psycopg's ``write_row`` (which adapts each value of each row on its own).
+    """
+    count = size = 0
+    pending: list[bytes] = []
+    raw = psycopg_connection()
+    with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for line in lines:
+            pending.append(line)
+            size += len(line)
+            count += 1
+            if size >= SEND_BYTES:
+                copy.write(b"".join(pending))
+                pending.clear()
+                size = 0
+        if pending:
+            copy.write(b"".join(pending))
+    return count
+
+
+def copy_text(value: str) -> bytes:
+    """A string as a field of COPY's text format: UTF-8, with backslash, tab, newline and return escaped."""
+    data = value.encode()
+    return _COPY_SPECIAL.sub(_escape, data) if _COPY_SPECIAL.search(data) else data
+
+
+def copy_json(value: Any) -> bytes:
+    """A JSON value as a field of COPY's text format. orjson writes no tab, newline or return (it escapes them
+    inside strings), so only its backslashes need doubling."""
+    data = orjson.dumps(value)
+    return data.replace(b"\\", b"\\\\") if b"\\" in data else data
+
+
+def _escape(match: re.Match[bytes]) -> bytes:
+    return _COPY_ESCAPES[match.group()]
+
+
+class Part:
+    """The next items of a shared iterator, up to ``size`` of them or ``max_weight`` together, taken as this is
+    iterated and kept in ``items`` (for a second pass when a write of them fails)."""
+
+    def __init__(self, source: Iterator, size: int, weight: Callable[[Any], int] | None, max_weight: int) -> None:
+        self.source, self.size, self.weight, self.max_weight = source, size, weight, max_weight
+        self.items: list = []
+        self._taking = self._take()
+
+    def __iter__(self) -> Iterator:
+        return self._taking
+
+    def finish(self) -> list:
+        """Take the rest of the part (after a write stopped half way); return all its items."""
+        for _ in self._taking:
+            pass
+        return self.items
+
+    def _take(self) -> Iterator:
+        # Locals, not attributes: this runs once for each of a million rows.
+        keep, size, weight, max_weight = self.items.append, self.size, self.weight, self.max_weight
+        taken = weighed = 0
+        for item in self.source:
+            keep(item)
+            yield item
+            taken += 1
+            if weight is not None:
+                weighed += weight(item)
+                if weighed >= max_weight:
+                    return
+            if taken >= size:
+                return
+
+
+def parts(
+    items: Iterable, weight: Callable[[Any], int] | None = None, max_weight: int = 0, size: int | None = None
+) -> Iterator[Part]:
+    """``items`` in consecutive parts, each iterated by its writer as the items come: FIRST_PART items, then ten
+    times more each time, up to ``size`` (COPY_CHUNK by default) or ``max_weight`` by ``weight``. A writer that
+    draws ids for its part's largest size in advance then leaves few unused after a small input."""
+    source = iter(items)
+    limit = size or COPY_CHUNK
+    size_now = min(FIRST_PART, limit)
+    while (first := next(source, _END)) is not _END:
+        part = Part(itertools.chain((first,), source), size_now, weight, max_weight)
+        yield part
+        part.finish()  # what its writer left is not taken for the next part
+        size_now = min(size_now * 10, limit)
+
+
+_END = object()
 
 
 def stream_rows(stmt: Select, size: int) -> Iterator[list[tuple]]:
