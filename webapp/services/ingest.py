@@ -134,11 +134,13 @@ def ingest_files(batch: ProviderBatch, job: BatchJob, paths: Iterable[Path], *, 
     reading = _Reading(batch, job, requests, cancelled, summary)
     if bulk.is_postgresql():  # one COPY, fed as the lines are read (the rows need no query)
         stamp = bulk.copy_text(reading.now.isoformat())
-        bulk.copy_lines(RESPONSES.name, RESPONSE_COLUMNS, (_copy_line(row, stamp) for row in reading.rows(paths)))
+        stored = bulk.copy_lines(RESPONSES.name, RESPONSE_COLUMNS, (_copy_line(r, stamp) for r in reading.rows(paths)))
     else:
-        bulk.copy_rows(RESPONSES, RESPONSE_COLUMNS, reading.rows(paths), json_columns=("body",))
+        stored = bulk.copy_rows(RESPONSES, RESPONSE_COLUMNS, reading.rows(paths), json_columns=("body",))
     reading.settle_unanswered()
     _apply(batch, reading.outcomes, succeeded=summary.succeeded)
+    bulk.note_written(RESPONSES, stored)  # analyzed after the commit, if they are enough to matter
+    bulk.note_written(request_states, summary.succeeded + len(reading.outcomes))
     summary.tokens = {name: reading.tokens[name] - replaced[name] for name in TOKEN_COLUMNS}
     return summary
 

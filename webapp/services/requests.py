@@ -384,8 +384,17 @@ def insert_part(rows: Iterable[dict], most: int) -> tuple[int, int]:
     ids are drawn from the sequence, then one ``COPY`` writes the request rows as ``rows`` produces them (the
     database stores each while Python validates the next, so ``rows`` must not query it), and one their states.
     """
-    if not bulk.is_postgresql():
-        return _insert_portable(list(rows))
+    if bulk.is_postgresql():
+        count, tokens = _copy_requests(rows, most)
+    else:
+        count, tokens = _insert_portable(list(rows))
+    for table in (request_rows, request_states):
+        bulk.note_written(table, count)  # analyzed after the commit when they are enough to matter
+    return count, tokens
+
+
+def _copy_requests(rows: Iterable[dict], most: int) -> tuple[int, int]:
+    """``insert_part`` on PostgreSQL: two COPYs, the first fed as ``rows`` are produced."""
     ids = bulk.reserve_ids(request_rows, most)
     states: list[bytes] = []  # each request's state row, in COPY's text format
     tokens = 0
