@@ -67,10 +67,11 @@ def request_line(i: int, rng: random.Random) -> str:
     return json.dumps({"custom_id": f"review-{i}", "method": "POST", "url": "/v1/chat/completions", "body": body})
 
 
-def write_file(path: Path, size: int) -> int:
-    rng = random.Random(size)
+def write_file(path: Path, size: int, first: int = 0) -> int:
+    """``size`` requests numbered from ``first`` (their custom_ids are review-<number>); the file's bytes."""
+    rng = random.Random(first + size)
     with open(path, "w") as out:
-        for i in range(size):
+        for i in range(first, first + size):
             out.write(request_line(i, rng) + "\n")
     return path.stat().st_size
 
