@@ -108,3 +108,15 @@ def test_analyze_failing_is_logged_not_raised(app_ctx, committed_db, caplog):
     with caplog.at_level("WARNING", logger="webapp.bulk"):
         assert bulk.analyze_written(db.session(), {"not a table name!": 10**9}) == []
     assert "could not analyze" in caplog.text
+
+
+def test_bodies_and_csv_rows_have_no_statistics_to_gather(app_ctx):
+    targets = dict(
+        db.session.execute(
+            text(
+                "SELECT attname, attstattarget FROM pg_attribute WHERE attrelid = 'batch_requests'::regclass "
+                "AND attname IN ('body', 'source_row', 'custom_id')"
+            )
+        ).all()
+    )
+    assert targets == {"body": 0, "source_row": 0, "custom_id": -1}
