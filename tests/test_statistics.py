@@ -110,13 +110,22 @@ def test_analyze_failing_is_logged_not_raised(app_ctx, committed_db, caplog):
     assert "could not analyze" in caplog.text
 
 
-def test_bodies_and_csv_rows_have_no_statistics_to_gather(app_ctx):
-    targets = dict(
+def test_columns_nothing_filters_on_have_no_statistics_to_gather(app_ctx):
+    targets = set(
         db.session.execute(
             text(
-                "SELECT attname, attstattarget FROM pg_attribute WHERE attrelid = 'batch_requests'::regclass "
-                "AND attname IN ('body', 'source_row', 'custom_id')"
-            )
+                "SELECT attrelid::regclass::text, attname FROM pg_attribute WHERE attstattarget = 0 AND attnum > 0 "
+                "AND attrelid = ANY(CAST(:tables AS regclass[]))"
+            ),
+            {"tables": list(TABLES)},
         ).all()
     )
-    assert targets == {"body": 0, "source_row": 0, "custom_id": -1}
+    assert targets == {
+        ("batch_requests", "body"),
+        ("batch_requests", "source_row"),
+        ("request_states", "error"),
+        ("batch_responses", "body"),
+        ("batch_responses", "output_text"),
+        ("batch_responses", "error"),
+        ("batch_responses", "provider_request_id"),
+    }
