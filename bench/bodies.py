@@ -9,7 +9,6 @@ BENCH_BODIES_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/bench_bo
 from __future__ import annotations
 
 import argparse
-import http.client
 import io
 import json
 import os
@@ -17,10 +16,9 @@ import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
-from bench.load import gunicorn, server_environment
-from bench.run import reset_database
+from bench.database import reset_database
+from bench.load import gunicorn, new_job, server_environment, worker_peak_mb
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/bench_bodies"
 MB = 1024 * 1024
@@ -102,26 +100,6 @@ def post(host: str, port: int, path: str, token: str, pieces: Iterator[bytes]) -
     return status, time.perf_counter() - started, sent
 
 
-def worker_peak_mb(port: int) -> float:
-    """VmHWM (peak resident memory) of the gunicorn worker serving ``port``: the process whose parent runs the
-    same command line."""
-    pids = {}
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                if f":{port}".encode() in (proc / "cmdline").read_bytes():
-                    status = (proc / "status").read_text()
-                    pids[int(proc.name)] = status
-            except OSError:
-                continue
-    peaks = [_field(status, "VmHWM") for pid, status in pids.items() if _field(status, "PPid") in pids]
-    return round(max(peaks) / 1024, 1)
-
-
-def _field(status: str, name: str) -> int:
-    return int(next(line.split()[1] for line in status.splitlines() if line.startswith(f"{name}:")))
-
-
 def memory(url: str) -> None:
     token = setup_token(url)
     env = {
@@ -139,17 +117,6 @@ def memory(url: str) -> None:
             job = new_job(host, port, token)
             status, seconds, sent = post(host, port, path.format(job=job), token, pieces())
             print(f"| {label} | {status} | {seconds:.1f} | {worker_peak_mb(port)} MB |", flush=True)
-
-
-def new_job(host: str, port: int, token: str) -> int:
-    conn = http.client.HTTPConnection(host, port, timeout=30)
-    conn.request(
-        "POST",
-        "/api/v1/jobs/",
-        body=b'{"name": "bench", "model": "gpt-4o-mini"}',
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    return json.loads(conn.getresponse().read())["id"]
 
 
 def setup_token(url: str) -> str:

@@ -242,3 +242,34 @@ def print_result(target: Target, result: dict) -> None:
         f"max {result['max_us'] / 1000:7.1f} ms  {result['requests']:,} requests, {problems} errors "
         f"(status {result['unexpected_status']}, socket {result['socket_errors']}, timeouts {result['timeouts']})"
     )
+
+
+def new_job(host: str, port: int, token: str) -> int:
+    conn = http.client.HTTPConnection(host, port, timeout=30)
+    conn.request(
+        "POST",
+        "/api/v1/jobs/",
+        body=b'{"name": "bench", "model": "gpt-4o-mini"}',
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    return json.loads(conn.getresponse().read())["id"]
+
+
+def worker_peak_mb(port: int) -> float:
+    """VmHWM (peak resident memory) of the gunicorn worker serving ``port``: the process whose parent runs the
+    same command line."""
+    pids = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if f":{port}".encode() in (proc / "cmdline").read_bytes():
+                    status = (proc / "status").read_text()
+                    pids[int(proc.name)] = status
+            except OSError:
+                continue
+    peaks = [_field(status, "VmHWM") for pid, status in pids.items() if _field(status, "PPid") in pids]
+    return round(max(peaks) / 1024, 1)
+
+
+def _field(status: str, name: str) -> int:
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith(f"{name}:")))

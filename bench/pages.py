@@ -15,13 +15,18 @@ import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy import event, select
 from sqlalchemy.engine import make_url
 
 from bench import load, pages_data
-from bench.run import reset_database
+from bench.database import reset_database
+from bench.load import new_job
+from bench.run import write_file
 from bench.steps import app_for
+from bench.upload import upload_file, upload_server
+from webapp import bulk
 from webapp.extensions import db
 from webapp.models import User
 from webapp.services import accounts
@@ -74,6 +79,20 @@ def pages_for(job_id: int, deep: int) -> list[Page]:
         Page("requests, status=pending", f"{requests}?status=pending"),  # the rows at the job's end
         Page("API job (polled)", f"/api/v1/jobs/{job_id}", api=True),
         Page("API requests, deep page", f"/api/v1{requests}?after={deep}", api=True),
+    ]
+
+
+def upload_pages(job_id: int, deep: int) -> list[Page]:
+    """The pages of a job read right after its requests were uploaded: the issue-16 measurement."""
+    requests, api = f"/jobs/{job_id}/requests", f"/api/v1/jobs/{job_id}/requests"
+    return [
+        Page("requests, first page", requests),
+        Page("requests, deep page", f"{requests}?after={deep}"),
+        Page("requests, status=failed", f"{requests}?status=failed"),
+        Page("requests, status=pending", f"{requests}?status=pending"),
+        Page("API requests, first page", f"{api}?limit=100", api=True),
+        Page("API requests, deep page", f"{api}?limit=100&after={deep}", api=True),
+        Page("API requests, status=failed", f"{api}?limit=100&status=failed", api=True),
     ]
 
 
@@ -171,24 +190,28 @@ def prepare(app, data: pages_data.DataSet, reuse: bool) -> tuple[str, str]:
             admin = accounts.create_user(EMAIL, PASSWORD, role="admin")
             started = time.perf_counter()
             pages_data.load(db.engine, data, admin.id)
-            print(f"  loaded in {time.perf_counter() - started:.0f} s: {pages_data.summary(db.engine)}")
+            counts = pages_data.summary(db.engine)
+            # Statistics as the app makes them after a load of this size (bulk.analyze_written), not a manual ANALYZE.
+            analyzed = ", ".join(bulk.analyze_written(db.session(), counts))
+            print(
+                f"  loaded in {time.perf_counter() - started:.0f} s: {counts}; analyzed by the app's rule: {analyzed}"
+            )
         else:
             accounts.set_password(admin, PASSWORD)  # the load run signs in with it
         accounts.start_session(admin)
         return admin.get_id(), accounts.create_token(admin, "bench")[1]
 
 
-def measure(app, data: pages_data.DataSet, session_id: str, token: str, args) -> list[Timing]:
+def measure(app, pages: list[Page], session_id: str, token: str, args) -> list[Timing]:
     """Time every page. No app context stays pushed meanwhile: each request gets its own, and so its own
     database session, as under gunicorn (an outer context would make every request share one session)."""
     with app.app_context():
         engine = db.engine
-        deep = pages_data.deep_cursor(engine, data.big_job_id)
     client = app.test_client()
     with client.session_transaction() as session:  # signed in as tests/conftest.py:sign_in does
         session["_user_id"], session["_fresh"] = session_id, True
     timings = []
-    for page in pages_for(data.big_job_id, deep):
+    for page in pages:
         headers = headers_for(page, token)
         # Fresh connections: psycopg prepares a statement after 5 runs and PostgreSQL may then keep a generic
         # plan, so a page measured after another with the same SQL would inherit that page's plan.
@@ -202,6 +225,39 @@ def measure(app, data: pages_data.DataSet, session_id: str, token: str, args) ->
     for timing in sorted((t for t in timings if t.missed), key=lambda t: -t.percentile(95)):
         print_explain(engine, timing, explained)
     return timings
+
+
+def upload_then_measure(args, workdir: Path) -> None:
+    """A new installation's first large job: ``--upload-files`` files of requests uploaded into a new job through
+    gunicorn (POST /api/v1/jobs/{id}/files, as a user would) in a database of its own, created empty (the
+    tables have no statistics yet), then the job's request pages timed at once. No ANALYZE but the app's own."""
+    if not args.upload_requests:
+        return
+    per_file = args.upload_requests // args.upload_files
+    paths = [workdir / f"upload-{k}.jsonl" for k in range(args.upload_files)]
+    for k, path in enumerate(paths):
+        write_file(path, per_file, first=k * per_file)
+    url = args.upload_database_url
+    print(
+        f"\nright after an upload: {args.upload_files} files of {per_file:,} requests "
+        f"({paths[0].stat().st_size / 1e6:.0f} MB each) into a new job through gunicorn, in a new database "
+        f"({make_url(url).render_as_string(hide_password=True)}), then the job's pages"
+    )
+    reset_database(url)
+    app = app_for(url, str(workdir))
+    app.config["API_RATE_LIMIT"] = "1000000 per minute"
+    with app.app_context():
+        admin = accounts.create_user(EMAIL, PASSWORD, role="admin")
+        accounts.start_session(admin)
+        session_id, token = admin.get_id(), accounts.create_token(admin, "bench")[1]
+    with upload_server(url, paths[0]) as (host, port):
+        job_id = new_job(host, port, token)
+        for k, path in enumerate(paths, 1):
+            result = upload_file(host, port, token, job_id, path)
+            print(f"  file {k}: {result['rows']:,} requests in {result['seconds']:.1f} s")
+    with app.app_context():
+        deep = pages_data.deep_cursor(db.engine, job_id)
+    measure(app, upload_pages(job_id, deep), session_id, token, args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -219,6 +275,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--reuse-data",
         action="store_true",
         help="keep the database of an earlier run instead of re-creating and re-loading it",
+    )
+    parser.add_argument(
+        "--upload-requests",
+        type=int,
+        default=1_000_000,
+        help="requests uploaded through the API before the pages of their job are timed (0: skip; default 1,000,000)",
+    )
+    parser.add_argument("--upload-files", type=int, default=5, help="in how many files (default 5)")
+    parser.add_argument(
+        "--upload-database-url",
+        default=os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/bench"),
+        help="the new database the upload goes into (dropped and re-created; default: bench.run's)",
     )
     load.add_arguments(parser)
     return parser
@@ -241,7 +309,10 @@ def main() -> None:
             f"  Flask test client in-process, {args.requests} requests a page after {args.warmup} warm-up "
             f"(target p95 < {TARGET_P95_MS:.0f} ms; SQL = statements and their time in one more request)"
         )
-        measure(app, data, session_id, token, args)
+        with app.app_context():
+            deep = pages_data.deep_cursor(db.engine, data.big_job_id)
+        measure(app, pages_for(data.big_job_id, deep), session_id, token, args)
+        upload_then_measure(args, Path(tmp))
     load.run_from_arguments(args, job_id=data.big_job_id, email=EMAIL, password=PASSWORD, token=token)
 
 

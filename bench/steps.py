@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 
 import orjson
+import psycopg
+from psycopg.types.json import Jsonb, set_json_dumps
 from sqlalchemy import delete, update
 
 from webapp import bulk, create_app
@@ -45,9 +47,45 @@ def new_job(name: str) -> BatchJob:
     return jobs.create_job({"name": name, "model": "gpt-4o-mini", "provider": "simulator"})
 
 
+REFERENCE_TABLE = """CREATE TABLE copy_reference (job_id bigint NOT NULL, custom_id text NOT NULL, body jsonb NOT NULL,
+                                    UNIQUE (job_id, custom_id))"""
+
+
+def reference_copy(database_url: str, path: Path) -> dict:
+    """The reference: orjson parses each line and one psycopg ``COPY`` writes (job_id, custom_id, body) into a
+    table of its own with a unique (job_id, custom_id) index. What the database and the parser do with this file,
+    and nothing else: no validation, no second table, no other index."""
+    with psycopg.connect(database_url) as conn:
+        conn.execute("DROP TABLE IF EXISTS copy_reference")
+        conn.execute(REFERENCE_TABLE)
+        conn.commit()
+        set_json_dumps(orjson.dumps, conn)
+        started = time.perf_counter()
+        count = 0
+        with open(path, "rb") as fh, conn.cursor() as cursor:
+            with cursor.copy("COPY copy_reference (job_id, custom_id, body) FROM STDIN") as copy:
+                for line in fh:
+                    obj = orjson.loads(line)
+                    copy.write_row((1, obj["custom_id"], Jsonb(obj["body"])))
+                    count += 1
+        conn.commit()
+        seconds = time.perf_counter() - started
+        conn.execute("DROP TABLE copy_reference")
+        conn.commit()
+    return {"rows": count, "seconds": seconds}
+
+
+def bench_token() -> dict:
+    """Untimed: an admin and a personal API token, for the upload through HTTP."""
+    from webapp.services import accounts
+
+    user = accounts.create_user("bench@example.com", "bench password, not a secret", role="admin")
+    return {"token": accounts.create_token(user, "bench")[1]}
+
+
 def raw_copy(path: Path) -> dict:
-    """Baseline: parse each line (orjson, the fastest parser we have) and COPY the rows into the request tables
-    (``requests.insert_rows``: the request rows, then their state rows), with no checks and no estimates."""
+    """The app's own bulk write without validation (the reference before issue 16): orjson parses each line and
+    ``requests.insert_rows`` writes the request tables with all their indexes, with no checks and no estimates."""
     job = new_job("baseline copy")
     started = time.perf_counter()
 
@@ -165,9 +203,16 @@ def main() -> None:
     parser.add_argument("--workdir")
     parser.add_argument("--part", default="0/1")
     args = parser.parse_args()
+    if args.step == "reference_copy":  # psycopg alone, without the app
+        result = reference_copy(args.database_url, Path(args.file))
+        result["peak_rss_mb"] = peak_rss_mb()
+        print(json.dumps(result))
+        return
     app = app_for(args.database_url, args.instance)
     with app.app_context():
-        if args.step in ("raw_copy", "upload_ingest"):
+        if args.step == "bench_token":
+            result = bench_token()
+        elif args.step in ("raw_copy", "upload_ingest"):
             result = globals()[args.step](Path(args.file))
         elif args.step == "result_ingest":
             result = result_ingest(args.job_id, Path(args.workdir), args.part)

@@ -232,7 +232,7 @@ def normalised_body(body: Any, job: BatchJob | JobSettings) -> dict:
     _check_input(body, job.endpoint)
     body = {**body, "model": job.model}
     if job.endpoint in GENERATIVE:
-        if job.max_tokens is not None and not any(k in body for k in _token_limit_keys()):
+        if job.max_tokens is not None and body.keys().isdisjoint(TOKEN_LIMIT_KEYS):
             body[_max_tokens_key(job.endpoint, job.model)] = job.max_tokens
         if job.temperature is not None and "temperature" not in body and not is_reasoning_model(job.model):
             body["temperature"] = job.temperature
@@ -245,12 +245,18 @@ def _check_input(body: dict, endpoint: str) -> None:
     if value is None or value == "" or value == []:
         raise InvalidLine("missing_input", f"'body.{key}' is required for {endpoint}")
     if key == "messages":
-        if not isinstance(value, list) or not all(isinstance(m, dict) and m.get("role") for m in value):
+        if not isinstance(value, list):
             raise InvalidLine("invalid_messages", "'body.messages' must be a list of objects with a 'role'")
+        for message in value:  # a loop, not all() over a generator: this runs for every request of an upload
+            if not isinstance(message, dict) or not message.get("role"):
+                raise InvalidLine("invalid_messages", "'body.messages' must be a list of objects with a 'role'")
+
+
+TOKEN_LIMIT_KEYS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 
 
 def _token_limit_keys() -> tuple[str, ...]:
-    return ("max_tokens", "max_completion_tokens", "max_output_tokens")
+    return TOKEN_LIMIT_KEYS
 
 
 def _max_tokens_key(endpoint: str, model: str) -> str:
@@ -294,6 +300,9 @@ def _text_chars(value: Any) -> int:
         if isinstance(item, str):
             total += len(item)
         elif isinstance(item, dict):
+            if len(item) == 2 and "role" in item and isinstance(text := item.get("content"), str):
+                total += len(text)  # the common message, {"role": ..., "content": "..."}, looked up once
+                continue
             for key in TEXT_KEYS:
                 if key in item:
                     text = item[key]
@@ -315,26 +324,28 @@ def checked_rows(
 
 
 def insert_new(job: BatchJob, rows: Iterable[dict], report: UploadReport) -> tuple[int, int]:
-    """Insert the rows, a chunk at a time (no commit, but a rollback when reading them fails); return (count,
+    """Insert the rows, a part at a time (no commit, but a rollback when reading them fails); return (count,
     estimated tokens) of those stored.
 
     A custom_id repeated in the rows or already in the job is caught by the database's unique constraint
-    rather than a set of every custom_id seen (which grows with the input): a chunk that hits it is rolled
+    rather than a set of every custom_id seen (which grows with the input): a part that hits it is rolled
     back to its savepoint and written again without the repeats, each noted in ``report`` on its own line.
+    ``rows`` must not query the database: they are written as they come (``insert_part``).
     """
     before = db.session.scalar(select(func.max(request_rows.c.id)).where(request_rows.c.job_id == job.id)) or 0
     count = tokens = 0
     try:
-        with bulk.gc_paused():  # parsing the next chunk is part of the bulk write
-            for chunk in bulk.chunks(rows, bulk.COPY_CHUNK, weight=_row_size, max_weight=CHUNK_BYTES):
+        with bulk.gc_paused():  # parsing the rows is part of the bulk write
+            for part in bulk.parts(rows, weight=_row_size, max_weight=CHUNK_BYTES):
                 try:
                     with db.session.begin_nested():
-                        added, estimated = insert_rows(chunk)
+                        added, estimated = insert_part(part, part.size)
                 except (IntegrityError, psycopg.IntegrityError):
-                    added, estimated = insert_rows(_without_repeats(job, chunk, before, report))
+                    kept = list(_without_repeats(job, part.finish(), before, report))
+                    added, estimated = insert_part(kept, len(kept))
                 count, tokens = count + added, tokens + estimated
-                chunk.clear()  # before the next chunk is read, not after
-    except BaseException:  # the input refused half way (a streamed body over a limit): no chunk of it stays
+                part.items.clear()  # before the next part is read, not after
+    except BaseException:  # the input refused half way (a streamed body over a limit): no part of it stays
         db.session.rollback()
         raise
     return count, tokens
@@ -382,34 +393,74 @@ STATE_COLUMNS = ("request_id", "job_id", "status", "retry_count")
 
 
 def insert_rows(rows: Iterable[dict]) -> tuple[int, int]:
-    """Insert new (pending) requests in bulk, a chunk at a time (no commit); return (count, estimated tokens).
-
-    Each chunk is written as its request rows, whose new ids then key their state rows: two bulk writes, each
-    one ``COPY`` on PostgreSQL.
-    """
+    """Insert new (pending) requests in bulk, a part at a time (no commit); return (count, estimated tokens)."""
     count = tokens = 0
-    for chunk in bulk.chunks(rows, bulk.COPY_CHUNK):
-        ids = bulk.insert_with_ids(
-            request_rows,
-            REQUEST_COLUMNS,
-            [
-                (
-                    row["job_id"],
-                    row["custom_id"],
-                    row["body"],
-                    row["source_line"],
-                    row.get("source_row"),
-                    row["estimated_tokens"],
-                )
-                for row in chunk
-            ],
-            json_columns=("body", "source_row"),
-        )
-        bulk.copy_rows(
-            request_states,
-            STATE_COLUMNS,
-            [(request_id, row["job_id"], RequestStatus.PENDING, 0) for request_id, row in zip(ids, chunk, strict=True)],
-        )
-        count += len(chunk)
-        tokens += sum(row["estimated_tokens"] for row in chunk)
+    for part in bulk.parts(rows):
+        added, estimated = insert_part(part, part.size)
+        count, tokens = count + added, tokens + estimated
     return count, tokens
+
+
+def insert_part(rows: Iterable[dict], most: int) -> tuple[int, int]:
+    """Insert up to ``most`` new (pending) requests (no commit); return (count, estimated tokens).
+
+    A request is a row of ``batch_requests`` and one of ``request_states`` under the same id. PostgreSQL: ``most``
+    ids are drawn from the sequence, then one ``COPY`` writes the request rows as ``rows`` produces them (the
+    database stores each while Python validates the next, so ``rows`` must not query it), and one their states.
+    """
+    if bulk.is_postgresql():
+        count, tokens = _copy_requests(rows, most)
+    else:
+        count, tokens = _insert_portable(list(rows))
+    for table in (request_rows, request_states):
+        bulk.note_written(table, count)  # analyzed after the commit when they are enough to matter
+    return count, tokens
+
+
+def _copy_requests(rows: Iterable[dict], most: int) -> tuple[int, int]:
+    """``insert_part`` on PostgreSQL: two COPYs, the first fed as ``rows`` are produced."""
+    ids = bulk.reserve_ids(request_rows, most)
+    states: list[bytes] = []  # each request's state row, in COPY's text format
+    tokens = 0
+
+    def lines() -> Iterator[bytes]:
+        nonlocal tokens
+        keep, pending = states.append, RequestStatus.PENDING.encode()
+        for row, request_id in zip(rows, ids, strict=False):  # there may be more ids than rows
+            keep(b"%d\t%d\t%s\t0\n" % (request_id, row["job_id"], pending))
+            tokens += row["estimated_tokens"]
+            yield _request_line(request_id, row)
+
+    bulk.copy_lines(request_rows.name, ("id", *REQUEST_COLUMNS), lines())
+    bulk.copy_lines(request_states.name, STATE_COLUMNS, states)
+    return len(states), tokens
+
+
+def _request_line(request_id: int, row: dict) -> bytes:
+    """The request as a line of COPY's text format, in the order of ``("id", *REQUEST_COLUMNS)``."""
+    source_line, source_row = row["source_line"], row.get("source_row")
+    return b"%d\t%d\t%s\t%s\t%s\t%s\t%d\n" % (
+        request_id,
+        row["job_id"],
+        bulk.copy_text(row["custom_id"]),
+        bulk.copy_json(row["body"]),
+        bulk.NULL if source_line is None else b"%d" % source_line,
+        bulk.NULL if source_row is None else bulk.copy_json(source_row),
+        row["estimated_tokens"],
+    )
+
+
+def _insert_portable(rows: list[dict]) -> tuple[int, int]:
+    """``insert_part`` elsewhere (SQLite): the request rows returning their ids, then their states."""
+    ids = bulk.insert_with_ids(
+        request_rows,
+        REQUEST_COLUMNS,
+        [tuple(row.get(column) for column in REQUEST_COLUMNS) for row in rows],
+        json_columns=("body", "source_row"),
+    )
+    bulk.copy_rows(
+        request_states,
+        STATE_COLUMNS,
+        [(request_id, row["job_id"], RequestStatus.PENDING, 0) for request_id, row in zip(ids, rows, strict=True)],
+    )
+    return len(rows), sum(row["estimated_tokens"] for row in rows)

@@ -133,15 +133,15 @@ def ingest_files(batch: ProviderBatch, job: BatchJob, paths: Iterable[Path], *, 
     requests = _in_flight(batch)
     replaced = _delete_earlier_responses(batch)
     reading = _Reading(batch, job, requests, cancelled, summary)
-    bulk.copy_rows(
-        RESPONSES,
-        RESPONSE_COLUMNS,
-        reading.rows(paths),
-        json_columns=("body",),
-        queries_while_producing=False,
-    )
+    if bulk.is_postgresql():  # one COPY, fed as the lines are read (the rows need no query)
+        stamp = bulk.copy_text(reading.now.isoformat())
+        stored = bulk.copy_lines(RESPONSES.name, RESPONSE_COLUMNS, (_copy_line(r, stamp) for r in reading.rows(paths)))
+    else:
+        stored = bulk.copy_rows(RESPONSES, RESPONSE_COLUMNS, reading.rows(paths), json_columns=("body",))
     reading.settle_unanswered()
     _apply(batch, reading.outcomes, succeeded=summary.succeeded)
+    bulk.note_written(RESPONSES, stored)  # analyzed after the commit, if they are enough to matter
+    bulk.note_written(request_states, summary.succeeded + len(reading.outcomes))
     summary.tokens = {name: reading.tokens[name] - replaced[name] for name in TOKEN_COLUMNS}
     return summary
 
@@ -198,22 +198,30 @@ class _Reading:
         self.now = datetime.now(UTC)
 
     def rows(self, paths: Iterable[Path]) -> Iterator[tuple]:
-        for result in _results(paths, self.summary):
-            found = self.requests.pop(result.custom_id, None)  # popped: a repeated line is an unknown one
+        # The batch's ids and the tallies as locals: read for each of up to 50,000 results.
+        job_id, batch_id, requests, summary, tokens = (
+            self.batch.job_id,
+            self.batch.id,
+            self.requests,
+            self.summary,
+            self.tokens,
+        )
+        for result in _results(paths, summary):
+            found = requests.pop(result.custom_id, None)  # popped: a repeated line is an unknown one
             if found is None:
-                self.summary.unknown_lines += 1
+                summary.unknown_lines += 1
                 continue
             request_id, tries = found
             for name in TOKEN_COLUMNS:
-                self.tokens[name] += getattr(result, name)
+                tokens[name] += getattr(result, name)
             if result.succeeded:
-                self.summary.succeeded += 1
+                summary.succeeded += 1
             else:
                 self._failed(request_id, tries, result.error_code, result.error, result.retryable)
             yield (
                 request_id,
-                self.batch.job_id,
-                self.batch.id,
+                job_id,
+                batch_id,
                 result.succeeded,
                 result.status_code,
                 result.body,
@@ -252,6 +260,26 @@ class _Reading:
         self.summary.count(outcome)
 
 
+def _copy_line(row: tuple, stamp: bytes) -> bytes:
+    """A response row (in RESPONSE_COLUMNS' order) as a line of COPY's text format; ``stamp``: its created_at,
+    the same for every row of an ingest and so formatted once."""
+    (request_id, job_id, batch_id, succeeded, status_code, body, error_code, error, *tokens, text, provider_id, _) = row
+    return b"%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n" % (
+        request_id,
+        job_id,
+        batch_id,
+        b"t" if succeeded else b"f",
+        bulk.NULL if status_code is None else b"%d" % status_code,
+        bulk.NULL if body is None else bulk.copy_json(body),
+        bulk.NULL if error_code is None else bulk.copy_text(error_code),
+        bulk.NULL if error is None else bulk.copy_text(error),
+        *tokens,
+        bulk.NULL if text is None else bulk.copy_text(text),
+        bulk.NULL if provider_id is None else bulk.copy_text(provider_id),
+        stamp,
+    )
+
+
 def _results(paths: Iterable[Path], summary: IngestSummary) -> Iterator[Result]:
     for path in paths:
         with open(path, "rb") as fh:  # orjson reads bytes: a line that is not UTF-8 is one bad line
@@ -271,7 +299,7 @@ def _without_nul(result: Result) -> Result:
     """PostgreSQL's ``jsonb`` and text refuse the NUL character: it becomes U+FFFD (the custom_id keeps it, so
     such a line matches no request, as no stored custom_id holds one)."""
     return Result(
-        **{name: (_replace_nul(value) if name != "custom_id" else value) for name, value in result.__dict__.items()}
+        **{name: (_replace_nul(value) if name != "custom_id" else value) for name, value in result._asdict().items()}
     )
 
 

@@ -90,17 +90,20 @@ def list_requests(
     """The job's requests with their responses (tuples), by id, filtered by status and custom_id prefix.
 
     The page's ids come first, from the index that holds them in order: the states' ``(job_id, status,
-    request_id)`` with a status, else the requests' ``(job_id, id)``. The range is written as row comparisons
-    on that index's columns, not as ``job_id = ... AND status = ...``: with plain equalities PostgreSQL needs
-    only ``id`` order, which the primary key gives too, and it takes that path expecting a status's rows to be
-    spread over the table; they sit together at the job's end, and it filtered a million rows (300 ms) to fill
-    a page.
+    request_id)`` with a status, else the requests' ``(job_id, id)``. The range starts at a row comparison on
+    that index's columns, not at ``... AND id > after``: with plain conditions PostgreSQL needs only ``id``
+    order, which the primary key gives too, and it takes that path expecting a status's rows to be spread over
+    the table; they sit together at the job's end, and it filtered a million rows (300 ms) to fill a page.
     """
     limit = _clamped(limit)
     state, row = request_states.c, request_rows.c
     key = (state.job_id, state.status, state.request_id) if status else (row.job_id, row.id)
     start = (job_id, status, after or 0) if status else (job_id, after or 0)
-    stmt = select(key[-1]).where(tuple_(*key) > tuple_(*start), tuple_(*key[:-1]) <= tuple_(*start[:-1]))
+    # The end of the range as equalities with a status: PostgreSQL 15 stops a scan at a row comparison's first
+    # column only, so "(job_id, status) <= (job, 'failed')" read on through the job's later statuses (a job of
+    # 1,000,000 pending requests: 100 ms for an empty page of failures, 0.1 ms with the equalities).
+    end = [state.job_id == job_id, state.status == status] if status else [row.job_id <= job_id]
+    stmt = select(key[-1]).where(tuple_(*key) > tuple_(*start), *end)
     if search:
         if status:
             stmt = stmt.join(request_rows, row.id == state.request_id)

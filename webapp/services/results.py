@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -29,9 +28,9 @@ CANCELLED_AT_PROVIDER = "the job was cancelled before the provider ran this requ
 PROVIDER_CANCELLED = "batch_cancelled"  # OpenAI's code for a request its batch's cancel stopped
 
 
-@dataclass(frozen=True)
-class Result:
-    """One result line, parsed."""
+class Result(NamedTuple):
+    """One result line, parsed. A named tuple: made a million times by an ingest, it costs less than half of a
+    frozen dataclass (which sets each field through ``object.__setattr__``)."""
 
     custom_id: str
     succeeded: bool
@@ -100,17 +99,18 @@ def _error(status: int | None, body: dict | None, error: dict | None) -> tuple[s
 
 def usage(body: dict | None) -> dict[str, int]:
     """Token usage of a response body, for chat/completions/embeddings and responses alike."""
-    data = (body or {}).get("usage") or {}
+    data = (body.get("usage") if body else None) or {}
     if not isinstance(data, dict):
         return {}
-    prompt = _int(data.get("prompt_tokens", data.get("input_tokens")))
-    completion = _int(data.get("completion_tokens", data.get("output_tokens")))
-    prompt_details = data.get("prompt_tokens_details") or data.get("input_tokens_details") or {}
-    completion_details = data.get("completion_tokens_details") or data.get("output_tokens_details") or {}
+    get = data.get  # looked up once: this runs for every result of an ingest
+    prompt = _int(get("prompt_tokens", get("input_tokens")))
+    completion = _int(get("completion_tokens", get("output_tokens")))
+    prompt_details = get("prompt_tokens_details") or get("input_tokens_details")
+    completion_details = get("completion_tokens_details") or get("output_tokens_details")
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
-        "total_tokens": _int(data.get("total_tokens")) or prompt + completion,
+        "total_tokens": _int(get("total_tokens")) or prompt + completion,
         "cached_tokens": _int(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else 0,
         "reasoning_tokens": (
             _int(completion_details.get("reasoning_tokens")) if isinstance(completion_details, dict) else 0
