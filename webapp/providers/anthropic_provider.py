@@ -23,7 +23,7 @@ import orjson
 from anthropic.types.messages import MessageBatch
 
 from webapp.providers.anthropic_format import to_output_line, to_params
-from webapp.providers.base import BatchInfo, Provider, ProviderError
+from webapp.providers.base import BatchInfo, Provider, ProviderError, TranslatedErrors
 
 log = logging.getLogger(__name__)
 CHAT = "/v1/chat/completions"
@@ -184,19 +184,9 @@ def _status(batch: Any) -> str:
     return "expired" if batch.request_counts.expired else "completed"
 
 
-class _translated:
-    """Turns the SDK's exceptions into ProviderError, marking what is worth retrying later."""
-
-    def __init__(self, action: str):
-        self.action = action
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc is None or not isinstance(exc, anthropic.AnthropicError):
-            return False
-        raise _provider_error(self.action, exc) from exc
+def _translated(action: str) -> TranslatedErrors:
+    """The SDK's exceptions turned into ProviderError, marking what is worth retrying later."""
+    return TranslatedErrors(action, anthropic.AnthropicError, _provider_error)
 
 
 def _provider_error(action: str, exc: anthropic.AnthropicError) -> ProviderError:

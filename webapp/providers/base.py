@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +22,22 @@ class ProviderError(Exception):
     def refused(self) -> bool:
         """The provider answered with a 4xx: it did nothing (unlike a lost answer or a 5xx, whose work may be done)."""
         return self.status_code is not None and 400 <= self.status_code < 500 and self.status_code != 408
+
+
+class TranslatedErrors:
+    """A context that turns an SDK's exceptions (instances of ``kind``) into ProviderError with ``convert``."""
+
+    def __init__(self, action: str, kind: type[Exception], convert: Callable[[str, Any], ProviderError]):
+        self.action = action
+        self.kind = kind
+        self.convert = convert
+
+    def __enter__(self) -> TranslatedErrors:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc is not None and isinstance(exc, self.kind):
+            raise self.convert(self.action, exc) from exc
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Any, Literal, cast
 
 import openai
 
-from webapp.providers.base import BatchInfo, FileInfo, Provider, ProviderError
+from webapp.providers.base import BatchInfo, FileInfo, Provider, ProviderError, TranslatedErrors
 
 log = logging.getLogger(__name__)
 COMPLETION_WINDOW: Literal["24h"] = "24h"
@@ -133,19 +133,9 @@ def _from_unix(value: int | None) -> datetime | None:
     return datetime.fromtimestamp(value, tz=UTC) if value else None
 
 
-class _translated:
-    """Turns the SDK's exceptions into ProviderError, marking what is worth retrying later."""
-
-    def __init__(self, action: str):
-        self.action = action
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc is None or not isinstance(exc, openai.OpenAIError):
-            return False
-        raise _provider_error(self.action, exc) from exc
+def _translated(action: str) -> TranslatedErrors:
+    """The SDK's exceptions turned into ProviderError, marking what is worth retrying later."""
+    return TranslatedErrors(action, openai.OpenAIError, _provider_error)
 
 
 def _provider_error(action: str, exc: openai.OpenAIError) -> ProviderError:
