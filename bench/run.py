@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 
 from bench.database import checkpoint, reset_database
 from bench.upload import upload_through_http
+from webapp.words import count_of
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/bench"
@@ -143,7 +144,8 @@ def run_size(size: int, url: str, workdir: Path) -> list[tuple]:
     parallel = parallel_ingest(url, instance, job_id, workdir, 2) if files["batches"] > 1 else None
     again = step("reference_copy", url, instance, file=path)  # the machine's speed drifts: the reference brackets
     base = (rate(reference) + rate(again)) / 2
-    print(f"\n{size:,} requests ({file_bytes / size:.0f} bytes a line, {files['batches']} provider batches)")
+    batches = count_of(files["batches"], "provider batch", "provider batches")
+    print(f"\n{size:,} requests ({file_bytes / size:.0f} bytes a line, {batches})")
     print(
         f"  reference (orjson parse + one COPY into one table with a unique index): {rate(reference):,.0f} rows/s "
         f"before the steps, {rate(again):,.0f} after them; ratios are to their mean"
